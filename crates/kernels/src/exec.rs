@@ -1,0 +1,67 @@
+//! What an executor is, how `[0, items)` is cut into chunks, and the serial executor.
+//! The threaded and process executors live in `kernelpool-pool`.
+
+use crate::buffer::{Buffer, Elem};
+use crate::error::Result;
+use crate::step::{Partial, Step};
+use std::fmt;
+use std::ops::Range;
+
+/// Runs steps of kernels. Implementations split `[0, step.items())` into chunks, run them
+/// anywhere, and combine partials in chunk order, so the result never depends on how the
+/// range was split.
+pub trait Executor: fmt::Debug + Sync {
+    /// A short description (`serial`, `threads(2)`, `processes(4)`).
+    fn describe(&self) -> String;
+    /// Number of workers (1 for serial).
+    fn workers(&self) -> usize;
+    /// A zeroed buffer that this executor's workers can all reach.
+    fn alloc(&self, elem: Elem, len: usize, what: &str) -> Result<Buffer> {
+        Buffer::heap(elem, len, what)
+    }
+    /// Run the whole step.
+    fn run(&self, step: &Step<'_>) -> Result<Partial>;
+}
+
+/// Runs every step as one call on the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serial;
+
+impl Executor for Serial {
+    fn describe(&self) -> String {
+        "serial".into()
+    }
+    fn workers(&self) -> usize {
+        1
+    }
+    fn run(&self, step: &Step<'_>) -> Result<Partial> {
+        step.run_chunk(0..step.items())
+    }
+}
+
+/// The default chunk size for `workers`: `ceil(items / (4 * workers))`, at least 1, as
+/// Python's `Pool.map` does.
+pub fn default_chunk(items: u64, workers: usize) -> u64 {
+    items.div_ceil(4 * workers.max(1) as u64).max(1)
+}
+
+/// Cut `[0, items)` into consecutive chunks of `chunk` items (the last may be shorter).
+pub fn chunks(items: u64, chunk: u64) -> impl DoubleEndedIterator<Item = Range<u64>> + Clone + Send {
+    let chunk = chunk.max(1);
+    let count = items.div_ceil(chunk);
+    (0..count).map(move |i| i * chunk..((i + 1) * chunk).min(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_range_in_order() {
+        let c: Vec<_> = chunks(10, 4).collect();
+        assert_eq!(c, vec![0..4, 4..8, 8..10]);
+        assert_eq!(chunks(0, 3).count(), 0);
+        assert_eq!(default_chunk(100, 2), 13);
+        assert_eq!(default_chunk(1, 8), 1);
+    }
+}

@@ -1,0 +1,33 @@
+//! Safe API over kernelpool's kernels: seven numerical kernels (seed, nbody, spectralnorm,
+//! mandelbrot, fannkuch, triad, pi), each in C, C++, Fortran and Rust, behind one
+//! range-kernel contract, with the drivers that turn them into the Benchmarks Game
+//! programs and the serial executor.
+//!
+//! ```
+//! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
+//!
+//! let kernel = Kernel::get(KernelName::Spectralnorm, Lang::Fortran);
+//! let out = programs::run(kernel, &Options { n: Some(100), ..Options::default() }, &Serial)?;
+//! assert_eq!(out.stdout, b"1.274219991\n");
+//! # Ok::<(), kernelpool_kernels::Error>(())
+//! ```
+//!
+//! All `unsafe` code that calls a native kernel lives in this crate ([`Step::run_chunk`]),
+//! after [`Step::new`] has checked every buffer against what the kernel reads and writes.
+//! The raw bindings are re-exported as [`ffi`] for whoever needs them.
+
+pub mod buffer;
+pub mod error;
+pub mod exec;
+pub mod programs;
+pub mod registry;
+pub mod rust;
+pub mod step;
+
+pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
+pub use error::{Error, Result};
+pub use exec::{Executor, Serial, chunks, default_chunk};
+pub use kernelpool_kernels_sys as ffi;
+pub use programs::Options;
+pub use registry::{Kernel, KernelName, Lang, RawKernelFn, Reduce, splitmix64_at};
+pub use step::{Partial, Step, StepArgs};

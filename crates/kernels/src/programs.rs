@@ -1,0 +1,281 @@
+//! The benchmark programs: each kernel's driver (allocation, the loop of parallel steps,
+//! the serial epilogue) and its canonical output, formatted once, here, for every language.
+//!
+//! A program runs on any [`Executor`]; its stdout is the same for all of them.
+
+use crate::buffer::Elem;
+use crate::error::{Error, Result};
+use crate::exec::Executor;
+use crate::registry::{Kernel, KernelName};
+use crate::step::{Step, StepArgs, factorial};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Loop trips of the `seed` example per argument.
+pub const SEED_ITERS: i64 = 10_000_000;
+/// Seed of the `pi` sample stream unless one is given.
+pub const PI_SEED: u64 = 1234567;
+/// STREAM's scalar.
+pub const STREAM_SCALAR: f64 = 3.0;
+/// STREAM's repetitions.
+pub const STREAM_NTIMES: usize = 10;
+
+/// What to run besides the kernel and N.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// N (kernel specific); `None` for the kernel's reference size.
+    pub n: Option<u64>,
+    /// nbody: number of independent systems (1 = the published problem).
+    pub systems: u64,
+    /// pi: seed of the sample stream.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { n: None, systems: 1, seed: PI_SEED }
+    }
+}
+
+/// Result of a program run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The canonical output (what `kpool run` prints on stdout).
+    pub stdout: Vec<u8>,
+    /// Human-oriented extra lines (bandwidth, ...), for stderr.
+    pub notes: Vec<String>,
+    /// Time spent in the kernel steps (allocation and formatting excluded).
+    pub elapsed: Duration,
+}
+
+/// The size each kernel's reference output was published for (used when N is not given).
+pub fn reference_n(kernel: KernelName) -> u64 {
+    match kernel {
+        KernelName::Seed => 3,
+        KernelName::Nbody => 1000,
+        KernelName::Spectralnorm => 100,
+        KernelName::Mandelbrot => 200,
+        KernelName::Fannkuch => 7,
+        KernelName::Triad => 1_000_000,
+        KernelName::Pi => 1_000_000,
+    }
+}
+
+/// What N means for each kernel, for help texts.
+pub fn n_meaning(kernel: KernelName) -> &'static str {
+    match kernel {
+        KernelName::Seed => "number of arguments (1..=N)",
+        KernelName::Nbody => "time steps",
+        KernelName::Spectralnorm => "matrix order",
+        KernelName::Mandelbrot => "image width and height",
+        KernelName::Fannkuch => "permutation length (1..=12)",
+        KernelName::Triad => "array length",
+        KernelName::Pi => "samples",
+    }
+}
+
+/// Check N (and the options) before anything is allocated.
+pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
+    let n = opts.n.unwrap_or_else(|| reference_n(kernel));
+    let bad = |reason: &str| Err(Error::InvalidSize { kernel: kernel.name(), n, reason: reason.into() });
+    if n == 0 {
+        return bad("N must be at least 1");
+    }
+    match kernel {
+        KernelName::Fannkuch if n > 12 => return bad("fannkuch supports N up to 12"),
+        KernelName::Spectralnorm if n > 1 << 30 => return bad("spectralnorm supports N up to 2^30"),
+        KernelName::Pi if n > 1 << 62 => return bad("pi supports up to 2^62 samples"),
+        KernelName::Nbody if opts.systems == 0 => return bad("--systems must be at least 1"),
+        _ => {}
+    }
+    let bytes: u128 = match kernel {
+        KernelName::Seed => 8 * n as u128,
+        KernelName::Nbody => 16 * opts.systems as u128,
+        KernelName::Spectralnorm => 3 * 8 * n as u128,
+        KernelName::Mandelbrot => n as u128 * n.div_ceil(8) as u128,
+        KernelName::Triad => 3 * 8 * n as u128,
+        KernelName::Fannkuch | KernelName::Pi => 0,
+    };
+    crate::buffer::check_fits(bytes, &format!("the buffers of {kernel} N={n}"))?;
+    Ok(n)
+}
+
+/// Run `kernel`'s program on `exec`.
+pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcome> {
+    let name = kernel.name();
+    let n = validate(name, opts)?;
+    let mut out = String::new();
+    let mut notes = Vec::new();
+    let mut stdout_bytes = Vec::new();
+    let elapsed;
+    match name {
+        KernelName::Seed => {
+            let mut buf = exec.alloc(Elem::I64, n as usize, "seed results")?;
+            let mut args = StepArgs::new(n, n);
+            args.iparam[0] = SEED_ITERS;
+            let t = Instant::now();
+            exec.run(&Step::new(kernel, args, vec![&mut buf])?)?;
+            elapsed = t.elapsed();
+            for v in buf.as_slice::<i64>().expect("i64 buffer") {
+                writeln!(out, "{v}").expect("string write");
+            }
+        }
+        KernelName::Nbody => {
+            let systems = opts.systems;
+            let mut buf = exec.alloc(Elem::F64, 2 * systems as usize, "nbody energies")?;
+            let mut args = StepArgs::new(n, systems);
+            args.iparam[0] = n as i64;
+            let t = Instant::now();
+            exec.run(&Step::new(kernel, args, vec![&mut buf])?)?;
+            elapsed = t.elapsed();
+            for e in buf.as_slice::<f64>().expect("f64 buffer") {
+                writeln!(out, "{e:.9}").expect("string write");
+            }
+        }
+        KernelName::Spectralnorm => {
+            let len = n as usize;
+            let mut u = exec.alloc(Elem::F64, len, "spectralnorm u")?;
+            let mut v = exec.alloc(Elem::F64, len, "spectralnorm v")?;
+            let mut tmp = exec.alloc(Elem::F64, len, "spectralnorm tmp")?;
+            u.as_mut_slice::<f64>().expect("f64").fill(1.0);
+            let t = Instant::now();
+            for _ in 0..10 {
+                // v = A^T A u, then u = A^T A v: four parallel row steps.
+                at_a_times(kernel, n, &mut u, &mut tmp, &mut v, exec)?;
+                at_a_times(kernel, n, &mut v, &mut tmp, &mut u, exec)?;
+            }
+            elapsed = t.elapsed();
+            let (u, v) = (u.as_slice::<f64>().expect("f64"), v.as_slice::<f64>().expect("f64"));
+            let (mut vbv, mut vv) = (0.0f64, 0.0f64);
+            for (ui, vi) in u.iter().zip(v) {
+                vbv += ui * vi;
+                vv += vi * vi;
+            }
+            writeln!(out, "{:.9}", (vbv / vv).sqrt()).expect("string write");
+        }
+        KernelName::Mandelbrot => {
+            let bpr = n.div_ceil(8) as usize;
+            let mut buf = exec.alloc(Elem::U8, n as usize * bpr, "mandelbrot bitmap")?;
+            let t = Instant::now();
+            exec.run(&Step::new(kernel, StepArgs::new(n, n), vec![&mut buf])?)?;
+            elapsed = t.elapsed();
+            stdout_bytes.extend_from_slice(format!("P4\n{n} {n}\n").as_bytes());
+            stdout_bytes.extend_from_slice(buf.as_slice::<u8>().expect("u8"));
+        }
+        KernelName::Fannkuch => {
+            let items = factorial(n).expect("n <= 12");
+            let t = Instant::now();
+            let p = exec.run(&Step::new(kernel, StepArgs::new(n, items), vec![])?)?;
+            elapsed = t.elapsed();
+            write!(out, "{}\nPfannkuchen({n}) = {}\n", p.0[0], p.0[1]).expect("string write");
+        }
+        KernelName::Triad => {
+            let (out_text, note, t) = stream(kernel, n, exec)?;
+            out = out_text;
+            notes.extend(note);
+            elapsed = t;
+        }
+        KernelName::Pi => {
+            let mut args = StepArgs::new(n, n);
+            args.iparam[0] = opts.seed as i64;
+            let t = Instant::now();
+            let p = exec.run(&Step::new(kernel, args, vec![])?)?;
+            elapsed = t.elapsed();
+            let hits = p.0[0];
+            write!(out, "{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64).expect("string write");
+        }
+    }
+    if stdout_bytes.is_empty() {
+        stdout_bytes = out.into_bytes();
+    }
+    Ok(Outcome { stdout: stdout_bytes, notes, elapsed })
+}
+
+/// dst = A^T (A src), each product one parallel step over rows.
+fn at_a_times(
+    kernel: Kernel,
+    n: u64,
+    src: &mut crate::Buffer,
+    tmp: &mut crate::Buffer,
+    dst: &mut crate::Buffer,
+    exec: &dyn Executor,
+) -> Result<()> {
+    let mut args = StepArgs::new(n, n);
+    args.iparam[0] = 0;
+    exec.run(&Step::new(kernel, args, vec![src, tmp])?)?;
+    args.iparam[0] = 1;
+    exec.run(&Step::new(kernel, args, vec![tmp, dst])?)?;
+    Ok(())
+}
+
+/// STREAM: init, then NTIMES x (copy, scale, add, triad), then STREAM's validation.
+fn stream(kernel: Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<String>, Duration)> {
+    let len = n as usize;
+    let mut a = exec.alloc(Elem::F64, len, "STREAM a")?;
+    let mut b = exec.alloc(Elem::F64, len, "STREAM b")?;
+    let mut c = exec.alloc(Elem::F64, len, "STREAM c")?;
+    let mut args = StepArgs::new(n, n);
+    args.fparam[0] = STREAM_SCALAR;
+    exec.run(&Step::new(kernel, args, vec![&mut a, &mut b, &mut c])?)?;
+    const NAMES: [&str; 4] = ["Copy", "Scale", "Add", "Triad"];
+    const WORDS: [f64; 4] = [2.0, 2.0, 3.0, 3.0];
+    let mut best = [f64::INFINITY; 4];
+    let total = Instant::now();
+    for k in 0..STREAM_NTIMES {
+        for (op, slot) in best.iter_mut().enumerate() {
+            args.iparam[0] = op as i64 + 1;
+            let t = Instant::now();
+            exec.run(&Step::new(kernel, args, vec![&mut a, &mut b, &mut c])?)?;
+            let dt = t.elapsed().as_secs_f64();
+            // STREAM skips the first iteration when it reports rates.
+            if k > 0 {
+                *slot = slot.min(dt);
+            }
+        }
+    }
+    let elapsed = total.elapsed();
+    let notes = NAMES
+        .iter()
+        .zip(WORDS)
+        .zip(best)
+        .map(|((name, words), t)| {
+            let bytes = words * 8.0 * n as f64;
+            format!("{name}: best rate {:.1} MB/s ({:.6} s)", 1e-6 * bytes / t, t)
+        })
+        .collect();
+    let text = stream_validate(
+        a.as_slice().expect("f64"),
+        b.as_slice().expect("f64"),
+        c.as_slice().expect("f64"),
+    )?;
+    Ok((text, notes, elapsed))
+}
+
+/// STREAM's checkSTREAMresults: average absolute error of each array against the value the
+/// recurrence gives, relative to it, must be at most 1e-13.
+pub fn stream_validate(a: &[f64], b: &[f64], c: &[f64]) -> Result<String> {
+    let (mut aj, mut bj, mut cj) = (1.0f64, 2.0f64, 0.0f64);
+    aj *= 2.0;
+    for _ in 0..STREAM_NTIMES {
+        cj = aj;
+        bj = STREAM_SCALAR * cj;
+        cj = aj + bj;
+        aj = bj + STREAM_SCALAR * cj;
+    }
+    let avg = |xs: &[f64], x: f64| xs.iter().map(|v| (v - x).abs()).sum::<f64>() / xs.len() as f64;
+    let epsilon = 1.0e-13;
+    let mut failures = Vec::new();
+    for (name, xs, x) in [("a", a, aj), ("b", b, bj), ("c", c, cj)] {
+        let err = avg(xs, x);
+        if (err / x).abs() > epsilon {
+            failures.push(format!(
+                "Failed Validation on array {name}[], AvgRelAbsErr > epsilon (1.000000e-13): expected {x}, avg abs error {err:e}"
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok("Solution Validates: avg error less than 1.000000e-13 on all three arrays\n".into())
+    } else {
+        Err(Error::Validation(failures.join("; ")))
+    }
+}

@@ -1,0 +1,239 @@
+//! The kernel registry: every built-in kernel in every language, named by
+//! (kernel, language), behind the one C-compatible range signature.
+
+use crate::error::{Error, Result};
+use crate::rust::raw;
+use kernelpool_kernels_sys as sys;
+use std::fmt;
+use std::str::FromStr;
+
+/// The C-compatible signature every kernel has (see `native/include/kernels.h`).
+pub type RawKernelFn = unsafe extern "C" fn(*const sys::kp_kargs, u64, u64) -> i32;
+
+/// Implementation language of a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Lang {
+    /// C, compiled by gcc.
+    C,
+    /// C++, compiled by g++.
+    Cpp,
+    /// Fortran, compiled by gfortran (`bind(C)`).
+    Fortran,
+    /// Rust, compiled by rustc.
+    Rust,
+}
+
+impl Lang {
+    /// All languages, in display order.
+    pub const ALL: [Lang; 4] = [Lang::C, Lang::Cpp, Lang::Fortran, Lang::Rust];
+
+    /// Short name used on the command line (`c`, `cpp`, `fortran`, `rust`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::C => "c",
+            Lang::Cpp => "cpp",
+            Lang::Fortran => "fortran",
+            Lang::Rust => "rust",
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Lang {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "c" => Ok(Lang::C),
+            "cpp" | "c++" | "cxx" => Ok(Lang::Cpp),
+            "fortran" | "f" | "f90" => Ok(Lang::Fortran),
+            "rust" | "rs" => Ok(Lang::Rust),
+            _ => Err(Error::UnknownLang(s.to_string())),
+        }
+    }
+}
+
+/// How one slot of a reduction partial is combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Wrapping integer sum (identity 0).
+    Sum,
+    /// Maximum (identity `i64::MIN`).
+    Max,
+}
+
+impl Reduce {
+    /// The identity of the operation.
+    pub fn identity(self) -> i64 {
+        match self {
+            Reduce::Sum => 0,
+            Reduce::Max => i64::MIN,
+        }
+    }
+    /// Combine two values.
+    pub fn combine(self, a: i64, b: i64) -> i64 {
+        match self {
+            Reduce::Sum => a.wrapping_add(b),
+            Reduce::Max => a.max(b),
+        }
+    }
+}
+
+/// The built-in kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum KernelName {
+    /// The course example: a 10,000,000-trip loop `j += x*x` per argument.
+    Seed,
+    /// Benchmarks Game n-body (and its ensemble form).
+    Nbody,
+    /// Benchmarks Game spectral-norm.
+    Spectralnorm,
+    /// Benchmarks Game mandelbrot (PBM P4).
+    Mandelbrot,
+    /// Benchmarks Game fannkuch-redux.
+    Fannkuch,
+    /// STREAM copy/scale/add/triad.
+    Triad,
+    /// Monte Carlo pi over counter-based splitmix64.
+    Pi,
+}
+
+impl KernelName {
+    /// All kernels, in display order.
+    pub const ALL: [KernelName; 7] = [
+        KernelName::Seed,
+        KernelName::Nbody,
+        KernelName::Spectralnorm,
+        KernelName::Mandelbrot,
+        KernelName::Fannkuch,
+        KernelName::Triad,
+        KernelName::Pi,
+    ];
+
+    /// The kernel's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelName::Seed => "seed",
+            KernelName::Nbody => "nbody",
+            KernelName::Spectralnorm => "spectralnorm",
+            KernelName::Mandelbrot => "mandelbrot",
+            KernelName::Fannkuch => "fannkuch",
+            KernelName::Triad => "triad",
+            KernelName::Pi => "pi",
+        }
+    }
+
+    /// How the slots of the kernel's partial combine (empty: not a reduction).
+    pub fn reduction(self) -> &'static [Reduce] {
+        match self {
+            KernelName::Fannkuch => &[Reduce::Sum, Reduce::Max],
+            KernelName::Pi => &[Reduce::Sum],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for KernelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KernelName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        KernelName::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s) || (s.eq_ignore_ascii_case("fannkuchredux") && *k == KernelName::Fannkuch))
+            .ok_or_else(|| Error::UnknownKernel(s.to_string()))
+    }
+}
+
+/// A kernel ready to be called: which one, in which language, and its function.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    name: KernelName,
+    lang: Lang,
+    f: RawKernelFn,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kernel({}/{})", self.name, self.lang)
+    }
+}
+
+impl Kernel {
+    /// Look up a built-in kernel.
+    pub fn get(name: KernelName, lang: Lang) -> Kernel {
+        use KernelName::*;
+        let f: RawKernelFn = match (lang, name) {
+            (Lang::C, Seed) => sys::kp_c_seed,
+            (Lang::C, Nbody) => sys::kp_c_nbody,
+            (Lang::C, Spectralnorm) => sys::kp_c_spectralnorm,
+            (Lang::C, Mandelbrot) => sys::kp_c_mandelbrot,
+            (Lang::C, Fannkuch) => sys::kp_c_fannkuch,
+            (Lang::C, Triad) => sys::kp_c_triad,
+            (Lang::C, Pi) => sys::kp_c_pi,
+            (Lang::Cpp, Seed) => sys::kp_cpp_seed,
+            (Lang::Cpp, Nbody) => sys::kp_cpp_nbody,
+            (Lang::Cpp, Spectralnorm) => sys::kp_cpp_spectralnorm,
+            (Lang::Cpp, Mandelbrot) => sys::kp_cpp_mandelbrot,
+            (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch,
+            (Lang::Cpp, Triad) => sys::kp_cpp_triad,
+            (Lang::Cpp, Pi) => sys::kp_cpp_pi,
+            (Lang::Fortran, Seed) => sys::kp_f_seed,
+            (Lang::Fortran, Nbody) => sys::kp_f_nbody,
+            (Lang::Fortran, Spectralnorm) => sys::kp_f_spectralnorm,
+            (Lang::Fortran, Mandelbrot) => sys::kp_f_mandelbrot,
+            (Lang::Fortran, Fannkuch) => sys::kp_f_fannkuch,
+            (Lang::Fortran, Triad) => sys::kp_f_triad,
+            (Lang::Fortran, Pi) => sys::kp_f_pi,
+            (Lang::Rust, Seed) => raw::seed,
+            (Lang::Rust, Nbody) => raw::nbody,
+            (Lang::Rust, Spectralnorm) => raw::spectralnorm,
+            (Lang::Rust, Mandelbrot) => raw::mandelbrot,
+            (Lang::Rust, Fannkuch) => raw::fannkuch,
+            (Lang::Rust, Triad) => raw::triad,
+            (Lang::Rust, Pi) => raw::pi,
+        };
+        Kernel { name, lang, f }
+    }
+
+    /// Look up a kernel by its command-line names.
+    pub fn by_names(name: &str, lang: &str) -> Result<Kernel> {
+        Ok(Kernel::get(name.parse()?, lang.parse()?))
+    }
+
+    /// Which kernel.
+    pub fn name(&self) -> KernelName {
+        self.name
+    }
+
+    /// Which language.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// The raw function (escape hatch: calling it is `unsafe` and unchecked).
+    pub fn raw(&self) -> RawKernelFn {
+        self.f
+    }
+}
+
+/// splitmix64 output `k` of the stream seeded with `seed`, computed in `lang`.
+pub fn splitmix64_at(lang: Lang, seed: u64, k: u64) -> u64 {
+    match lang {
+        // SAFETY: the native splitmix64 functions are pure and take no pointers.
+        Lang::C => unsafe { sys::kp_c_splitmix64_at(seed, k) },
+        // SAFETY: as above.
+        Lang::Cpp => unsafe { sys::kp_cpp_splitmix64_at(seed, k) },
+        // SAFETY: as above.
+        Lang::Fortran => unsafe { sys::kp_f_splitmix64_at(seed, k) },
+        Lang::Rust => crate::rust::splitmix64_at(seed, k),
+    }
+}

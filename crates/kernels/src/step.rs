@@ -1,0 +1,218 @@
+//! One parallel step of a kernel: the kernel, its scalar arguments and its buffers, checked
+//! once, then callable on any sub-range of `[0, items)` from any thread.
+
+use crate::buffer::{Buffer, Elem};
+use crate::error::{Error, Result};
+use crate::registry::{Kernel, KernelName};
+use kernelpool_kernels_sys as sys;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+/// Number of buffer slots a step can have.
+pub const MAX_BUFS: usize = sys::KP_MAX_BUFS as usize;
+/// Number of partial slots of a reduction.
+pub const PARTIAL_LEN: usize = sys::KP_PARTIAL_LEN as usize;
+
+/// Scalar arguments of a step (everything but the buffers). Small and serialisable: this
+/// is what crosses to worker processes, with buffer handles.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepArgs {
+    /// Problem size parameter N.
+    pub n: u64,
+    /// Items of the step: `[0, items)` is what gets split.
+    pub items: u64,
+    /// Integer parameters.
+    pub iparam: [i64; 4],
+    /// Floating-point parameters.
+    pub fparam: [f64; 4],
+}
+
+impl StepArgs {
+    /// Arguments with `n` and `items` and zero parameters.
+    pub fn new(n: u64, items: u64) -> StepArgs {
+        StepArgs { n, items, iparam: [0; 4], fparam: [0.0; 4] }
+    }
+}
+
+/// The combined reduction partial of a step (unused slots stay at their identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Partial(pub [i64; PARTIAL_LEN]);
+
+impl Partial {
+    /// The identity partial of `kernel`'s reduction.
+    pub fn identity(kernel: KernelName) -> Partial {
+        let mut p = [0; PARTIAL_LEN];
+        for (slot, op) in p.iter_mut().zip(kernel.reduction()) {
+            *slot = op.identity();
+        }
+        Partial(p)
+    }
+
+    /// Fold `next` (the partial of the following chunk) into `self`.
+    pub fn combine(&mut self, kernel: KernelName, next: &Partial) {
+        for (i, op) in kernel.reduction().iter().enumerate() {
+            self.0[i] = op.combine(self.0[i], next.0[i]);
+        }
+    }
+}
+
+/// Buffers a kernel expects for `args`: (element type, minimum length) per slot.
+pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem, u128)>> {
+    let bad = |reason: String| Error::BadBuffers { kernel: kernel.name(), reason };
+    let items = args.items as u128;
+    let n = args.n as u128;
+    Ok(match kernel {
+        KernelName::Seed => vec![(Elem::I64, items)],
+        KernelName::Nbody => vec![(Elem::F64, 2 * items)],
+        KernelName::Spectralnorm => {
+            if args.items != args.n || !(0..=1).contains(&args.iparam[0]) {
+                return Err(bad("spectralnorm needs items == n and iparam[0] in {0, 1}".into()));
+            }
+            vec![(Elem::F64, n), (Elem::F64, n)]
+        }
+        KernelName::Mandelbrot => {
+            if args.items != args.n {
+                return Err(bad("mandelbrot needs items == n (one item per row)".into()));
+            }
+            vec![(Elem::U8, n * n.div_ceil(8))]
+        }
+        KernelName::Fannkuch => {
+            if !(1..=12).contains(&args.n) || Some(args.items) != factorial(args.n) {
+                return Err(bad("fannkuch needs n in 1..=12 and items == n!".into()));
+            }
+            vec![]
+        }
+        KernelName::Triad => {
+            if !(0..=4).contains(&args.iparam[0]) {
+                return Err(bad(format!("unknown STREAM op {}", args.iparam[0])));
+            }
+            vec![(Elem::F64, items); 3]
+        }
+        KernelName::Pi => {
+            if args.items > 1 << 62 {
+                return Err(bad("pi supports at most 2^62 samples".into()));
+            }
+            vec![]
+        }
+    })
+}
+
+/// n! for n <= 20.
+pub fn factorial(n: u64) -> Option<u64> {
+    (1..=n).try_fold(1u64, |acc, k| acc.checked_mul(k))
+}
+
+/// A checked, ready-to-run step. It borrows its buffers mutably for its whole life, so no
+/// Rust reference can observe them while chunks are being written.
+#[derive(Debug)]
+pub struct Step<'a> {
+    kernel: Kernel,
+    args: StepArgs,
+    raw: sys::kp_kargs,
+    bufs: Vec<&'a Buffer>,
+    _exclusive: PhantomData<&'a mut Buffer>,
+}
+
+// SAFETY: the raw pointers in `raw` point into buffers exclusively borrowed for 'a; calls on
+// disjoint ranges write disjoint items (the kernel contract), reductions write a partial
+// owned by the calling chunk, so sharing the step between threads is sound.
+unsafe impl Sync for Step<'_> {}
+// SAFETY: as above; nothing in the step is tied to the creating thread.
+unsafe impl Send for Step<'_> {}
+
+impl<'a> Step<'a> {
+    /// Check `bufs` against what `kernel` needs for `args` and build the step.
+    pub fn new(kernel: Kernel, args: StepArgs, bufs: Vec<&'a mut Buffer>) -> Result<Step<'a>> {
+        let name = kernel.name();
+        let expected = expected_buffers(name, &args)?;
+        if bufs.len() != expected.len() {
+            return Err(Error::BadBuffers {
+                kernel: name.name(),
+                reason: format!("expected {} buffers, got {}", expected.len(), bufs.len()),
+            });
+        }
+        let mut raw = sys::kp_kargs {
+            n: args.n,
+            items: args.items,
+            iparam: args.iparam,
+            fparam: args.fparam,
+            buf: [std::ptr::null_mut(); MAX_BUFS],
+            len: [0; MAX_BUFS],
+            partial: std::ptr::null_mut(),
+        };
+        for (i, (b, (elem, min))) in bufs.iter().zip(&expected).enumerate() {
+            if b.elem() != *elem || (b.len() as u128) < *min {
+                return Err(Error::BadBuffers {
+                    kernel: name.name(),
+                    reason: format!(
+                        "buffer {i} is {} x {:?}, needs at least {min} x {elem:?}",
+                        b.len(),
+                        b.elem()
+                    ),
+                });
+            }
+            raw.buf[i] = b.raw_ptr() as *mut std::ffi::c_void;
+            raw.len[i] = b.len() as u64;
+        }
+        let bufs = bufs.into_iter().map(|b| &*b).collect();
+        Ok(Step { kernel, args, raw, bufs, _exclusive: PhantomData })
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The scalar arguments.
+    pub fn args(&self) -> &StepArgs {
+        &self.args
+    }
+
+    /// Number of items (`[0, items)` is split by executors).
+    pub fn items(&self) -> u64 {
+        self.args.items
+    }
+
+    /// The buffers, in slot order (for executors that need their memory handles).
+    pub fn buffers(&self) -> &[&'a Buffer] {
+        &self.bufs
+    }
+
+    /// Run the kernel on `range` and return the chunk's partial.
+    pub fn run_chunk(&self, range: Range<u64>) -> Result<Partial> {
+        if range.start > range.end || range.end > self.args.items {
+            return Err(Error::BadBuffers {
+                kernel: self.kernel.name().name(),
+                reason: format!("range {range:?} outside 0..{}", self.args.items),
+            });
+        }
+        let mut partial = Partial::identity(self.kernel.name());
+        let mut raw = self.raw;
+        raw.partial = partial.0.as_mut_ptr();
+        // SAFETY: `raw` was checked against the kernel's buffer needs in `new`, the buffers
+        // live and are exclusively borrowed for 'a, the range is inside [0, items), and the
+        // partial is local to this call. Concurrent calls on disjoint ranges write disjoint
+        // items (the kernel contract).
+        let code = unsafe { (self.kernel.raw())(&raw, range.start, range.end) };
+        if code != 0 {
+            return Err(Error::KernelFailed {
+                kernel: self.kernel.name().to_string(),
+                lang: self.kernel.lang().to_string(),
+                code,
+                begin: range.start,
+                end: range.end,
+            });
+        }
+        Ok(partial)
+    }
+
+    /// Run the chunks in order and combine their partials in that order.
+    pub fn run_chunks(&self, chunks: impl IntoIterator<Item = Range<u64>>) -> Result<Partial> {
+        let name = self.kernel.name();
+        let mut total = Partial::identity(name);
+        for c in chunks {
+            total.combine(name, &self.run_chunk(c)?);
+        }
+        Ok(total)
+    }
+}

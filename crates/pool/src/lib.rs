@@ -1,0 +1,2 @@
+//! Executors for kernelpool.
+pub use kernelpool_kernels::{Executor, Serial};

@@ -1,0 +1,3 @@
+//! kernelpool facade.
+pub use kernelpool_kernels as kernels;
+pub use kernelpool_pool as pool;
