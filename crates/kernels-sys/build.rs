@@ -58,6 +58,12 @@ fn main() {
             build.flag(m);
         }
     }
+    for (var, exe) in [("CC", &cc), ("CXX", &cxx), ("FC", &fc)] {
+        println!("cargo:rustc-env=KERNELPOOL_{var}_VERSION={}", version_line(exe));
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    println!("cargo:rustc-env=KERNELPOOL_RUSTC_VERSION={}", version_line(&rustc));
+    println!("cargo:rustc-env=KERNELPOOL_MARCH={}", march.as_deref().unwrap_or("(compiler default)"));
     c.compile("kpkernels_c");
     cpp.compile("kpkernels_cpp");
     fortran.compile("kpkernels_fortran");
@@ -115,6 +121,17 @@ fn sources(dir: &Path, ext: &str) -> Vec<PathBuf> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     files
+}
+
+/// First line of `exe --version`.
+fn version_line(exe: &str) -> String {
+    Command::new(exe)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn require_compiler(exe: &str, package: &str) {

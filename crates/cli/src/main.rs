@@ -1,1 +1,178 @@
-fn main() {}
+//! `kpool`: run, benchmark and inspect kernelpool's kernels from the command line.
+//!
+//! ```text
+//! kpool run mandelbrot --lang fortran --n 200 > out.pbm
+//! kpool run nbody --lang cpp --exec threads --workers 2
+//! kpool bench --quick
+//! kpool info
+//! ```
+//! The binary is also the process pool's worker: `kernelpool::init()` comes first in `main`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kernelpool::kernels::{
+    Executor, Kernel, KernelName, Lang, Options, Serial, ffi, programs, reference,
+};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+mod bench;
+
+#[derive(Parser, Debug)]
+#[command(name = "kpool", version, about = "Run and compare numerical kernels in C, C++, Fortran and Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one kernel program; its canonical output goes to stdout, timings to stderr.
+    Run(RunArgs),
+    /// The cross-language benchmark: every kernel x language x executor, verified and timed.
+    Bench(bench::BenchArgs),
+    /// List kernels, languages and the compilers that built them.
+    Info,
+}
+
+/// Which executor runs the kernel steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecKind {
+    /// One call on the calling thread.
+    Serial,
+    /// A rayon thread pool owned by the run.
+    Threads,
+    /// A pool of worker processes sharing the buffers through shared memory.
+    Processes,
+}
+
+/// Executor choice shared by `run` and `bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Executor.
+    #[arg(long = "exec", value_enum, default_value = "serial")]
+    pub exec: ExecKind,
+    /// Number of workers (threads or processes); default: the number of CPUs.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Items per chunk; default ceil(items / (4 x workers)).
+    #[arg(long)]
+    pub chunk: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Kernel: seed, nbody, spectralnorm, mandelbrot, fannkuch, triad, pi.
+    kernel: String,
+    /// Language: c, cpp, fortran, rust.
+    #[arg(long, default_value = "c")]
+    lang: String,
+    /// Problem size (see `kpool info`); default: the size of the published reference output.
+    #[arg(long)]
+    n: Option<u64>,
+    /// nbody: number of independent systems (the ensemble form); 1 is the published problem.
+    #[arg(long, default_value_t = 1)]
+    systems: u64,
+    /// pi: seed of the counter-based splitmix64 stream.
+    #[arg(long, default_value_t = programs::PI_SEED)]
+    seed: u64,
+    #[command(flatten)]
+    exec: ExecArgs,
+}
+
+/// Build the executor asked for.
+pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor>, String> {
+    if args.workers == Some(0) {
+        return Err("--workers must be at least 1".into());
+    }
+    if args.chunk == Some(0) {
+        return Err("--chunk must be at least 1".into());
+    }
+    match kind {
+        ExecKind::Serial => Ok(Box::new(Serial)),
+        ExecKind::Threads | ExecKind::Processes => {
+            Err(format!("executor {kind:?} is not available in this build"))
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> Result<ExitCode, String> {
+    let kernel = Kernel::by_names(&args.kernel, &args.lang).map_err(|e| e.to_string())?;
+    let opts = Options { n: args.n, systems: args.systems, seed: args.seed };
+    let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
+    let exec = make_executor(&args.exec, args.exec.exec)?;
+    let outcome = match programs::run(kernel.clone(), &opts, &*exec) {
+        Ok(o) => o,
+        Err(kernelpool::kernels::Error::Validation(msg)) => {
+            eprintln!("kpool: {msg}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&outcome.stdout)
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("writing stdout: {e}"))?;
+    eprintln!(
+        "kpool: {}/{} N={n} on {}: {}",
+        kernel.name(),
+        kernel.lang(),
+        exec.describe(),
+        fmt_duration(outcome.elapsed)
+    );
+    for note in &outcome.notes {
+        eprintln!("kpool: {note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds with a unit that fits.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+fn info() {
+    println!("kernelpool {}", env!("CARGO_PKG_VERSION"));
+    println!();
+    println!("{:<13} {:<28} {:>9}  languages", "kernel", "N means", "reference");
+    for k in KernelName::ALL {
+        let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.name()).collect();
+        let refn = reference::reference_size(k).map_or("-".to_string(), |n| format!("N={n}"));
+        println!("{:<13} {:<28} {:>9}  {}", k.name(), programs::n_meaning(k), refn, langs.join(", "));
+    }
+    println!();
+    println!("compilers (as used to build the kernels):");
+    println!("  c        {}", ffi::CC_VERSION);
+    println!("  cpp      {}", ffi::CXX_VERSION);
+    println!("  fortran  {}", ffi::FC_VERSION);
+    println!("  rust     {}", ffi::RUSTC_VERSION);
+    println!("native flags: {} {} (Fortran also -fwrapv)", ffi::NATIVE_FLAGS, ffi::MARCH);
+    println!("executors: serial, threads, processes");
+}
+
+fn main() -> ExitCode {
+    kernelpool::init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(a) => run(a),
+        Command::Bench(a) => bench::bench(a),
+        Command::Info => {
+            info();
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("kpool: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -12,6 +12,19 @@
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
+/// `--version` of the C compiler that built the C kernels.
+pub const CC_VERSION: &str = env!("KERNELPOOL_CC_VERSION");
+/// `--version` of the C++ compiler that built the C++ kernels.
+pub const CXX_VERSION: &str = env!("KERNELPOOL_CXX_VERSION");
+/// `--version` of the Fortran compiler that built the Fortran kernels.
+pub const FC_VERSION: &str = env!("KERNELPOOL_FC_VERSION");
+/// `--version` of rustc.
+pub const RUSTC_VERSION: &str = env!("KERNELPOOL_RUSTC_VERSION");
+/// The `-march=` flag the native kernels were built with (from `-C target-cpu`).
+pub const MARCH: &str = env!("KERNELPOOL_MARCH");
+/// Flags every native kernel was built with (besides `-march`; Fortran adds `-fwrapv`).
+pub const NATIVE_FLAGS: &str = "-O3 -ffp-contract=off -Wall -Wextra -Werror";
+
 #[cfg(all(test, feature = "bindgen"))]
 mod drift {
     #[test]

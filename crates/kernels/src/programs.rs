@@ -114,7 +114,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let mut args = StepArgs::new(n, n);
             args.iparam[0] = SEED_ITERS;
             let t = Instant::now();
-            exec.run(&Step::new(kernel, args, vec![&mut buf])?)?;
+            exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
             elapsed = t.elapsed();
             for v in buf.as_slice::<i64>().expect("i64 buffer") {
                 writeln!(out, "{v}").expect("string write");
@@ -126,7 +126,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let mut args = StepArgs::new(n, systems);
             args.iparam[0] = n as i64;
             let t = Instant::now();
-            exec.run(&Step::new(kernel, args, vec![&mut buf])?)?;
+            exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
             elapsed = t.elapsed();
             for e in buf.as_slice::<f64>().expect("f64 buffer") {
                 writeln!(out, "{e:.9}").expect("string write");
@@ -141,8 +141,8 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let t = Instant::now();
             for _ in 0..10 {
                 // v = A^T A u, then u = A^T A v: four parallel row steps.
-                at_a_times(kernel, n, &mut u, &mut tmp, &mut v, exec)?;
-                at_a_times(kernel, n, &mut v, &mut tmp, &mut u, exec)?;
+                at_a_times(&kernel, n, &mut u, &mut tmp, &mut v, exec)?;
+                at_a_times(&kernel, n, &mut v, &mut tmp, &mut u, exec)?;
             }
             elapsed = t.elapsed();
             let (u, v) = (u.as_slice::<f64>().expect("f64"), v.as_slice::<f64>().expect("f64"));
@@ -157,7 +157,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let bpr = n.div_ceil(8) as usize;
             let mut buf = exec.alloc(Elem::U8, n as usize * bpr, "mandelbrot bitmap")?;
             let t = Instant::now();
-            exec.run(&Step::new(kernel, StepArgs::new(n, n), vec![&mut buf])?)?;
+            exec.run(&Step::new(kernel.clone(), StepArgs::new(n, n), vec![&mut buf])?)?;
             elapsed = t.elapsed();
             stdout_bytes.extend_from_slice(format!("P4\n{n} {n}\n").as_bytes());
             stdout_bytes.extend_from_slice(buf.as_slice::<u8>().expect("u8"));
@@ -165,12 +165,12 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
         KernelName::Fannkuch => {
             let items = factorial(n).expect("n <= 12");
             let t = Instant::now();
-            let p = exec.run(&Step::new(kernel, StepArgs::new(n, items), vec![])?)?;
+            let p = exec.run(&Step::new(kernel.clone(), StepArgs::new(n, items), vec![])?)?;
             elapsed = t.elapsed();
             write!(out, "{}\nPfannkuchen({n}) = {}\n", p.0[0], p.0[1]).expect("string write");
         }
         KernelName::Triad => {
-            let (out_text, note, t) = stream(kernel, n, exec)?;
+            let (out_text, note, t) = stream(&kernel, n, exec)?;
             out = out_text;
             notes.extend(note);
             elapsed = t;
@@ -179,7 +179,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let mut args = StepArgs::new(n, n);
             args.iparam[0] = opts.seed as i64;
             let t = Instant::now();
-            let p = exec.run(&Step::new(kernel, args, vec![])?)?;
+            let p = exec.run(&Step::new(kernel.clone(), args, vec![])?)?;
             elapsed = t.elapsed();
             let hits = p.0[0];
             write!(out, "{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64).expect("string write");
@@ -193,7 +193,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
 
 /// dst = A^T (A src), each product one parallel step over rows.
 fn at_a_times(
-    kernel: Kernel,
+    kernel: &Kernel,
     n: u64,
     src: &mut crate::Buffer,
     tmp: &mut crate::Buffer,
@@ -202,21 +202,21 @@ fn at_a_times(
 ) -> Result<()> {
     let mut args = StepArgs::new(n, n);
     args.iparam[0] = 0;
-    exec.run(&Step::new(kernel, args, vec![src, tmp])?)?;
+    exec.run(&Step::new(kernel.clone(), args, vec![src, tmp])?)?;
     args.iparam[0] = 1;
-    exec.run(&Step::new(kernel, args, vec![tmp, dst])?)?;
+    exec.run(&Step::new(kernel.clone(), args, vec![tmp, dst])?)?;
     Ok(())
 }
 
 /// STREAM: init, then NTIMES x (copy, scale, add, triad), then STREAM's validation.
-fn stream(kernel: Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<String>, Duration)> {
+fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<String>, Duration)> {
     let len = n as usize;
     let mut a = exec.alloc(Elem::F64, len, "STREAM a")?;
     let mut b = exec.alloc(Elem::F64, len, "STREAM b")?;
     let mut c = exec.alloc(Elem::F64, len, "STREAM c")?;
     let mut args = StepArgs::new(n, n);
     args.fparam[0] = STREAM_SCALAR;
-    exec.run(&Step::new(kernel, args, vec![&mut a, &mut b, &mut c])?)?;
+    exec.run(&Step::new(kernel.clone(), args, vec![&mut a, &mut b, &mut c])?)?;
     const NAMES: [&str; 4] = ["Copy", "Scale", "Add", "Triad"];
     const WORDS: [f64; 4] = [2.0, 2.0, 3.0, 3.0];
     let mut best = [f64::INFINITY; 4];
@@ -225,7 +225,7 @@ fn stream(kernel: Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<St
         for (op, slot) in best.iter_mut().enumerate() {
             args.iparam[0] = op as i64 + 1;
             let t = Instant::now();
-            exec.run(&Step::new(kernel, args, vec![&mut a, &mut b, &mut c])?)?;
+            exec.run(&Step::new(kernel.clone(), args, vec![&mut a, &mut b, &mut c])?)?;
             let dt = t.elapsed().as_secs_f64();
             // STREAM skips the first iteration when it reports rates.
             if k > 0 {

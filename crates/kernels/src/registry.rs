@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::rust::raw;
 use kernelpool_kernels_sys as sys;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The C-compatible signature every kernel has (see `native/include/kernels.h`).
 pub type RawKernelFn = unsafe extern "C" fn(*const sys::kp_kargs, u64, u64) -> i32;
@@ -153,17 +155,40 @@ impl FromStr for KernelName {
     }
 }
 
-/// A kernel ready to be called: which one, in which language, and its function.
-#[derive(Clone, Copy)]
+/// Where a kernel's code comes from, in a form that survives process boundaries and ASLR.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Origin {
+    /// Built into kernelpool: named by (kernel, language).
+    Builtin,
+    /// A function in a shared object, loaded by explicit path.
+    Library {
+        /// Path of the shared object.
+        path: PathBuf,
+        /// Symbol of the range kernel in it.
+        symbol: String,
+    },
+}
+
+/// A kernel ready to be called: which contract it follows, its language, its function, and
+/// where it came from. Kernels loaded from a shared object keep the library loaded for as
+/// long as any clone of the `Kernel` lives.
+#[derive(Clone)]
 pub struct Kernel {
     name: KernelName,
     lang: Lang,
     f: RawKernelFn,
+    origin: Origin,
+    _lib: Option<Arc<libloading::Library>>,
 }
 
 impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Kernel({}/{})", self.name, self.lang)
+        match &self.origin {
+            Origin::Builtin => write!(f, "Kernel({}/{})", self.name, self.lang),
+            Origin::Library { path, symbol } => {
+                write!(f, "Kernel({}/{} from {}:{symbol})", self.name, self.lang, path.display())
+            }
+        }
     }
 }
 
@@ -201,7 +226,40 @@ impl Kernel {
             (Lang::Rust, Triad) => raw::triad,
             (Lang::Rust, Pi) => raw::pi,
         };
-        Kernel { name, lang, f }
+        Kernel { name, lang, f, origin: Origin::Builtin, _lib: None }
+    }
+
+    /// Load a range kernel from the shared object at `path` (an explicit path, never a
+    /// search) under `symbol`. It follows the contract of the built-in kernel `contract`
+    /// (same buffers, same reduction), so every program and executor can run it.
+    ///
+    /// # Safety
+    /// Loading runs the library's initialisers, and `symbol` must be a function with the
+    /// signature [`RawKernelFn`] that obeys the contract of `native/include/kernels.h` for
+    /// `contract`: it reads and writes only the items of its range, within the checked
+    /// buffers. Nothing can verify that from here.
+    pub unsafe fn load(path: &Path, symbol: &str, contract: KernelName, lang: Lang) -> Result<Kernel> {
+        let io = |e: libloading::Error| Error::Io {
+            context: format!("loading `{symbol}` from {}", path.display()),
+            source: std::io::Error::other(e),
+        };
+        // SAFETY: the caller vouches for the library's initialisers (see # Safety).
+        let lib = unsafe { libloading::Library::new(path) }.map_err(io)?;
+        // SAFETY: the caller vouches that the symbol has the RawKernelFn signature; the
+        // pointer is kept next to an Arc of its library, so it never outlives it.
+        let f: RawKernelFn = unsafe { *lib.get::<RawKernelFn>(symbol.as_bytes()).map_err(io)? };
+        Ok(Kernel {
+            name: contract,
+            lang,
+            f,
+            origin: Origin::Library { path: path.to_path_buf(), symbol: symbol.to_string() },
+            _lib: Some(Arc::new(lib)),
+        })
+    }
+
+    /// Where the kernel comes from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// Look up a kernel by its command-line names.

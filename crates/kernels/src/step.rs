@@ -159,8 +159,8 @@ impl<'a> Step<'a> {
     }
 
     /// The kernel.
-    pub fn kernel(&self) -> Kernel {
-        self.kernel
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 
     /// The scalar arguments.

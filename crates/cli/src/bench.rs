@@ -1,0 +1,209 @@
+//! `kpool bench`: every kernel x language x executor, each verified, then timed.
+//!
+//! Verification has two parts: at the size of the published reference output the program's
+//! stdout must equal it byte for byte (seed: its closed form; triad: STREAM's validation),
+//! and at the benchmark size every language and executor must print exactly what the first
+//! one printed.
+
+use crate::{ExecArgs, ExecKind, fmt_duration, make_executor};
+use kernelpool::kernels::{Kernel, KernelName, Lang, Options, programs, reference};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Kernels to run (default: all).
+    #[arg(long = "kernel", value_delimiter = ',')]
+    kernels: Vec<String>,
+    /// Languages to run (default: all).
+    #[arg(long = "lang", value_delimiter = ',')]
+    langs: Vec<String>,
+    /// Executors to compare (default: serial).
+    #[arg(long = "execs", value_enum, value_delimiter = ',', default_value = "serial")]
+    execs: Vec<ExecKind>,
+    /// Small sizes and one repetition: a run of a few seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Timed repetitions per cell (the minimum is reported).
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Override N for every kernel chosen.
+    #[arg(long)]
+    n: Option<u64>,
+    /// Also write the results as JSON lines to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    exec: ExecArgs,
+}
+
+/// Benchmark size of each kernel: (N, nbody systems).
+pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
+    match (kernel, quick) {
+        (KernelName::Seed, _) => (8, 1),
+        (KernelName::Nbody, false) => (50_000, 32),
+        (KernelName::Nbody, true) => (5_000, 8),
+        (KernelName::Spectralnorm, false) => (1000, 1),
+        (KernelName::Spectralnorm, true) => (400, 1),
+        (KernelName::Mandelbrot, false) => (2000, 1),
+        (KernelName::Mandelbrot, true) => (800, 1),
+        (KernelName::Fannkuch, false) => (10, 1),
+        (KernelName::Fannkuch, true) => (9, 1),
+        (KernelName::Triad, false) => (8_000_000, 1),
+        (KernelName::Triad, true) => (2_000_000, 1),
+        (KernelName::Pi, false) => (20_000_000, 1),
+        (KernelName::Pi, true) => (4_000_000, 1),
+    }
+}
+
+struct Row {
+    kernel: KernelName,
+    lang: Lang,
+    exec: String,
+    n: u64,
+    best: Duration,
+    median: Duration,
+    verified: &'static str,
+    agrees: bool,
+    note: String,
+}
+
+fn parse_list<T: std::str::FromStr<Err = kernelpool::kernels::Error>>(
+    names: &[String],
+    all: &[T],
+) -> Result<Vec<T>, String>
+where
+    T: Copy,
+{
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    names.iter().map(|s| s.parse::<T>().map_err(|e| e.to_string())).collect()
+}
+
+pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
+    let kernels = parse_list(&args.kernels, &KernelName::ALL)?;
+    let langs = parse_list(&args.langs, &Lang::ALL)?;
+    let repeat = args.repeat.unwrap_or(if args.quick { 1 } else { 3 });
+    if repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for &kind in &args.execs {
+        let exec = make_executor(&args.exec, kind)?;
+        for &k in &kernels {
+            let (n, systems) = bench_size(k, args.quick);
+            let n = args.n.unwrap_or(n);
+            let opts = Options { n: Some(n), systems, ..Options::default() };
+            let mut first: Option<Vec<u8>> = None;
+            for &l in &langs {
+                let kernel = Kernel::get(k, l);
+                let verified = verify_reference(&kernel, &*exec)?;
+                let mut times = Vec::with_capacity(repeat);
+                let mut stdout = Vec::new();
+                let mut note = String::new();
+                for _ in 0..repeat {
+                    let out = programs::run(kernel.clone(), &opts, &*exec).map_err(|e| e.to_string())?;
+                    times.push(out.elapsed);
+                    stdout = out.stdout;
+                    if let Some(n) = out.notes.iter().find(|n| n.starts_with("Triad")) {
+                        note = n.clone();
+                    }
+                }
+                times.sort();
+                let agrees = match &first {
+                    None => {
+                        first = Some(stdout);
+                        true
+                    }
+                    Some(f) => *f == stdout,
+                };
+                if !agrees || verified == "MISMATCH" {
+                    failures += 1;
+                }
+                let row = Row {
+                    kernel: k,
+                    lang: l,
+                    exec: exec.describe(),
+                    n,
+                    best: times[0],
+                    median: times[times.len() / 2],
+                    verified,
+                    agrees,
+                    note,
+                };
+                eprintln!(
+                    "bench: {:<12} {:<8} {:<14} N={:<9} {:>12}  {}",
+                    k.name(),
+                    l.name(),
+                    row.exec,
+                    n,
+                    fmt_duration(row.best),
+                    row.verified
+                );
+                rows.push(row);
+            }
+        }
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let text: String = rows.iter().map(json_line).collect();
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if failures > 0 {
+        eprintln!("kpool bench: {failures} result(s) failed verification");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run at the reference size and compare with the published output.
+fn verify_reference(kernel: &Kernel, exec: &dyn kernelpool::kernels::Executor) -> Result<&'static str, String> {
+    let k = kernel.name();
+    let n = reference::reference_size(k).unwrap_or(programs::reference_n(k));
+    let opts = Options { n: Some(n), ..Options::default() };
+    match programs::run(kernel.clone(), &opts, exec) {
+        Ok(out) => Ok(match reference::verify(k, n, &out.stdout) {
+            Some(true) => "reference",
+            Some(false) => "MISMATCH",
+            None if k == KernelName::Triad => "STREAM check",
+            None => "cross-lang",
+        }),
+        Err(kernelpool::kernels::Error::Validation(_)) => Ok("MISMATCH"),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| kernel | lang | executor | N | best | median | verified | agrees | note |");
+    println!("|---|---|---|---:|---:|---:|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.kernel,
+            r.lang,
+            r.exec,
+            r.n,
+            fmt_duration(r.best),
+            fmt_duration(r.median),
+            r.verified,
+            if r.agrees { "yes" } else { "NO" },
+            r.note
+        );
+    }
+}
+
+fn json_line(r: &Row) -> String {
+    format!(
+        "{{\"kernel\":\"{}\",\"lang\":\"{}\",\"executor\":\"{}\",\"n\":{},\"best_s\":{},\"median_s\":{},\"verified\":\"{}\",\"agrees\":{}}}\n",
+        r.kernel,
+        r.lang,
+        r.exec,
+        r.n,
+        r.best.as_secs_f64(),
+        r.median.as_secs_f64(),
+        r.verified,
+        r.agrees
+    )
+}
