@@ -1,0 +1,78 @@
+//! Bad input to the safe API gives a clear error, never a panic or a crash.
+
+use kernelpool_kernels::{
+    Buffer, Elem, Error, Kernel, KernelName, Lang, Options, Serial, Step, StepArgs, programs,
+};
+
+#[test]
+fn unknown_names_are_errors() {
+    let e = Kernel::by_names("nope", "c").unwrap_err();
+    assert!(matches!(e, Error::UnknownKernel(ref s) if s == "nope"), "{e}");
+    let e = Kernel::by_names("pi", "cobol").unwrap_err();
+    assert!(e.to_string().contains("cobol"));
+}
+
+#[test]
+fn invalid_sizes_are_refused_before_allocation() {
+    for k in KernelName::ALL {
+        let e = programs::validate(k, &Options { n: Some(0), ..Options::default() }).unwrap_err();
+        assert!(matches!(e, Error::InvalidSize { .. }), "{k}: {e}");
+    }
+    let fk = Options { n: Some(13), ..Options::default() };
+    assert!(programs::validate(KernelName::Fannkuch, &fk).is_err());
+    let huge = Options { n: Some(u64::MAX / 2), ..Options::default() };
+    for k in [KernelName::Seed, KernelName::Mandelbrot, KernelName::Triad, KernelName::Spectralnorm] {
+        let e = programs::run(Kernel::get(k, Lang::C), &huge, &Serial).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. } | Error::InvalidSize { .. }), "{k}: {e}");
+    }
+    let no_systems = Options { systems: 0, ..Options::default() };
+    assert!(programs::validate(KernelName::Nbody, &no_systems).is_err());
+}
+
+#[test]
+fn steps_check_their_buffers() {
+    let k = Kernel::get(KernelName::Spectralnorm, Lang::Fortran);
+    let mut short = Buffer::heap(Elem::F64, 5, "t").expect("alloc");
+    let mut ok = Buffer::heap(Elem::F64, 10, "t").expect("alloc");
+    let e = Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut short, &mut ok]).unwrap_err();
+    assert!(e.to_string().contains("buffer 0"), "{e}");
+    let mut wrong_type = Buffer::heap(Elem::I64, 10, "t").expect("alloc");
+    assert!(Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut wrong_type, &mut ok]).is_err());
+    assert!(Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut ok]).is_err());
+    let mut other = Buffer::heap(Elem::F64, 10, "t").expect("alloc");
+    let step = Step::new(k, StepArgs::new(10, 10), vec![&mut ok, &mut other]).expect("valid");
+    let e = step.run_chunk(5..11).unwrap_err();
+    assert!(e.to_string().contains("outside"), "{e}");
+    let mut triad_args = StepArgs::new(4, 4);
+    triad_args.iparam[0] = 9;
+    let mut bufs: Vec<Buffer> = (0..3).map(|_| Buffer::heap(Elem::F64, 4, "t").expect("alloc")).collect();
+    assert!(Step::new(Kernel::get(KernelName::Triad, Lang::C), triad_args, bufs.iter_mut().collect()).is_err());
+}
+
+#[test]
+fn native_kernels_reject_bad_ranges_themselves() {
+    // Called through the raw escape hatch, every language's kernel refuses a range past
+    // `items` with KP_KERNEL_BAD_ARGS instead of writing out of bounds.
+    let mut out = [0i64; 4];
+    for l in Lang::ALL {
+        for k in KernelName::ALL {
+            let f = Kernel::get(k, l).raw();
+            let mut partial = [0i64; 4];
+            let args = kernelpool_kernels::ffi::kp_kargs {
+                n: 3,
+                items: 4,
+                iparam: [0; 4],
+                fparam: [0.0; 4],
+                buf: [out.as_mut_ptr().cast(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()],
+                len: [4, 0, 0, 0],
+                partial: partial.as_mut_ptr(),
+            };
+            // SAFETY: the kernels check the range before touching any buffer; 5 > items.
+            let code = unsafe { f(&args, 0, 5) };
+            assert_eq!(code, kernelpool_kernels::ffi::KP_KERNEL_BAD_ARGS, "{k}/{l}");
+            // SAFETY: as above; begin > end.
+            let code = unsafe { f(&args, 3, 2) };
+            assert_eq!(code, kernelpool_kernels::ffi::KP_KERNEL_BAD_ARGS, "{k}/{l}");
+        }
+    }
+}
