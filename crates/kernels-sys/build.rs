@@ -15,19 +15,35 @@ const COMMON_FLAGS: &[&str] = &["-O3", "-ffp-contract=off", "-Wall", "-Wextra", 
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let native = manifest.join("../../native").canonicalize().unwrap_or_else(|e| {
-        fail(&format!("native sources not found next to the workspace ({e})"))
-    });
+    let native = manifest
+        .join("../../native")
+        .canonicalize()
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "native sources not found next to the workspace ({e})"
+            ))
+        });
     let include = native.join("include");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
 
-    for var in ["CC", "CXX", "FC", "CFLAGS", "CXXFLAGS", "FFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+    for var in [
+        "CC",
+        "CXX",
+        "FC",
+        "CFLAGS",
+        "CXXFLAGS",
+        "FFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let c_sources = sources(&native.join("c"), "c");
     let cpp_sources = sources(&native.join("cpp"), "cpp");
     let f_sources = sources(&native.join("fortran"), "f90");
-    println!("cargo:rerun-if-changed={}", include.join("kernels.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("kernels.h").display()
+    );
 
     let march = target_cpu().map(|cpu| format!("-march={cpu}"));
 
@@ -39,9 +55,16 @@ fn main() {
     require_compiler(&fc, "gfortran");
 
     let mut c = cc::Build::new();
-    c.compiler(&cc).std("c11").include(&include).files(&c_sources);
+    c.compiler(&cc)
+        .std("c11")
+        .include(&include)
+        .files(&c_sources);
     let mut cpp = cc::Build::new();
-    cpp.cpp(true).compiler(&cxx).std("c++17").include(&include).files(&cpp_sources);
+    cpp.cpp(true)
+        .compiler(&cxx)
+        .std("c++17")
+        .include(&include)
+        .files(&cpp_sources);
     let mut fortran = cc::Build::new();
     fortran
         .compiler(&fc)
@@ -59,11 +82,20 @@ fn main() {
         }
     }
     for (var, exe) in [("CC", &cc), ("CXX", &cxx), ("FC", &fc)] {
-        println!("cargo:rustc-env=KERNELPOOL_{var}_VERSION={}", version_line(exe));
+        println!(
+            "cargo:rustc-env=KERNELPOOL_{var}_VERSION={}",
+            version_line(exe)
+        );
     }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    println!("cargo:rustc-env=KERNELPOOL_RUSTC_VERSION={}", version_line(&rustc));
-    println!("cargo:rustc-env=KERNELPOOL_MARCH={}", march.as_deref().unwrap_or("(compiler default)"));
+    println!(
+        "cargo:rustc-env=KERNELPOOL_RUSTC_VERSION={}",
+        version_line(&rustc)
+    );
+    println!(
+        "cargo:rustc-env=KERNELPOOL_MARCH={}",
+        march.as_deref().unwrap_or("(compiler default)")
+    );
     c.compile("kpkernels_c");
     cpp.compile("kpkernels_cpp");
     fortran.compile("kpkernels_fortran");
@@ -76,7 +108,11 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| PathBuf::from(s.trim()))
         .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| fail(&format!("`{fc} -print-file-name=libgfortran.so` found no library")));
+        .unwrap_or_else(|| {
+            fail(&format!(
+                "`{fc} -print-file-name=libgfortran.so` found no library"
+            ))
+        });
     if let Some(dir) = libgfortran.parent() {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
@@ -98,7 +134,8 @@ fn target_cpu() -> Option<String> {
         } else if *f == "-C" {
             flags.get(i + 1).and_then(|v| v.strip_prefix("target-cpu="))
         } else {
-            f.strip_prefix("target-cpu=").filter(|_| i > 0 && flags[i - 1] == "-C")
+            f.strip_prefix("target-cpu=")
+                .filter(|_| i > 0 && flags[i - 1] == "-C")
         };
         if let Some(v) = value {
             cpu = Some(v.to_string());
@@ -135,7 +172,10 @@ fn version_line(exe: &str) -> String {
 }
 
 fn require_compiler(exe: &str, package: &str) {
-    let ok = Command::new(exe).arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(exe)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         fail(&format!(
             "the compiler `{exe}` was not found; install it (Debian/Ubuntu: \

@@ -19,7 +19,12 @@ pub struct BenchArgs {
     #[arg(long = "lang", value_delimiter = ',')]
     langs: Vec<String>,
     /// Executors to compare (default: serial).
-    #[arg(long = "execs", value_enum, value_delimiter = ',', default_value = "serial")]
+    #[arg(
+        long = "execs",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "serial"
+    )]
     execs: Vec<ExecKind>,
     /// Small sizes and one repetition: a run of a few seconds.
     #[arg(long)]
@@ -68,17 +73,17 @@ struct Row {
     note: String,
 }
 
-fn parse_list<T: std::str::FromStr<Err = kernelpool::kernels::Error>>(
-    names: &[String],
-    all: &[T],
-) -> Result<Vec<T>, String>
+fn parse_list<T>(names: &[String], all: &[T]) -> Result<Vec<T>, String>
 where
-    T: Copy,
+    T: Copy + std::str::FromStr<Err = kernelpool::kernels::Error>,
 {
     if names.is_empty() {
         return Ok(all.to_vec());
     }
-    names.iter().map(|s| s.parse::<T>().map_err(|e| e.to_string())).collect()
+    names
+        .iter()
+        .map(|s| s.parse::<T>().map_err(|e| e.to_string()))
+        .collect()
 }
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
@@ -95,7 +100,11 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         for &k in &kernels {
             let (n, systems) = bench_size(k, args.quick);
             let n = args.n.unwrap_or(n);
-            let opts = Options { n: Some(n), systems, ..Options::default() };
+            let opts = Options {
+                n: Some(n),
+                systems,
+                ..Options::default()
+            };
             let mut first: Option<Vec<u8>> = None;
             for &l in &langs {
                 let kernel = Kernel::get(k, l);
@@ -104,7 +113,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                 let mut stdout = Vec::new();
                 let mut note = String::new();
                 for _ in 0..repeat {
-                    let out = programs::run(kernel.clone(), &opts, &*exec).map_err(|e| e.to_string())?;
+                    let out =
+                        programs::run(kernel.clone(), &opts, &*exec).map_err(|e| e.to_string())?;
                     times.push(out.elapsed);
                     stdout = out.stdout;
                     if let Some(n) = out.notes.iter().find(|n| n.starts_with("Triad")) {
@@ -159,10 +169,16 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
 }
 
 /// Run at the reference size and compare with the published output.
-fn verify_reference(kernel: &Kernel, exec: &dyn kernelpool::kernels::Executor) -> Result<&'static str, String> {
+fn verify_reference(
+    kernel: &Kernel,
+    exec: &dyn kernelpool::kernels::Executor,
+) -> Result<&'static str, String> {
     let k = kernel.name();
     let n = reference::reference_size(k).unwrap_or(programs::reference_n(k));
-    let opts = Options { n: Some(n), ..Options::default() };
+    let opts = Options {
+        n: Some(n),
+        ..Options::default()
+    };
     match programs::run(kernel.clone(), &opts, exec) {
         Ok(out) => Ok(match reference::verify(k, n, &out.stdout) {
             Some(true) => "reference",

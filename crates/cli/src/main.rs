@@ -19,7 +19,11 @@ use std::time::Duration;
 mod bench;
 
 #[derive(Parser, Debug)]
-#[command(name = "kpool", version, about = "Run and compare numerical kernels in C, C++, Fortran and Rust")]
+#[command(
+    name = "kpool",
+    version,
+    about = "Run and compare numerical kernels in C, C++, Fortran and Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,11 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let kernel = Kernel::by_names(&args.kernel, &args.lang).map_err(|e| e.to_string())?;
-    let opts = Options { n: args.n, systems: args.systems, seed: args.seed };
+    let opts = Options {
+        n: args.n,
+        systems: args.systems,
+        seed: args.seed,
+    };
     let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
     let exec = make_executor(&args.exec, args.exec.exec)?;
     let outcome = match programs::run(kernel.clone(), &opts, &*exec) {
@@ -141,11 +149,20 @@ pub fn fmt_duration(d: Duration) -> String {
 fn info() {
     println!("kernelpool {}", env!("CARGO_PKG_VERSION"));
     println!();
-    println!("{:<13} {:<28} {:>9}  languages", "kernel", "N means", "reference");
+    println!(
+        "{:<13} {:<28} {:>9}  languages",
+        "kernel", "N means", "reference"
+    );
     for k in KernelName::ALL {
         let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.name()).collect();
         let refn = reference::reference_size(k).map_or("-".to_string(), |n| format!("N={n}"));
-        println!("{:<13} {:<28} {:>9}  {}", k.name(), programs::n_meaning(k), refn, langs.join(", "));
+        println!(
+            "{:<13} {:<28} {:>9}  {}",
+            k.name(),
+            programs::n_meaning(k),
+            refn,
+            langs.join(", ")
+        );
     }
     println!();
     println!("compilers (as used to build the kernels):");
@@ -153,7 +170,11 @@ fn info() {
     println!("  cpp      {}", ffi::CXX_VERSION);
     println!("  fortran  {}", ffi::FC_VERSION);
     println!("  rust     {}", ffi::RUSTC_VERSION);
-    println!("native flags: {} {} (Fortran also -fwrapv)", ffi::NATIVE_FLAGS, ffi::MARCH);
+    println!(
+        "native flags: {} {} (Fortran also -fwrapv)",
+        ffi::NATIVE_FLAGS,
+        ffi::MARCH
+    );
     println!("executors: serial, threads, processes");
 }
 

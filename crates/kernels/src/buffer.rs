@@ -127,7 +127,11 @@ pub fn physical_memory() -> u64 {
 pub fn check_fits(bytes: u128, what: &str) -> Result<()> {
     let available = physical_memory();
     if bytes > available as u128 {
-        return Err(Error::TooLarge { what: what.to_string(), bytes, available });
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            bytes,
+            available,
+        });
     }
     Ok(())
 }
@@ -153,7 +157,10 @@ impl Buffer {
         if mem.bytes() < bytes || mem.ptr().align_offset(64) != 0 {
             return Err(Error::BadBuffers {
                 kernel: "-",
-                reason: format!("memory of {} bytes cannot hold {len} x {elem:?}", mem.bytes()),
+                reason: format!(
+                    "memory of {} bytes cannot hold {len} x {elem:?}",
+                    mem.bytes()
+                ),
             });
         }
         Ok(Buffer { elem, len, mem })

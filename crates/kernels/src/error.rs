@@ -5,7 +5,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// No kernel has this name.
-    #[error("unknown kernel `{0}` (known: seed, nbody, spectralnorm, mandelbrot, fannkuch, triad, pi)")]
+    #[error(
+        "unknown kernel `{0}` (known: seed, nbody, spectralnorm, mandelbrot, fannkuch, triad, pi)"
+    )]
     UnknownKernel(String),
     /// No language has this name.
     #[error("unknown language `{0}` (known: c, cpp, fortran, rust)")]
@@ -21,7 +23,9 @@ pub enum Error {
         reason: String,
     },
     /// A buffer would not fit in this machine's memory.
-    #[error("cannot allocate {what}: {bytes} bytes is more than this machine's {available} bytes of memory")]
+    #[error(
+        "cannot allocate {what}: {bytes} bytes is more than this machine's {available} bytes of memory"
+    )]
     TooLarge {
         /// What the buffer is for.
         what: String,

@@ -46,7 +46,10 @@ pub fn default_chunk(items: u64, workers: usize) -> u64 {
 }
 
 /// Cut `[0, items)` into consecutive chunks of `chunk` items (the last may be shorter).
-pub fn chunks(items: u64, chunk: u64) -> impl DoubleEndedIterator<Item = Range<u64>> + Clone + Send {
+pub fn chunks(
+    items: u64,
+    chunk: u64,
+) -> impl DoubleEndedIterator<Item = Range<u64>> + Clone + Send {
     let chunk = chunk.max(1);
     let count = items.div_ceil(chunk);
     (0..count).map(move |i| i * chunk..((i + 1) * chunk).min(items))

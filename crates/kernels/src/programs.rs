@@ -33,7 +33,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { n: None, systems: 1, seed: PI_SEED }
+        Options {
+            n: None,
+            systems: 1,
+            seed: PI_SEED,
+        }
     }
 }
 
@@ -77,13 +81,21 @@ pub fn n_meaning(kernel: KernelName) -> &'static str {
 /// Check N (and the options) before anything is allocated.
 pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
     let n = opts.n.unwrap_or_else(|| reference_n(kernel));
-    let bad = |reason: &str| Err(Error::InvalidSize { kernel: kernel.name(), n, reason: reason.into() });
+    let bad = |reason: &str| {
+        Err(Error::InvalidSize {
+            kernel: kernel.name(),
+            n,
+            reason: reason.into(),
+        })
+    };
     if n == 0 {
         return bad("N must be at least 1");
     }
     match kernel {
         KernelName::Fannkuch if n > 12 => return bad("fannkuch supports N up to 12"),
-        KernelName::Spectralnorm if n > 1 << 30 => return bad("spectralnorm supports N up to 2^30"),
+        KernelName::Spectralnorm if n > 1 << 30 => {
+            return bad("spectralnorm supports N up to 2^30");
+        }
         KernelName::Pi if n > 1 << 62 => return bad("pi supports up to 2^62 samples"),
         KernelName::Nbody if opts.systems == 0 => return bad("--systems must be at least 1"),
         _ => {}
@@ -145,7 +157,10 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
                 at_a_times(&kernel, n, &mut v, &mut tmp, &mut u, exec)?;
             }
             elapsed = t.elapsed();
-            let (u, v) = (u.as_slice::<f64>().expect("f64"), v.as_slice::<f64>().expect("f64"));
+            let (u, v) = (
+                u.as_slice::<f64>().expect("f64"),
+                v.as_slice::<f64>().expect("f64"),
+            );
             let (mut vbv, mut vv) = (0.0f64, 0.0f64);
             for (ui, vi) in u.iter().zip(v) {
                 vbv += ui * vi;
@@ -157,7 +172,11 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let bpr = n.div_ceil(8) as usize;
             let mut buf = exec.alloc(Elem::U8, n as usize * bpr, "mandelbrot bitmap")?;
             let t = Instant::now();
-            exec.run(&Step::new(kernel.clone(), StepArgs::new(n, n), vec![&mut buf])?)?;
+            exec.run(&Step::new(
+                kernel.clone(),
+                StepArgs::new(n, n),
+                vec![&mut buf],
+            )?)?;
             elapsed = t.elapsed();
             stdout_bytes.extend_from_slice(format!("P4\n{n} {n}\n").as_bytes());
             stdout_bytes.extend_from_slice(buf.as_slice::<u8>().expect("u8"));
@@ -188,7 +207,11 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
     if stdout_bytes.is_empty() {
         stdout_bytes = out.into_bytes();
     }
-    Ok(Outcome { stdout: stdout_bytes, notes, elapsed })
+    Ok(Outcome {
+        stdout: stdout_bytes,
+        notes,
+        elapsed,
+    })
 }
 
 /// dst = A^T (A src), each product one parallel step over rows.
@@ -216,7 +239,11 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
     let mut c = exec.alloc(Elem::F64, len, "STREAM c")?;
     let mut args = StepArgs::new(n, n);
     args.fparam[0] = STREAM_SCALAR;
-    exec.run(&Step::new(kernel.clone(), args, vec![&mut a, &mut b, &mut c])?)?;
+    exec.run(&Step::new(
+        kernel.clone(),
+        args,
+        vec![&mut a, &mut b, &mut c],
+    )?)?;
     const NAMES: [&str; 4] = ["Copy", "Scale", "Add", "Triad"];
     const WORDS: [f64; 4] = [2.0, 2.0, 3.0, 3.0];
     let mut best = [f64::INFINITY; 4];
@@ -225,7 +252,11 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
         for (op, slot) in best.iter_mut().enumerate() {
             args.iparam[0] = op as i64 + 1;
             let t = Instant::now();
-            exec.run(&Step::new(kernel.clone(), args, vec![&mut a, &mut b, &mut c])?)?;
+            exec.run(&Step::new(
+                kernel.clone(),
+                args,
+                vec![&mut a, &mut b, &mut c],
+            )?)?;
             let dt = t.elapsed().as_secs_f64();
             // STREAM skips the first iteration when it reports rates.
             if k > 0 {
@@ -240,7 +271,11 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
         .zip(best)
         .map(|((name, words), t)| {
             let bytes = words * 8.0 * n as f64;
-            format!("{name}: best rate {:.1} MB/s ({:.6} s)", 1e-6 * bytes / t, t)
+            format!(
+                "{name}: best rate {:.1} MB/s ({:.6} s)",
+                1e-6 * bytes / t,
+                t
+            )
         })
         .collect();
     let text = stream_validate(

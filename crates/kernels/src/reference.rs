@@ -8,7 +8,8 @@ use crate::registry::KernelName;
 /// nbody, N=1000.
 pub const NBODY_1000: &[u8] = include_bytes!("../../../reference-outputs/nbody-1000.out");
 /// spectralnorm, N=100.
-pub const SPECTRALNORM_100: &[u8] = include_bytes!("../../../reference-outputs/spectralnorm-100.out");
+pub const SPECTRALNORM_100: &[u8] =
+    include_bytes!("../../../reference-outputs/spectralnorm-100.out");
 /// mandelbrot, N=200 (PBM P4).
 pub const MANDELBROT_200: &[u8] = include_bytes!("../../../reference-outputs/mandelbrot-200.pbm");
 /// fannkuch-redux, N=7.
@@ -58,7 +59,12 @@ pub fn verify(kernel: KernelName, n: u64, stdout: &[u8]) -> Option<bool> {
     match kernel {
         KernelName::Seed => {
             let want: String = (1..=n)
-                .map(|x| format!("{}\n", (crate::programs::SEED_ITERS as u64).wrapping_mul(x.wrapping_mul(x)) as i64))
+                .map(|x| {
+                    format!(
+                        "{}\n",
+                        (crate::programs::SEED_ITERS as u64).wrapping_mul(x.wrapping_mul(x)) as i64
+                    )
+                })
                 .collect();
             Some(want.as_bytes() == stdout)
         }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 pub type RawKernelFn = unsafe extern "C" fn(*const sys::kp_kargs, u64, u64) -> i32;
 
 /// Implementation language of a kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Lang {
     /// C, compiled by gcc.
     C,
@@ -86,7 +88,9 @@ impl Reduce {
 }
 
 /// The built-in kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum KernelName {
     /// The course example: a 10,000,000-trip loop `j += x*x` per argument.
     Seed,
@@ -150,7 +154,10 @@ impl FromStr for KernelName {
     fn from_str(s: &str) -> Result<Self> {
         KernelName::ALL
             .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s) || (s.eq_ignore_ascii_case("fannkuchredux") && *k == KernelName::Fannkuch))
+            .find(|k| {
+                k.name().eq_ignore_ascii_case(s)
+                    || (s.eq_ignore_ascii_case("fannkuchredux") && *k == KernelName::Fannkuch)
+            })
             .ok_or_else(|| Error::UnknownKernel(s.to_string()))
     }
 }
@@ -186,7 +193,13 @@ impl fmt::Debug for Kernel {
         match &self.origin {
             Origin::Builtin => write!(f, "Kernel({}/{})", self.name, self.lang),
             Origin::Library { path, symbol } => {
-                write!(f, "Kernel({}/{} from {}:{symbol})", self.name, self.lang, path.display())
+                write!(
+                    f,
+                    "Kernel({}/{} from {}:{symbol})",
+                    self.name,
+                    self.lang,
+                    path.display()
+                )
             }
         }
     }
@@ -226,7 +239,13 @@ impl Kernel {
             (Lang::Rust, Triad) => raw::triad,
             (Lang::Rust, Pi) => raw::pi,
         };
-        Kernel { name, lang, f, origin: Origin::Builtin, _lib: None }
+        Kernel {
+            name,
+            lang,
+            f,
+            origin: Origin::Builtin,
+            _lib: None,
+        }
     }
 
     /// Load a range kernel from the shared object at `path` (an explicit path, never a
@@ -238,7 +257,12 @@ impl Kernel {
     /// signature [`RawKernelFn`] that obeys the contract of `native/include/kernels.h` for
     /// `contract`: it reads and writes only the items of its range, within the checked
     /// buffers. Nothing can verify that from here.
-    pub unsafe fn load(path: &Path, symbol: &str, contract: KernelName, lang: Lang) -> Result<Kernel> {
+    pub unsafe fn load(
+        path: &Path,
+        symbol: &str,
+        contract: KernelName,
+        lang: Lang,
+    ) -> Result<Kernel> {
         let io = |e: libloading::Error| Error::Io {
             context: format!("loading `{symbol}` from {}", path.display()),
             source: std::io::Error::other(e),
@@ -252,7 +276,10 @@ impl Kernel {
             name: contract,
             lang,
             f,
-            origin: Origin::Library { path: path.to_path_buf(), symbol: symbol.to_string() },
+            origin: Origin::Library {
+                path: path.to_path_buf(),
+                symbol: symbol.to_string(),
+            },
             _lib: Some(Arc::new(lib)),
         })
     }

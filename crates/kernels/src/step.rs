@@ -30,7 +30,12 @@ pub struct StepArgs {
 impl StepArgs {
     /// Arguments with `n` and `items` and zero parameters.
     pub fn new(n: u64, items: u64) -> StepArgs {
-        StepArgs { n, items, iparam: [0; 4], fparam: [0.0; 4] }
+        StepArgs {
+            n,
+            items,
+            iparam: [0; 4],
+            fparam: [0.0; 4],
+        }
     }
 }
 
@@ -58,7 +63,10 @@ impl Partial {
 
 /// Buffers a kernel expects for `args`: (element type, minimum length) per slot.
 pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem, u128)>> {
-    let bad = |reason: String| Error::BadBuffers { kernel: kernel.name(), reason };
+    let bad = |reason: String| Error::BadBuffers {
+        kernel: kernel.name(),
+        reason,
+    };
     let items = args.items as u128;
     let n = args.n as u128;
     Ok(match kernel {
@@ -66,7 +74,9 @@ pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem
         KernelName::Nbody => vec![(Elem::F64, 2 * items)],
         KernelName::Spectralnorm => {
             if args.items != args.n || !(0..=1).contains(&args.iparam[0]) {
-                return Err(bad("spectralnorm needs items == n and iparam[0] in {0, 1}".into()));
+                return Err(bad(
+                    "spectralnorm needs items == n and iparam[0] in {0, 1}".into()
+                ));
             }
             vec![(Elem::F64, n), (Elem::F64, n)]
         }
@@ -155,7 +165,13 @@ impl<'a> Step<'a> {
             raw.len[i] = b.len() as u64;
         }
         let bufs = bufs.into_iter().map(|b| &*b).collect();
-        Ok(Step { kernel, args, raw, bufs, _exclusive: PhantomData })
+        Ok(Step {
+            kernel,
+            args,
+            raw,
+            bufs,
+            _exclusive: PhantomData,
+        })
     }
 
     /// The kernel.

@@ -7,7 +7,10 @@ use kernelpool_kernels::{
 #[test]
 fn unknown_names_are_errors() {
     let e = Kernel::by_names("nope", "c").unwrap_err();
-    assert!(matches!(e, Error::UnknownKernel(ref s) if s == "nope"), "{e}");
+    assert!(
+        matches!(e, Error::UnknownKernel(ref s) if s == "nope"),
+        "{e}"
+    );
     let e = Kernel::by_names("pi", "cobol").unwrap_err();
     assert!(e.to_string().contains("cobol"));
 }
@@ -15,17 +18,41 @@ fn unknown_names_are_errors() {
 #[test]
 fn invalid_sizes_are_refused_before_allocation() {
     for k in KernelName::ALL {
-        let e = programs::validate(k, &Options { n: Some(0), ..Options::default() }).unwrap_err();
+        let e = programs::validate(
+            k,
+            &Options {
+                n: Some(0),
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::InvalidSize { .. }), "{k}: {e}");
     }
-    let fk = Options { n: Some(13), ..Options::default() };
+    let fk = Options {
+        n: Some(13),
+        ..Options::default()
+    };
     assert!(programs::validate(KernelName::Fannkuch, &fk).is_err());
-    let huge = Options { n: Some(u64::MAX / 2), ..Options::default() };
-    for k in [KernelName::Seed, KernelName::Mandelbrot, KernelName::Triad, KernelName::Spectralnorm] {
+    let huge = Options {
+        n: Some(u64::MAX / 2),
+        ..Options::default()
+    };
+    for k in [
+        KernelName::Seed,
+        KernelName::Mandelbrot,
+        KernelName::Triad,
+        KernelName::Spectralnorm,
+    ] {
         let e = programs::run(Kernel::get(k, Lang::C), &huge, &Serial).unwrap_err();
-        assert!(matches!(e, Error::TooLarge { .. } | Error::InvalidSize { .. }), "{k}: {e}");
+        assert!(
+            matches!(e, Error::TooLarge { .. } | Error::InvalidSize { .. }),
+            "{k}: {e}"
+        );
     }
-    let no_systems = Options { systems: 0, ..Options::default() };
+    let no_systems = Options {
+        systems: 0,
+        ..Options::default()
+    };
     assert!(programs::validate(KernelName::Nbody, &no_systems).is_err());
 }
 
@@ -37,7 +64,14 @@ fn steps_check_their_buffers() {
     let e = Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut short, &mut ok]).unwrap_err();
     assert!(e.to_string().contains("buffer 0"), "{e}");
     let mut wrong_type = Buffer::heap(Elem::I64, 10, "t").expect("alloc");
-    assert!(Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut wrong_type, &mut ok]).is_err());
+    assert!(
+        Step::new(
+            k.clone(),
+            StepArgs::new(10, 10),
+            vec![&mut wrong_type, &mut ok]
+        )
+        .is_err()
+    );
     assert!(Step::new(k.clone(), StepArgs::new(10, 10), vec![&mut ok]).is_err());
     let mut other = Buffer::heap(Elem::F64, 10, "t").expect("alloc");
     let step = Step::new(k, StepArgs::new(10, 10), vec![&mut ok, &mut other]).expect("valid");
@@ -45,8 +79,17 @@ fn steps_check_their_buffers() {
     assert!(e.to_string().contains("outside"), "{e}");
     let mut triad_args = StepArgs::new(4, 4);
     triad_args.iparam[0] = 9;
-    let mut bufs: Vec<Buffer> = (0..3).map(|_| Buffer::heap(Elem::F64, 4, "t").expect("alloc")).collect();
-    assert!(Step::new(Kernel::get(KernelName::Triad, Lang::C), triad_args, bufs.iter_mut().collect()).is_err());
+    let mut bufs: Vec<Buffer> = (0..3)
+        .map(|_| Buffer::heap(Elem::F64, 4, "t").expect("alloc"))
+        .collect();
+    assert!(
+        Step::new(
+            Kernel::get(KernelName::Triad, Lang::C),
+            triad_args,
+            bufs.iter_mut().collect()
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -63,7 +106,12 @@ fn native_kernels_reject_bad_ranges_themselves() {
                 items: 4,
                 iparam: [0; 4],
                 fparam: [0.0; 4],
-                buf: [out.as_mut_ptr().cast(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut()],
+                buf: [
+                    out.as_mut_ptr().cast(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ],
                 len: [4, 0, 0, 0],
                 partial: partial.as_mut_ptr(),
             };

@@ -6,18 +6,30 @@ use kernelpool_kernels::{
 };
 
 fn run(k: KernelName, l: Lang, n: u64) -> Vec<u8> {
-    programs::run(Kernel::get(k, l), &Options { n: Some(n), ..Options::default() }, &Serial)
-        .unwrap_or_else(|e| panic!("{k}/{l} N={n}: {e}"))
-        .stdout
+    programs::run(
+        Kernel::get(k, l),
+        &Options {
+            n: Some(n),
+            ..Options::default()
+        },
+        &Serial,
+    )
+    .unwrap_or_else(|e| panic!("{k}/{l} N={n}: {e}"))
+    .stdout
 }
 
 #[test]
 fn every_kernel_in_every_language_matches_the_published_output() {
     for k in KernelName::ALL {
-        let Some(n) = reference::reference_size(k) else { continue };
+        let Some(n) = reference::reference_size(k) else {
+            continue;
+        };
         let want = reference::expected(k, n).expect("reference exists");
         for l in Lang::ALL {
-            assert!(run(k, l, n) == want, "{k}/{l} N={n} differs from the published output");
+            assert!(
+                run(k, l, n) == want,
+                "{k}/{l} N={n} differs from the published output"
+            );
         }
     }
 }
@@ -35,9 +47,17 @@ fn splitmix64_reproduces_vignas_reference_in_every_language() {
 #[test]
 fn seed_prints_the_course_example() {
     for l in Lang::ALL {
-        assert_eq!(run(KernelName::Seed, l, 3), b"10000000\n40000000\n90000000\n", "seed/{l}");
+        assert_eq!(
+            run(KernelName::Seed, l, 3),
+            b"10000000\n40000000\n90000000\n",
+            "seed/{l}"
+        );
         let out = run(KernelName::Seed, l, 50);
-        assert_eq!(reference::verify(KernelName::Seed, 50, &out), Some(true), "seed/{l} N=50");
+        assert_eq!(
+            reference::verify(KernelName::Seed, 50, &out),
+            Some(true),
+            "seed/{l} N=50"
+        );
     }
 }
 
@@ -45,12 +65,24 @@ fn seed_prints_the_course_example() {
 fn triad_validates_and_pi_agrees_across_languages() {
     for l in Lang::ALL {
         let out = run(KernelName::Triad, l, 10_000);
-        assert!(out.starts_with(b"Solution Validates"), "triad/{l}: {}", String::from_utf8_lossy(&out));
+        assert!(
+            out.starts_with(b"Solution Validates"),
+            "triad/{l}: {}",
+            String::from_utf8_lossy(&out)
+        );
     }
     let c = run(KernelName::Pi, Lang::C, 100_000);
     let text = String::from_utf8(c.clone()).expect("utf8");
-    let est: f64 = text.lines().nth(1).expect("estimate line").parse().expect("float");
-    assert!((est - std::f64::consts::PI).abs() < 0.02, "pi estimate {est}");
+    let est: f64 = text
+        .lines()
+        .nth(1)
+        .expect("estimate line")
+        .parse()
+        .expect("float");
+    assert!(
+        (est - std::f64::consts::PI).abs() < 0.02,
+        "pi estimate {est}"
+    );
     for l in Lang::ALL {
         assert_eq!(run(KernelName::Pi, l, 100_000), c, "pi/{l}");
     }
@@ -58,15 +90,27 @@ fn triad_validates_and_pi_agrees_across_languages() {
 
 #[test]
 fn nbody_ensemble_system_zero_is_the_published_problem() {
-    let opts = Options { n: Some(1000), systems: 5, ..Options::default() };
+    let opts = Options {
+        n: Some(1000),
+        systems: 5,
+        ..Options::default()
+    };
     let mut outs = Vec::new();
     for l in Lang::ALL {
-        let out = programs::run(Kernel::get(KernelName::Nbody, l), &opts, &Serial).expect("nbody").stdout;
-        assert!(out.starts_with(reference::NBODY_1000), "nbody/{l} ensemble system 0");
+        let out = programs::run(Kernel::get(KernelName::Nbody, l), &opts, &Serial)
+            .expect("nbody")
+            .stdout;
+        assert!(
+            out.starts_with(reference::NBODY_1000),
+            "nbody/{l} ensemble system 0"
+        );
         assert_eq!(String::from_utf8_lossy(&out).lines().count(), 10);
         outs.push(out);
     }
-    assert!(outs.windows(2).all(|w| w[0] == w[1]), "ensemble differs between languages");
+    assert!(
+        outs.windows(2).all(|w| w[0] == w[1]),
+        "ensemble differs between languages"
+    );
     // perturbed systems really differ from system 0
     let text = String::from_utf8(outs[0].clone()).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
@@ -80,16 +124,27 @@ fn vendored_reference_outputs_match_shared() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let shared = root.join("../shared/reference-outputs");
     if !shared.is_dir() {
-        assert!(std::env::var_os("CI").is_none(), "CI must have {}", shared.display());
-        eprintln!("note: {} not present; vendored copy not compared", shared.display());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have {}",
+            shared.display()
+        );
+        eprintln!(
+            "note: {} not present; vendored copy not compared",
+            shared.display()
+        );
         return;
     }
     let mut compared = 0;
     for entry in std::fs::read_dir(&shared).expect("read shared") {
         let path = entry.expect("entry").path();
         let name = path.file_name().expect("name").to_owned();
-        let ours = std::fs::read(root.join("reference-outputs").join(&name)).expect("vendored copy");
-        assert!(ours == std::fs::read(&path).expect("shared file"), "{name:?} differs");
+        let ours =
+            std::fs::read(root.join("reference-outputs").join(&name)).expect("vendored copy");
+        assert!(
+            ours == std::fs::read(&path).expect("shared file"),
+            "{name:?} differs"
+        );
         compared += 1;
     }
     assert!(compared >= 6);

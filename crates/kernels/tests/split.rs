@@ -19,7 +19,12 @@ fn chunks_from_cuts(n: u64, mut cuts: Vec<u64>) -> Vec<Range<u64>> {
 }
 
 /// Run one step of `k` in `lang` over `chunks`; returns (buffer bytes, partial).
-fn run_step(k: KernelName, lang: Lang, args: StepArgs, chunks: &[Range<u64>]) -> (Vec<Vec<u8>>, Partial) {
+fn run_step(
+    k: KernelName,
+    lang: Lang,
+    args: StepArgs,
+    chunks: &[Range<u64>],
+) -> (Vec<Vec<u8>>, Partial) {
     let specs = kernelpool_kernels::step::expected_buffers(k, &args).expect("valid args");
     let mut bufs: Vec<Buffer> = specs
         .iter()
@@ -41,19 +46,36 @@ fn run_step(k: KernelName, lang: Lang, args: StepArgs, chunks: &[Range<u64>]) ->
         .iter()
         .map(|b| match b.elem() {
             Elem::U8 => b.as_slice::<u8>().expect("u8").to_vec(),
-            Elem::F64 => b.as_slice::<f64>().expect("f64").iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
-            Elem::I64 => b.as_slice::<i64>().expect("i64").iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Elem::F64 => b
+                .as_slice::<f64>()
+                .expect("f64")
+                .iter()
+                .flat_map(|v| v.to_bits().to_le_bytes())
+                .collect(),
+            Elem::I64 => b
+                .as_slice::<i64>()
+                .expect("i64")
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
         })
         .collect();
     (bytes, partial)
 }
 
 fn check_all(k: KernelName, args: StepArgs, cuts: Vec<u64>) -> Result<(), TestCaseError> {
-    let whole = run_step(k, Lang::C, args, &[0..args.items]);
+    let whole = run_step(k, Lang::C, args, std::slice::from_ref(&(0..args.items)));
     let chunks = chunks_from_cuts(args.items, cuts);
     for lang in Lang::ALL {
         let got = run_step(k, lang, args, &chunks);
-        prop_assert!(got == whole, "{}/{} differs with chunks {:?} (args {:?})", k, lang, chunks, args);
+        prop_assert!(
+            got == whole,
+            "{}/{} differs with chunks {:?} (args {:?})",
+            k,
+            lang,
+            chunks,
+            args
+        );
     }
     Ok(())
 }

@@ -1,0 +1,130 @@
+//! The `kpool` binary: canonical stdout, one-line errors with a non-zero exit, never a panic.
+
+use std::process::{Command, Output};
+
+fn kpool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpool"))
+        .args(args)
+        .output()
+        .expect("run kpool")
+}
+
+fn reference(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../reference-outputs")
+            .join(name),
+    )
+    .expect("reference file")
+}
+
+#[test]
+fn run_prints_the_canonical_output_in_every_language() {
+    let cases = [
+        ("nbody", "1000", "nbody-1000.out"),
+        ("spectralnorm", "100", "spectralnorm-100.out"),
+        ("mandelbrot", "200", "mandelbrot-200.pbm"),
+        ("fannkuch", "7", "fannkuchredux-7.out"),
+    ];
+    for lang in ["c", "cpp", "fortran", "rust"] {
+        for (kernel, n, file) in cases {
+            let out = kpool(&["run", kernel, "--lang", lang, "--n", n]);
+            assert!(
+                out.status.success(),
+                "{kernel}/{lang}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stdout == reference(file),
+                "{kernel}/{lang} stdout differs from {file}"
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("kpool:") && err.contains(kernel),
+                "timing goes to stderr: {err}"
+            );
+        }
+        let out = kpool(&["run", "seed", "--lang", lang, "--n", "3"]);
+        assert_eq!(out.stdout, b"10000000\n40000000\n90000000\n");
+        let out = kpool(&["run", "triad", "--lang", lang, "--n", "5000"]);
+        assert!(out.status.success());
+        assert!(out.stdout.starts_with(b"Solution Validates"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Triad: best rate"));
+    }
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let cases: &[&[&str]] = &[
+        &["run", "nope"],
+        &["run", "pi", "--lang", "cobol"],
+        &["run", "seed", "--n", "0"],
+        &["run", "fannkuch", "--n", "13"],
+        &["run", "mandelbrot", "--n", "100000000"],
+        &["run", "triad", "--n", "18446744073709551615"],
+        &["run", "nbody", "--systems", "0"],
+        &["run", "pi", "--workers", "0", "--exec", "threads"],
+        &["run", "pi", "--chunk", "0"],
+    ];
+    for args in cases {
+        let out = kpool(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("kpool: error:"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // clap's own errors (not a number) are refused too, with its usage text
+    let out = kpool(&["run", "pi", "--n", "-5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn info_lists_kernels_languages_and_compilers() {
+    let out = kpool(&["info"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "seed",
+        "nbody",
+        "spectralnorm",
+        "mandelbrot",
+        "fannkuch",
+        "triad",
+        "pi",
+        "fortran",
+        "GNU Fortran",
+        "rustc",
+    ] {
+        assert!(text.contains(word), "info lacks {word}: {text}");
+    }
+}
+
+#[test]
+fn quick_bench_verifies_every_cell() {
+    let out = kpool(&[
+        "bench",
+        "--quick",
+        "--kernel",
+        "fannkuch,spectralnorm",
+        "--n",
+        "7",
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("| reference |"))
+            .count(),
+        8,
+        "{table}"
+    );
+    assert!(!table.contains("| NO |"));
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included: every crate's unit, integration and doc tests,
+# then the bindings drift check (regenerates the bindings with bindgen and compares).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --tests
+cargo test --workspace --release
+cargo test --release -p kernelpool-kernels-sys --features bindgen
