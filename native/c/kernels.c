@@ -13,16 +13,21 @@
         }                                                     \
     } while (0)
 
-/* ---- splitmix64, counter based: output k of the stream seeded with `seed` ---- */
-uint64_t kp_c_splitmix64_at(uint64_t seed, uint64_t k) {
+/* ---- splitmix64, counter based: output k of the stream seeded with `seed` ----
+ * The kernels call the static copy: under -fPIC an exported function may be interposed,
+ * so gcc would not inline it into the hot loops. */
+static inline uint64_t splitmix64_at(uint64_t seed, uint64_t k) {
     uint64_t z = seed + (k + 1u) * UINT64_C(0x9e3779b97f4a7c15);
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
 }
 
+uint64_t kp_c_splitmix64_at(uint64_t seed, uint64_t k) { return splitmix64_at(seed, k); }
+
 /* uniform double in [0, 1) from the top 53 bits */
-static double unit(uint64_t z) { return (double)(z >> 11) * 0x1.0p-53; }
+/* z >> 11 < 2^53 converts exactly either way; through int64_t gcc can vectorise it */
+static double unit(uint64_t z) { return (double)(int64_t)(z >> 11) * 0x1.0p-53; }
 
 /* ---- seed ---- */
 int32_t kp_c_seed(const kp_kargs *a, uint64_t begin, uint64_t end) {
@@ -72,9 +77,9 @@ static void nbody_init(body *b, uint64_t system) {
     if (system > 0) {
         /* planets' positions moved by up to +-0.0005 AU, keyed by (system, 3*body+axis) */
         for (int i = 1; i < NBODIES; i++) {
-            b[i].x = b[i].x + 1.0e-3 * (unit(kp_c_splitmix64_at(system, (uint64_t)(3 * i + 0))) - 0.5);
-            b[i].y = b[i].y + 1.0e-3 * (unit(kp_c_splitmix64_at(system, (uint64_t)(3 * i + 1))) - 0.5);
-            b[i].z = b[i].z + 1.0e-3 * (unit(kp_c_splitmix64_at(system, (uint64_t)(3 * i + 2))) - 0.5);
+            b[i].x = b[i].x + 1.0e-3 * (unit(splitmix64_at(system, (uint64_t)(3 * i + 0))) - 0.5);
+            b[i].y = b[i].y + 1.0e-3 * (unit(splitmix64_at(system, (uint64_t)(3 * i + 1))) - 0.5);
+            b[i].z = b[i].z + 1.0e-3 * (unit(splitmix64_at(system, (uint64_t)(3 * i + 2))) - 0.5);
         }
     }
     double px = 0.0, py = 0.0, pz = 0.0;
@@ -307,8 +312,8 @@ int32_t kp_c_pi(const kp_kargs *a, uint64_t begin, uint64_t end) {
     const uint64_t seed = (uint64_t)a->iparam[0];
     int64_t hits = 0;
     for (uint64_t i = begin; i < end; i++) {
-        const double x = unit(kp_c_splitmix64_at(seed, 2 * i));
-        const double y = unit(kp_c_splitmix64_at(seed, 2 * i + 1));
+        const double x = unit(splitmix64_at(seed, 2 * i));
+        const double y = unit(splitmix64_at(seed, 2 * i + 1));
         if (x * x + y * y < 1.0) hits++;
     }
     a->partial[0] += hits;
