@@ -1,6 +1,9 @@
-//! kernelpool facade.
+#![doc = include_str!("../README.md")]
+
 pub use kernelpool_kernels as kernels;
 pub use kernelpool_pool as pool;
+
+pub mod ffi;
 
 /// Call first in `main` of any program that uses the process pool: in a worker process it
 /// runs the worker loop and never returns; otherwise it returns at once.

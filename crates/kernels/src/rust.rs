@@ -22,7 +22,7 @@ fn unit(z: u64) -> f64 {
     (z >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
 }
 
-/// `seed`: out[i] is the wrapping sum of x*x over `iters` loop trips, x = begin + i + 1.
+/// `seed`: `out[i]` is the wrapping sum of `x*x` over `iters` loop trips, `x = begin + i + 1`.
 pub fn seed(iters: u64, begin: u64, out: &mut [i64]) {
     for (i, o) in out.iter_mut().enumerate() {
         let x = begin + i as u64 + 1;
