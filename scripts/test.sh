@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
+# the C-ABI test links a C program to the cdylib, which `cargo test` alone does not build
+cargo build --workspace --release
 cargo test --workspace --release
 cargo test --release -p kernelpool-kernels-sys --features bindgen
