@@ -7,4 +7,6 @@ pub mod ffi;
 
 /// Call first in `main` of any program that uses the process pool: in a worker process it
 /// runs the worker loop and never returns; otherwise it returns at once.
-pub fn init() {}
+pub fn init() {
+    kernelpool_pool::init();
+}

@@ -92,10 +92,24 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
     if args.chunk == Some(0) {
         return Err("--chunk must be at least 1".into());
     }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     match kind {
         ExecKind::Serial => Ok(Box::new(Serial)),
-        ExecKind::Threads | ExecKind::Processes => {
-            Err(format!("executor {kind:?} is not available in this build"))
+        ExecKind::Threads => {
+            let mut t = kernelpool::pool::Threads::new(workers).map_err(|e| e.to_string())?;
+            if let Some(c) = args.chunk {
+                t = t.with_chunk(c);
+            }
+            Ok(Box::new(t))
+        }
+        ExecKind::Processes => {
+            let mut b = kernelpool::pool::Processes::builder().workers(workers);
+            if let Some(c) = args.chunk {
+                b = b.chunk(c);
+            }
+            Ok(Box::new(b.build().map_err(|e| e.to_string())?))
         }
     }
 }

@@ -128,3 +128,30 @@ fn quick_bench_verifies_every_cell() {
     );
     assert!(!table.contains("| NO |"));
 }
+
+#[test]
+fn every_executor_prints_the_serial_output() {
+    for (kernel, n) in [
+        ("mandelbrot", "200"),
+        ("fannkuch", "7"),
+        ("spectralnorm", "100"),
+        ("pi", "100000"),
+    ] {
+        let serial = kpool(&["run", kernel, "--lang", "fortran", "--n", n]);
+        assert!(serial.status.success());
+        for exec in [
+            &["--exec", "threads", "--workers", "2"][..],
+            &["--exec", "processes", "--workers", "2", "--chunk", "3"][..],
+        ] {
+            let mut args = vec!["run", kernel, "--lang", "fortran", "--n", n];
+            args.extend_from_slice(exec);
+            let out = kpool(&args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.stdout == serial.stdout, "{args:?} differs from serial");
+        }
+    }
+}

@@ -1,2 +1,76 @@
-//! Executors for kernelpool.
+//! Executors for kernelpool: run the steps of any kernel serially ([`Serial`]), on a
+//! private thread pool ([`Threads`]), or on a pool of worker processes ([`Processes`])
+//! that also runs plain Rust functions the way Python's `multiprocessing.Pool` does, and
+//! survives workers that crash, exit, get killed or hang.
+//!
+//! Every executor splits a step's `[0, items)` into chunks and combines the partials in
+//! chunk order, so results are bit-identical whichever executor and how many workers:
+//!
+//! ```
+//! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
+//! use kernelpool_pool::Threads;
+//!
+//! let kernel = Kernel::get(KernelName::Mandelbrot, Lang::C);
+//! let opts = Options { n: Some(64), ..Options::default() };
+//! let threads = Threads::new(2)?;
+//! assert_eq!(programs::run(kernel.clone(), &opts, &threads)?.stdout,
+//!            programs::run(kernel, &opts, &Serial)?.stdout);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The process pool re-runs the current executable as its workers, so a program that
+//! uses it calls [`init`] first thing in `main` (as `MPI_Init`):
+//!
+//! ```no_run
+//! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, programs};
+//! use kernelpool_pool::Processes;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     kernelpool_pool::init(); // in a worker, this serves the pool and never returns
+//!     let pool = Processes::new(2)?;
+//!     assert_eq!(pool.map(square, 1..=3)?, vec![1, 4, 9]);
+//!     let kernel = Kernel::get(KernelName::Triad, Lang::C);
+//!     let out = programs::run(kernel, &Options { n: Some(1000), ..Options::default() }, &pool)?;
+//!     print!("{}", String::from_utf8_lossy(&out.stdout));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
+//! `process` (the pool: workers, scheduling, fault handling), `map` (the `map` family),
+//! `worker` (the worker process), `wire` (messages and the shared control block),
+//! `func` (functions named across processes), `spawn` (starting workers).
+
+mod error;
+mod func;
+mod map;
+mod process;
+mod shm;
+mod spawn;
+mod threads;
+mod wire;
+mod worker;
+
+pub use error::{PoolError, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
+pub use map::{Imap, ImapUnordered, Mapper};
+pub use process::{Processes, ProcessesBuilder};
+pub use shm::SharedMemory;
+pub use threads::Threads;
+
+/// Turn this process into a worker when a process pool started it; otherwise return at
+/// once.
+///
+/// Call it first thing in `main` of every program that starts a [`Processes`] pool
+/// (before any thread is started): the pool starts its workers by running the current
+/// executable again with a token in the environment, and in those processes `init` serves
+/// the pool and exits the process when the pool goes away; it never returns there.
+/// Test binaries, whose `main` belongs to the test harness, can call it from a
+/// constructor (`#[ctor::ctor(unsafe)]`).
+pub fn init() {
+    worker::enter_if_token();
+}

@@ -1,0 +1,256 @@
+//! The error type of the executors: bad options, worker faults (crash, timeout, panic) with
+//! the task they hit and their cause, and transport failures.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerExit {
+    /// Killed by this signal (SIGSEGV = 11, SIGABRT = 6, SIGKILL = 9, ...).
+    Signal(i32),
+    /// Exited on its own with this status.
+    Status(i32),
+    /// The exit could not be observed (the child was reaped elsewhere).
+    Unknown,
+}
+
+impl WorkerExit {
+    /// The cause of a finished child.
+    pub(crate) fn from_status(status: std::process::ExitStatus) -> WorkerExit {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.signal(), status.code()) {
+            (Some(sig), _) => WorkerExit::Signal(sig),
+            (None, Some(code)) => WorkerExit::Status(code),
+            (None, None) => WorkerExit::Unknown,
+        }
+    }
+}
+
+/// Conventional name of a signal number (`SIGSEGV`), or `None`.
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for WorkerExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WorkerExit::Signal(sig) => match signal_name(sig) {
+                Some(name) => write!(f, "was killed by signal {sig} ({name})"),
+                None => write!(f, "was killed by signal {sig}"),
+            },
+            WorkerExit::Status(code) => write!(f, "exited with status {code}"),
+            WorkerExit::Unknown => f.write_str("ended for an unknown reason"),
+        }
+    }
+}
+
+/// Everything that can go wrong in an executor of this crate.
+///
+/// A task that brings its worker down is reported with the task's index (the position of
+/// its argument for `map` and friends, the chunk number for a kernel step) and the cause;
+/// the worker is replaced and the pool stays usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// An option is out of range (0 workers, chunk size 0, ...).
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// Which option.
+        option: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// rayon could not build the thread pool.
+    #[error("cannot build the thread pool: {0}")]
+    ThreadPool(#[source] rayon::ThreadPoolBuildError),
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker process could not be started or did not become ready.
+    #[error("worker process {program} did not start: {reason}")]
+    Start {
+        /// The program that was started.
+        program: String,
+        /// What happened.
+        reason: String,
+        /// How it ended, if it did.
+        exit: Option<WorkerExit>,
+    },
+    /// The worker running the task died (signal, `exit`, OOM kill).
+    #[error("task {task}: worker process {pid} {cause}")]
+    Crashed {
+        /// Index of the task.
+        task: usize,
+        /// Process id of the worker.
+        pid: u32,
+        /// How the worker ended.
+        cause: WorkerExit,
+    },
+    /// The task ran longer than the per-task timeout; its worker was killed.
+    #[error("task {task} timed out after {timeout:?}; worker process {pid} was killed")]
+    TimedOut {
+        /// Index of the task.
+        task: usize,
+        /// Process id of the worker.
+        pid: u32,
+        /// The timeout that was exceeded.
+        timeout: Duration,
+    },
+    /// The task's function panicked (the worker survives).
+    #[error("task {task} panicked: {message}")]
+    Panicked {
+        /// Index of the task.
+        task: usize,
+        /// The panic message and location.
+        message: String,
+    },
+    /// The task failed in the worker for another reason (its argument could not be decoded,
+    /// its result could not be encoded, a kernel step could not be rebuilt).
+    #[error("task {task} failed in its worker: {message}")]
+    Remote {
+        /// Index of the task.
+        task: usize,
+        /// What the worker reported.
+        message: String,
+    },
+    /// A task's argument could not be serialised, or its result could not be decoded.
+    #[error("task {task}: {message}")]
+    Codec {
+        /// Index of the task.
+        task: usize,
+        /// What failed.
+        message: String,
+    },
+    /// A buffer of a step is not shared memory, so worker processes cannot reach it.
+    #[error(
+        "buffer {slot} of the {kernel} step is not shared memory: allocate buffers with the \
+         process pool's `alloc` (or use `SharedMemory`)"
+    )]
+    NotShared {
+        /// Kernel name.
+        kernel: &'static str,
+        /// Buffer slot.
+        slot: usize,
+    },
+    /// The kernel cannot be named in another process (not a built-in, no known origin).
+    #[error("kernel {0} cannot be named in a worker process (only built-in kernels can)")]
+    KernelNotPortable(String),
+    /// Functions cross to workers as offsets in the executable, which needs the workers to
+    /// run this very executable (pools started through `init()`).
+    #[error(
+        "functions can only be sent to workers that run the same executable as the caller \
+         (start the pool from a program that calls kernelpool_pool::init(); a pool built \
+         with worker_program({0}) can run kernels only)"
+    )]
+    NotSameExecutable(String),
+    /// The pool is in use by an `imap` iterator of this thread (finish or drop it first).
+    #[error("the process pool is busy with an imap iterator held by this thread")]
+    Busy,
+    /// A worker sent something that is not a valid message.
+    #[error("protocol error with worker process {pid}: {message}")]
+    Protocol {
+        /// Process id of the worker.
+        pid: u32,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl PoolError {
+    /// True when a worker died while running the task (signal, exit, OOM kill).
+    pub fn is_crash(&self) -> bool {
+        matches!(self, PoolError::Crashed { .. })
+    }
+
+    /// True when the task exceeded the per-task timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PoolError::TimedOut { .. })
+    }
+
+    /// True when the task's function panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, PoolError::Panicked { .. })
+    }
+
+    /// The index of the task the error belongs to, if it belongs to one.
+    pub fn task(&self) -> Option<usize> {
+        match *self {
+            PoolError::Crashed { task, .. }
+            | PoolError::TimedOut { task, .. }
+            | PoolError::Panicked { task, .. }
+            | PoolError::Remote { task, .. }
+            | PoolError::Codec { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+
+    /// The signal that killed the worker, for crashes by signal.
+    pub fn signal(&self) -> Option<i32> {
+        match *self {
+            PoolError::Crashed {
+                cause: WorkerExit::Signal(sig),
+                ..
+            } => Some(sig),
+            _ => None,
+        }
+    }
+
+    /// The exit status of the worker, for crashes by `exit`.
+    pub fn exit_status(&self) -> Option<i32> {
+        match *self {
+            PoolError::Crashed {
+                cause: WorkerExit::Status(code),
+                ..
+            } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> PoolError {
+        PoolError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(option: &'static str, reason: impl Into<String>) -> PoolError {
+        PoolError::InvalidOption {
+            option,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<PoolError> for kernelpool_kernels::Error {
+    fn from(e: PoolError) -> Self {
+        kernelpool_kernels::Error::Executor(Box::new(e))
+    }
+}

@@ -1,0 +1,451 @@
+//! Plain Rust functions on the process pool, as Python's `multiprocessing.Pool`: `map`,
+//! `starmap`, `imap` (ordered, lazy), `imap_unordered` and `apply`, with a `chunksize`.
+//!
+//! Arguments and results cross as postcard; functions cross as offsets in the executable
+//! (see `func`), so only `fn` items and non-capturing closures can be sent, and only to
+//! workers that run this same executable (pools started through [`init`](crate::init)).
+//!
+//! Delivery is at least once for tasks that did not fail: a task that was waiting behind
+//! a task that killed its worker (or whose result had not yet left the worker) is run
+//! again on the replacement.
+
+use crate::error::PoolError;
+use crate::process::{Done, Guard, Item, ItemData, Op, OpKind, Payload, Processes};
+use crate::wire::FnRef;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::iter::Fuse;
+use std::marker::PhantomData;
+
+/// The map family with a given `chunksize` (see [`Processes::with_chunksize`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mapper<'p> {
+    pool: &'p Processes,
+    chunksize: Option<usize>,
+}
+
+fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError)> {
+    postcard::to_stdvec(value)
+        .map(|a| Item {
+            idx,
+            data: ItemData::Arg(a),
+            tries: 0,
+        })
+        .map_err(|e| {
+            (
+                idx,
+                PoolError::Codec {
+                    task: idx,
+                    message: format!("cannot encode the argument: {e}"),
+                },
+            )
+        })
+}
+
+fn decode<R: DeserializeOwned>((idx, r): Done) -> (usize, Result<R, PoolError>) {
+    let r = r.and_then(|p| match p {
+        Payload::Bytes(b) => postcard::from_bytes(&b).map_err(|e| PoolError::Codec {
+            task: idx,
+            message: format!("cannot decode the result: {e}"),
+        }),
+        _ => Err(PoolError::Protocol {
+            pid: 0,
+            message: format!("task {idx} returned no value"),
+        }),
+    });
+    (idx, r)
+}
+
+impl Processes {
+    /// The map family with tasks sent in chunks of `chunksize` (at least 1; 0 is
+    /// reported as [`PoolError::InvalidOption`] by the call).
+    pub fn with_chunksize(&self, chunksize: usize) -> Mapper<'_> {
+        Mapper {
+            pool: self,
+            chunksize: Some(chunksize),
+        }
+    }
+
+    fn mapper(&self) -> Mapper<'_> {
+        Mapper {
+            pool: self,
+            chunksize: self.config().chunksize,
+        }
+    }
+
+    /// `f` on every argument, in parallel; results in argument order. When tasks fail,
+    /// every task still runs and the error of the first failed one (by index) is
+    /// returned; use [`imap`](Processes::imap) to get each task's own result.
+    ///
+    /// ```no_run
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// kernelpool_pool::init(); // first thing in main
+    /// let pool = kernelpool_pool::Processes::new(2)?;
+    /// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
+    /// # Ok::<(), kernelpool_pool::PoolError>(())
+    /// ```
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.mapper().map(f, args)
+    }
+
+    /// `f(a, b)` for every pair, as [`map`](Processes::map).
+    pub fn starmap<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        args: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.mapper().starmap(f, args)
+    }
+
+    /// A lazy iterator of `f` on each argument, in argument order: arguments are taken
+    /// from `args` as workers have room, and each task yields its own result (a failed
+    /// task does not hide the others). Default chunksize 1. The pool serves nothing else
+    /// until the iterator is finished or dropped.
+    pub fn imap<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        args: I,
+    ) -> Result<Imap<'_, I::IntoIter, R>, PoolError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_mapper().imap(f, args)
+    }
+
+    /// As [`imap`](Processes::imap), but yields `(index, result)` as soon as each task
+    /// is done.
+    pub fn imap_unordered<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        args: I,
+    ) -> Result<ImapUnordered<'_, I::IntoIter, R>, PoolError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.imap_mapper().imap_unordered(f, args)
+    }
+
+    /// `f(arg)` in a worker.
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.mapper().apply(f, arg)
+    }
+
+    fn imap_mapper(&self) -> Mapper<'_> {
+        Mapper {
+            pool: self,
+            chunksize: Some(self.config().chunksize.unwrap_or(1)),
+        }
+    }
+}
+
+impl<'p> Mapper<'p> {
+    fn check(&self) -> Result<(), PoolError> {
+        if self.chunksize == Some(0) {
+            return Err(PoolError::invalid(
+                "chunksize",
+                "chunksize must be at least 1, got 0",
+            ));
+        }
+        let cfg = self.pool.config();
+        if cfg.exe.is_none() {
+            return Err(PoolError::NotSameExecutable(
+                cfg.program.display().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// See [`Processes::map`].
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.check()?;
+        let items = args
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| encode(i, &a))
+            .collect();
+        self.run_all(FnRef::of1(f), items)
+    }
+
+    /// See [`Processes::starmap`].
+    pub fn starmap<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        args: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.check()?;
+        let items = args
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| encode(i, &a))
+            .collect();
+        self.run_all(FnRef::of2(f), items)
+    }
+
+    /// See [`Processes::apply`].
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.check()?;
+        let mut v = self.run_all(FnRef::of1(f), vec![encode(0, &arg)])?;
+        Ok(v.pop().expect("one task, one result"))
+    }
+
+    fn run_all<R: DeserializeOwned>(
+        &self,
+        fun: FnRef,
+        items: Vec<Result<Item, (usize, PoolError)>>,
+    ) -> Result<Vec<R>, PoolError> {
+        let n = items.len();
+        let workers = self.pool.config().workers;
+        let chunksize = self
+            .chunksize
+            .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
+        let mut results: Vec<Option<Result<R, PoolError>>> = (0..n).map(|_| None).collect();
+        let mut engine = self.pool.lock()?;
+        let mut op = engine.new_op(OpKind::Call(fun), chunksize);
+        for it in items {
+            match it {
+                Ok(item) => op.pending.push_back(item),
+                Err((i, e)) => op.ready.push_back((i, Err(e))),
+            }
+        }
+        loop {
+            while let Some(done) = op.ready.pop_front() {
+                let (i, r) = decode(done);
+                results[i] = Some(r);
+            }
+            if op.finished() {
+                break;
+            }
+            engine.step(&mut op, &mut || None)?;
+        }
+        drop(engine);
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| {
+                    Err(PoolError::Protocol {
+                        pid: 0,
+                        message: format!("task {i} produced no result"),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    fn start<A, I>(&self, fun: FnRef, args: I) -> Result<Lazy<'p, I::IntoIter>, PoolError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+    {
+        self.check()?;
+        let mut engine = self.pool.lock()?;
+        let mut op = engine.new_op(OpKind::Call(fun), self.chunksize.unwrap_or(1));
+        op.exhausted = false;
+        Ok(Lazy {
+            engine,
+            op,
+            args: args.into_iter().fuse(),
+            fed: 0,
+            failed: false,
+        })
+    }
+
+    /// See [`Processes::imap`].
+    pub fn imap<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        args: I,
+    ) -> Result<Imap<'p, I::IntoIter, R>, PoolError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let lazy = self.start(FnRef::of1(f), args)?;
+        Ok(Imap {
+            lazy,
+            next: 0,
+            stash: BTreeMap::new(),
+            _r: PhantomData,
+        })
+    }
+
+    /// See [`Processes::imap_unordered`].
+    pub fn imap_unordered<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        args: I,
+    ) -> Result<ImapUnordered<'p, I::IntoIter, R>, PoolError>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let lazy = self.start(FnRef::of1(f), args)?;
+        Ok(ImapUnordered {
+            lazy,
+            _r: PhantomData,
+        })
+    }
+}
+
+/// The machinery shared by the lazy iterators: the locked pool, the operation, and the
+/// arguments not yet taken.
+struct Lazy<'p, I: Iterator> {
+    engine: Guard<'p>,
+    op: Op,
+    args: Fuse<I>,
+    fed: usize,
+    /// The pool itself failed (a worker could not be started): the iterator ends.
+    failed: bool,
+}
+
+impl<I: Iterator> Lazy<'_, I>
+where
+    I::Item: Serialize,
+{
+    /// The next outcome in completion order; `None` when all are out.
+    fn next_done(&mut self) -> Option<Result<Done, PoolError>> {
+        loop {
+            if let Some(d) = self.op.ready.pop_front() {
+                return Some(Ok(d));
+            }
+            if self.op.finished() || self.failed {
+                return None;
+            }
+            let Lazy {
+                engine,
+                op,
+                args,
+                fed,
+                ..
+            } = self;
+            let mut feed = || {
+                let a = args.next()?;
+                let idx = *fed;
+                *fed += 1;
+                Some(encode(idx, &a))
+            };
+            if let Err(e) = engine.step(op, &mut feed) {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// The ordered lazy iterator of [`Processes::imap`]: each task's own result.
+pub struct Imap<'p, I: Iterator, R> {
+    lazy: Lazy<'p, I>,
+    next: usize,
+    stash: BTreeMap<usize, Result<R, PoolError>>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<I: Iterator, R> fmt::Debug for Imap<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("next", &self.next)
+            .field("taken", &self.lazy.fed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, R> Iterator for Imap<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.stash.remove(&self.next) {
+                self.next += 1;
+                return Some(r);
+            }
+            match self.lazy.next_done()? {
+                Ok(done) => {
+                    let (i, r) = decode(done);
+                    self.stash.insert(i, r);
+                }
+                // The pool failed: report it once, then end.
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// The lazy iterator of [`Processes::imap_unordered`]: `(index, result)` in completion
+/// order.
+pub struct ImapUnordered<'p, I: Iterator, R> {
+    lazy: Lazy<'p, I>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<I: Iterator, R> fmt::Debug for ImapUnordered<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapUnordered")
+            .field("taken", &self.lazy.fed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, R> Iterator for ImapUnordered<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = (usize, Result<R, PoolError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.lazy.next_done()? {
+            Ok(done) => Some(decode(done)),
+            Err(e) => Some((usize::MAX, Err(e))),
+        }
+    }
+}

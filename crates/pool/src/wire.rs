@@ -1,0 +1,407 @@
+//! What crosses the socket between the pool and a worker: serde enums encoded with
+//! postcard, each frame prefixed by its length (u32, little endian). Only small things
+//! cross: function offsets, kernel names, step arguments, buffer ids, index ranges, and the
+//! serialised arguments and results of user functions. Buffer contents never do; their
+//! memfds travel once per worker as `SCM_RIGHTS` ancillary data attached to a `Map` frame.
+//!
+//! The worker also shares a small control block with the pool (see [`ControlBlock`]): it
+//! records there which task it is running and since when, which lets the pool name the
+//! task that killed a worker, enforce timeouts without extra messages, and size its
+//! batches.
+
+use crate::shm::SharedMemory;
+use kernelpool_kernels::{Elem, KernelName, Lang, Partial, StepArgs};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Name of the environment variable that turns a process into a worker:
+/// `<socket fd>,<parent pid>`.
+pub(crate) const TOKEN: &str = "KERNELPOOL_WORKER";
+
+/// Bytes that serialise as one length-prefixed byte string (serde's `&[u8]` would
+/// serialise element by element).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bytes<'a>(pub &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("borrowed bytes")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<Self::Value, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A function that crosses to a worker: offsets from [`crate::func::anchor`] of the
+/// user's function and of the monomorphised trampoline that decodes, calls and encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FnRef {
+    pub f: i64,
+    pub call: i64,
+}
+
+/// A kernel named in a way that survives process boundaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum KernelRef {
+    /// A built-in kernel.
+    Builtin { name: KernelName, lang: Lang },
+    /// A kernel loaded from a shared object, following the contract of `name`.
+    Library {
+        name: KernelName,
+        lang: Lang,
+        path: PathBuf,
+        symbol: String,
+    },
+}
+
+/// A buffer of a step: which shared memory, seen as what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BufRef {
+    pub id: u64,
+    pub elem: Elem,
+    pub len: u64,
+}
+
+/// Pool -> worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker<'a> {
+    /// First frame; the control block's memfd is attached.
+    Setup {
+        /// Size of the control block.
+        ctrl_bytes: u64,
+        /// (device, inode) of the pool's executable, when functions may be sent.
+        exe: Option<(u64, u64)>,
+    },
+    /// A buffer's memfd is attached: map it and keep it under `id`.
+    Map { id: u64, bytes: u64 },
+    /// Forget these buffers.
+    Unmap { ids: Vec<u64> },
+    /// Call a function on each argument; task ids `first`, `first + 1`, ...
+    Call {
+        first: u64,
+        fun: FnRef,
+        #[serde(borrow)]
+        args: Vec<Bytes<'a>>,
+    },
+    /// Run a kernel step on each range; task ids `first`, `first + 1`, ...
+    Step {
+        first: u64,
+        kernel: KernelRef,
+        args: StepArgs,
+        bufs: Vec<BufRef>,
+        ranges: Vec<(u64, u64)>,
+    },
+}
+
+/// Worker -> pool.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker<'a> {
+    /// The worker has mapped its control block and waits for tasks.
+    Ready { pid: u32, same_exe: bool },
+    /// The outcome of task `id`.
+    Done {
+        id: u64,
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
+}
+
+/// How one task ended in the worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome<'a> {
+    /// The serialised result of a function.
+    #[serde(borrow)]
+    Value(Bytes<'a>),
+    /// The partial of a kernel chunk.
+    Partial(Partial),
+    /// The function panicked.
+    Panicked(Cow<'a, str>),
+    /// The kernel returned a non-zero status.
+    KernelFailed { code: i32 },
+    /// Anything else (argument could not be decoded, step could not be rebuilt, ...).
+    Failed(Cow<'a, str>),
+}
+
+/// `Extend<u8>` into a borrowed `Vec`, so that a failed encoding leaves the vector usable.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter)
+    }
+}
+
+/// Append `msg` to `out` as one frame.
+pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, msg: &T) -> Result<(), postcard::Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match postcard::to_extend(msg, Append(out)) {
+        Ok(_) => {
+            let len = (out.len() - start - 4) as u32;
+            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Append a postcard encoding of `value` to `out` (no frame).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    let start = out.len();
+    postcard::to_extend(value, Append(out))
+        .map(drop)
+        .inspect_err(|_| out.truncate(start))
+}
+
+/// Largest frame either side accepts (a guard against a corrupt length).
+pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// The next complete frame in `buf[*pos..]`, advancing `pos`; `Ok(None)` when incomplete.
+pub(crate) fn next_frame<'b>(buf: &'b [u8], pos: &mut usize) -> Result<Option<&'b [u8]>, String> {
+    let rest = &buf[*pos..];
+    if rest.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("frame of {len} bytes"));
+    }
+    if rest.len() < 4 + len {
+        return Ok(None);
+    }
+    *pos += 4 + len;
+    Ok(Some(&rest[4..4 + len]))
+}
+
+/// Bytes still needed to complete the frame that starts at `buf[pos..]` (0 if unknown).
+pub(crate) fn frame_missing(buf: &[u8], pos: usize) -> usize {
+    let rest = &buf[pos..];
+    if rest.len() < 4 {
+        return 0;
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    (4 + len.min(MAX_FRAME)).saturating_sub(rest.len())
+}
+
+/// A receive buffer holding whole and partial frames.
+#[derive(Debug)]
+pub(crate) struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+const INBUF: usize = 64 * 1024;
+
+impl InBuf {
+    pub(crate) fn new() -> InBuf {
+        InBuf {
+            buf: vec![0; INBUF],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Room to receive into, made by compacting or growing the buffer.
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 16 * INBUF {
+                self.buf = vec![0; INBUF];
+            }
+        }
+        let need = frame_missing(&self.buf[..self.end], self.start).max(INBUF / 4);
+        if self.buf.len() - self.end < need {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() - self.end < need {
+                self.buf.resize(self.end + need.max(INBUF), 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were received into [`InBuf::spare`].
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// The next complete frame, if any.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<&[u8]>, String> {
+        next_frame(&self.buf[..self.end], &mut self.start)
+    }
+}
+
+/// The control block a worker shares with the pool. Every field is an atomic: the other
+/// process reads it while this one writes.
+#[repr(C)]
+pub(crate) struct ControlBlock {
+    /// `2 * id + 1` while task `id` runs, `2 * id` once it has finished.
+    cur: AtomicU64,
+    /// CLOCK_MONOTONIC nanoseconds at which the current task started.
+    started_ns: AtomicU64,
+    /// Nanoseconds spent in tasks, in total.
+    busy_ns: AtomicU64,
+    /// Tasks finished, in total.
+    done: AtomicU64,
+}
+
+/// Size of the shared memory holding a control block.
+pub(crate) const CTRL_BYTES: usize = 4096;
+const _: () = assert!(std::mem::size_of::<ControlBlock>() <= CTRL_BYTES);
+
+/// A mapped control block.
+#[derive(Debug)]
+pub(crate) struct Ctrl {
+    shm: SharedMemory,
+}
+
+impl Ctrl {
+    pub(crate) fn new(shm: SharedMemory) -> Option<Ctrl> {
+        (shm.len() >= std::mem::size_of::<ControlBlock>()).then_some(Ctrl { shm })
+    }
+
+    pub(crate) fn shm(&self) -> &SharedMemory {
+        &self.shm
+    }
+
+    fn block(&self) -> &ControlBlock {
+        // SAFETY: the mapping is page aligned, at least `size_of::<ControlBlock>()` long
+        // (checked in `new`), zero-initialised (a valid ControlBlock: all atomics), and
+        // lives as long as `self`. Only atomics are accessed through it, so the other
+        // process writing at the same time is not a data race.
+        unsafe { &*(self.shm.inner().ptr() as *const ControlBlock) }
+    }
+
+    /// Worker: task `id` starts now.
+    pub(crate) fn begin(&self, id: u64, now_ns: u64) {
+        let b = self.block();
+        b.started_ns.store(now_ns, Ordering::Relaxed);
+        b.cur.store(2 * id + 1, Ordering::Release);
+    }
+
+    /// Worker: task `id`, started at `start_ns`, has finished.
+    pub(crate) fn end(&self, id: u64, start_ns: u64, now_ns: u64) {
+        let b = self.block();
+        b.cur.store(2 * id, Ordering::Release);
+        b.busy_ns
+            .fetch_add(now_ns.saturating_sub(start_ns), Ordering::Relaxed);
+        b.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pool: (task id, running, started at) of the task the worker last started.
+    pub(crate) fn current(&self) -> (u64, bool, u64) {
+        let b = self.block();
+        let cur = b.cur.load(Ordering::Acquire);
+        (cur / 2, cur % 2 == 1, b.started_ns.load(Ordering::Relaxed))
+    }
+
+    /// Pool: (busy nanoseconds, tasks done) so far.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let b = self.block();
+        (
+            b.busy_ns.load(Ordering::Relaxed),
+            b.done.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the same clock in every process of the machine).
+pub(crate) fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_borrow() {
+        let mut out = Vec::new();
+        let args = [Bytes(b"abc"), Bytes(b"")];
+        push_frame(
+            &mut out,
+            &ToWorker::Call {
+                first: 7,
+                fun: FnRef { f: -5, call: 9 },
+                args: args.to_vec(),
+            },
+        )
+        .unwrap();
+        push_frame(
+            &mut out,
+            &FromWorker::Done {
+                id: 3,
+                outcome: Outcome::Value(Bytes(&[1, 2])),
+            },
+        )
+        .unwrap();
+        let mut pos = 0;
+        let f1 = next_frame(&out[..out.len() - 1], &mut pos)
+            .unwrap()
+            .unwrap();
+        match postcard::from_bytes::<ToWorker<'_>>(f1).unwrap() {
+            ToWorker::Call { first, fun, args } => {
+                assert_eq!((first, fun), (7, FnRef { f: -5, call: 9 }));
+                assert_eq!(
+                    args.iter().map(|b| b.0).collect::<Vec<_>>(),
+                    vec![&b"abc"[..], b""]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            next_frame(&out[..out.len() - 1], &mut pos)
+                .unwrap()
+                .is_none()
+        );
+        assert!(frame_missing(&out[..out.len() - 1], pos) == 1);
+        let f2 = next_frame(&out, &mut pos).unwrap().unwrap();
+        assert!(matches!(
+            postcard::from_bytes::<FromWorker<'_>>(f2).unwrap(),
+            FromWorker::Done {
+                id: 3,
+                outcome: Outcome::Value(Bytes(&[1, 2]))
+            }
+        ));
+        assert_eq!(pos, out.len());
+    }
+
+    #[test]
+    fn control_block_reports_the_running_task() {
+        let ctrl = Ctrl::new(SharedMemory::new(CTRL_BYTES).unwrap()).unwrap();
+        assert_eq!(ctrl.current(), (0, false, 0));
+        ctrl.begin(5, 100);
+        assert_eq!(ctrl.current(), (5, true, 100));
+        ctrl.end(5, 100, 130);
+        assert_eq!(ctrl.current(), (5, false, 100));
+        assert_eq!(ctrl.totals(), (30, 1));
+    }
+}

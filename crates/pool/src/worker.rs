@@ -1,0 +1,421 @@
+//! The worker process: entered through [`crate::init`] when the environment carries the
+//! pool's token, it serves tasks from its socket until the pool closes it, then exits.
+//!
+//! Tasks run one after the other in the order they arrive. Before each task the worker
+//! records its id and start time in the control block shared with the pool; results are
+//! written back in batches (when no more input is buffered, after 100 µs, or after 256 KiB),
+//! so that many tiny tasks cost few system calls.
+
+use crate::shm::{SharedMemory, ShmInner};
+use crate::wire::{self, BufRef, Bytes, Ctrl, FromWorker, InBuf, KernelRef, Outcome, ToWorker};
+use kernelpool_kernels::{Buffer, Error, Kernel, KernelName, Lang, Step, StepArgs};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Flush results older than this.
+const FLUSH_AFTER_NS: u64 = 100_000;
+/// Flush results once this many bytes are waiting.
+const FLUSH_BYTES: usize = 256 * 1024;
+/// Descriptors one `recvmsg` can take.
+const MAX_FDS: usize = 8;
+
+/// Parse the token and, when it is ours, become a worker (never returns then).
+pub(crate) fn enter_if_token() {
+    let Some(token) = std::env::var_os(wire::TOKEN) else {
+        return;
+    };
+    let Some((fd, ppid)) = token.to_str().and_then(|t| {
+        let (fd, ppid) = t.split_once(',')?;
+        Some((fd.parse::<i32>().ok()?, ppid.parse::<i32>().ok()?))
+    }) else {
+        return;
+    };
+    // A process started by a worker inherits the variable but not the descriptor (the
+    // worker marks it close-on-exec at once): only a process that really holds the
+    // socket is a worker.
+    if fd < 3 || !is_socket(fd) {
+        return;
+    }
+    // SAFETY: `fd` is open (checked just above) and is this process's end of the pool's
+    // socket pair, inherited for exactly this purpose; nothing else in the process knows
+    // about it, since `init()` runs first in `main`.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    main(sock, ppid)
+}
+
+fn is_socket(fd: i32) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|p| p.to_string_lossy().starts_with("socket:"))
+}
+
+/// (device, inode) of the running executable.
+pub(crate) fn exe_identity() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+fn main(sock: OwnedFd, ppid: i32) -> ! {
+    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+    // Die with the pool: the signal covers a parent killed outright, the getppid check
+    // covers a parent that died before the signal was armed, and EOF on the socket covers
+    // the rest.
+    let _ = set_parent_process_death_signal(Some(Signal::KILL));
+    if getppid().map(|p| p.as_raw_pid()) != Some(ppid) {
+        std::process::exit(0);
+    }
+    let _ = rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::CLOEXEC);
+    install_panic_hook();
+    let code = match Worker::new(sock).serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("kernelpool worker {}: {e}", std::process::id());
+            70
+        }
+    };
+    std::process::exit(code)
+}
+
+thread_local! {
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Panics inside tasks are reported to the pool, not printed here; other panics (a bug
+/// in the worker itself) go to the default hook.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_TASK.get() {
+            PANIC_AT.with_borrow_mut(|at| *at = info.location().map(|l| l.to_string()));
+        } else {
+            default(info)
+        }
+    }));
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    };
+    match PANIC_AT.with_borrow_mut(Option::take) {
+        Some(at) => format!("{msg} (at {at})"),
+        None => msg,
+    }
+}
+
+/// A buffer the pool has shared with this worker, and a `Buffer` view of it kept from the
+/// last step that used it.
+struct Mapped {
+    shm: Arc<ShmInner>,
+    view: Option<Buffer>,
+}
+
+struct Worker {
+    sock: OwnedFd,
+    fds: VecDeque<OwnedFd>,
+    out: Vec<u8>,
+    /// When the oldest unsent result was produced.
+    pending_since: Option<u64>,
+    ctrl: Option<Ctrl>,
+    same_exe: bool,
+    bufs: HashMap<u64, Mapped>,
+    libs: HashMap<(PathBuf, String, KernelName, Lang), Kernel>,
+    scratch: Vec<u8>,
+}
+
+impl Worker {
+    fn new(sock: OwnedFd) -> Worker {
+        Worker {
+            sock,
+            fds: VecDeque::new(),
+            out: Vec::with_capacity(64 * 1024),
+            pending_since: None,
+            ctrl: None,
+            same_exe: false,
+            bufs: HashMap::new(),
+            libs: HashMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Serve until the pool closes the socket.
+    fn serve(&mut self) -> Result<(), String> {
+        let mut inb = InBuf::new();
+        loop {
+            while let Some(frame) = inb.next_frame()? {
+                self.handle(frame)?;
+            }
+            self.flush()?;
+            if self.receive(&mut inb)? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Blocking receive of more bytes (and descriptors); 0 at end of stream.
+    fn receive(&mut self, inb: &mut InBuf) -> Result<usize, String> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        loop {
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let spare = inb.spare();
+            let r = recvmsg(
+                &self.sock,
+                &mut [io::IoSliceMut::new(spare)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            );
+            match r {
+                Ok(msg) => {
+                    for m in control.drain() {
+                        if let RecvAncillaryMessage::ScmRights(fds) = m {
+                            self.fds.extend(fds);
+                        }
+                    }
+                    inb.filled(msg.bytes);
+                    return Ok(msg.bytes);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) => return Ok(0),
+                Err(e) => return Err(format!("cannot read from the pool: {e}")),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        use rustix::net::{SendFlags, send};
+        let mut sent = 0;
+        while sent < self.out.len() {
+            match send(&self.sock, &self.out[sent..], SendFlags::NOSIGNAL) {
+                Ok(n) => sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                // The pool is gone: nothing left to do.
+                Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => {
+                    std::process::exit(0)
+                }
+                Err(e) => return Err(format!("cannot write to the pool: {e}")),
+            }
+        }
+        self.out.clear();
+        self.pending_since = None;
+        Ok(())
+    }
+
+    fn push(&mut self, msg: &FromWorker<'_>) -> Result<(), String> {
+        wire::push_frame(&mut self.out, msg).map_err(|e| format!("cannot encode a reply: {e}"))
+    }
+
+    fn take_fd(&mut self, what: &str) -> Result<OwnedFd, String> {
+        self.fds
+            .pop_front()
+            .ok_or_else(|| format!("{what} arrived without its descriptor"))
+    }
+
+    fn handle(&mut self, frame: &[u8]) -> Result<(), String> {
+        let msg: ToWorker<'_> =
+            postcard::from_bytes(frame).map_err(|e| format!("bad message from the pool: {e}"))?;
+        match msg {
+            ToWorker::Setup { ctrl_bytes, exe } => {
+                let fd = self.take_fd("the control block")?;
+                let shm = SharedMemory::from_fd(0, fd, ctrl_bytes as usize)
+                    .map_err(|e| format!("cannot map the control block: {e}"))?;
+                self.ctrl = Some(Ctrl::new(shm).ok_or("control block too small")?);
+                self.same_exe = exe.is_some() && exe == exe_identity();
+                self.push(&FromWorker::Ready {
+                    pid: std::process::id(),
+                    same_exe: self.same_exe,
+                })?;
+                self.flush()?;
+            }
+            ToWorker::Map { id, bytes } => {
+                let fd = self.take_fd("a buffer")?;
+                let shm = SharedMemory::from_fd(id, fd, bytes as usize)
+                    .map_err(|e| format!("cannot map buffer {id}: {e}"))?;
+                self.bufs.insert(
+                    id,
+                    Mapped {
+                        shm: shm.inner().clone(),
+                        view: None,
+                    },
+                );
+            }
+            ToWorker::Unmap { ids } => {
+                for id in ids {
+                    self.bufs.remove(&id);
+                }
+            }
+            ToWorker::Call { first, fun, args } => {
+                if !self.same_exe {
+                    for i in 0..args.len() as u64 {
+                        self.reply(
+                            first + i,
+                            Outcome::Failed("this worker runs another executable".into()),
+                        )?;
+                    }
+                    return Ok(());
+                }
+                // SAFETY: the pool made `fun` with `FnRef::of1`/`of2`, and this worker runs
+                // the pool's executable (same device and inode, checked in Setup).
+                let (call, f) = unsafe { fun.resolve() };
+                let mut scratch = std::mem::take(&mut self.scratch);
+                for (i, arg) in args.iter().enumerate() {
+                    scratch.clear();
+                    let r = self.task(first + i as u64, || call(f, arg.0, &mut scratch));
+                    let outcome = match r {
+                        Ok(Ok(())) => Outcome::Value(Bytes(&scratch)),
+                        Ok(Err(e)) => Outcome::Failed(Cow::Owned(e)),
+                        Err(msg) => Outcome::Panicked(Cow::Owned(msg)),
+                    };
+                    self.reply(first + i as u64, outcome)?;
+                }
+                self.scratch = scratch;
+            }
+            ToWorker::Step {
+                first,
+                kernel,
+                args,
+                bufs,
+                ranges,
+            } => self.step(first, kernel, args, &bufs, &ranges)?,
+        }
+        Ok(())
+    }
+
+    /// Run one task, recording it in the control block; `Err` carries a panic message.
+    fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
+        let t0 = wire::now_ns();
+        if let Some(c) = &self.ctrl {
+            c.begin(id, t0);
+        }
+        IN_TASK.set(true);
+        let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
+        IN_TASK.set(false);
+        if let Some(c) = &self.ctrl {
+            c.end(id, t0, wire::now_ns());
+        }
+        r
+    }
+
+    fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
+        self.push(&FromWorker::Done { id, outcome })?;
+        let now = wire::now_ns();
+        let since = *self.pending_since.get_or_insert(now);
+        if self.out.len() >= FLUSH_BYTES || now.saturating_sub(since) >= FLUSH_AFTER_NS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The kernel a step names; kernels from shared objects are loaded once and kept.
+    fn kernel(&mut self, kernel: KernelRef) -> Result<Kernel, String> {
+        match kernel {
+            KernelRef::Builtin { name, lang } => Ok(Kernel::get(name, lang)),
+            KernelRef::Library {
+                name,
+                lang,
+                path,
+                symbol,
+            } => {
+                let key = (path, symbol, name, lang);
+                if let Some(k) = self.libs.get(&key) {
+                    return Ok(k.clone());
+                }
+                // SAFETY: the pool loaded this very symbol from this very library under the
+                // same contract (its caller vouched for it under `Kernel::load`'s contract),
+                // and it sends only kernels it holds.
+                let k = unsafe { Kernel::load(&key.0, &key.1, name, lang) }
+                    .map_err(|e| e.to_string())?;
+                self.libs.insert(key, k.clone());
+                Ok(k)
+            }
+        }
+    }
+
+    fn step(
+        &mut self,
+        first: u64,
+        kernel: KernelRef,
+        args: StepArgs,
+        bufs: &[BufRef],
+        ranges: &[(u64, u64)],
+    ) -> Result<(), String> {
+        let kernel = match self.kernel(kernel) {
+            Ok(k) => k,
+            Err(p) => {
+                for i in 0..ranges.len() as u64 {
+                    self.reply(first + i, Outcome::Failed(Cow::Borrowed(&p)))?;
+                }
+                return Ok(());
+            }
+        };
+        let mut views = Vec::with_capacity(bufs.len());
+        let mut problem = None;
+        for (i, b) in bufs.iter().enumerate() {
+            if bufs[..i].iter().any(|o| o.id == b.id) {
+                problem = Some(format!("buffer {} appears twice in one step", b.id));
+                break;
+            }
+            let Some(m) = self.bufs.get_mut(&b.id) else {
+                problem = Some(format!("buffer {} is not mapped in this worker", b.id));
+                break;
+            };
+            let view = match m.view.take() {
+                Some(v) if v.elem() == b.elem && v.len() as u64 == b.len => Ok(v),
+                _ => Buffer::from_memory(
+                    b.elem,
+                    b.len as usize,
+                    Box::new(SharedMemory::from_inner(m.shm.clone())),
+                ),
+            };
+            match view {
+                Ok(v) => views.push(v),
+                Err(e) => {
+                    problem = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let step = match problem {
+            Some(p) => Err(p),
+            None => Step::new(kernel, args, views.iter_mut().collect()).map_err(|e| e.to_string()),
+        };
+        match step {
+            Err(p) => {
+                for i in 0..ranges.len() as u64 {
+                    self.reply(first + i, Outcome::Failed(Cow::Borrowed(&p)))?;
+                }
+            }
+            Ok(step) => {
+                for (i, &(begin, end)) in ranges.iter().enumerate() {
+                    let id = first + i as u64;
+                    let outcome = match self.task(id, || step.run_chunk(begin..end)) {
+                        Ok(Ok(p)) => Outcome::Partial(p),
+                        Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },
+                        Ok(Err(e)) => Outcome::Failed(Cow::Owned(e.to_string())),
+                        Err(msg) => Outcome::Panicked(Cow::Owned(msg)),
+                    };
+                    self.reply(id, outcome)?;
+                }
+            }
+        }
+        for (b, v) in bufs.iter().zip(views) {
+            if let Some(m) = self.bufs.get_mut(&b.id) {
+                m.view = Some(v);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,510 @@
+//! The process pool's map family, its options, and its behaviour when workers crash,
+//! exit, are killed, hang or panic: the failing task is named with its cause, every other
+//! task's result arrives, and the same pool goes on working.
+
+use kernelpool_kernels::{Buffer, Elem, Executor, Kernel, KernelName, Lang, Step, StepArgs};
+use kernelpool_pool::{PoolError, Processes, SharedMemory, Threads, WorkerExit};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[ctor::ctor(unsafe)]
+fn worker_entry() {
+    kernelpool_pool::init();
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+fn describe(s: String) -> (usize, String) {
+    (s.len(), s.to_uppercase())
+}
+
+fn pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+/// How a task of `faulty` behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Fault {
+    None,
+    Segfault,
+    Abort,
+    Exit,
+    Kill,
+    Hang,
+    Panic,
+}
+
+fn no_core_dump() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
+}
+
+fn faulty((fault, x): (Fault, u32)) -> u32 {
+    match fault {
+        Fault::None => {}
+        Fault::Segfault => {
+            no_core_dump();
+            // SAFETY: none: this write through a null pointer is deliberate, to make the
+            // worker die of SIGSEGV as a buggy native kernel would.
+            unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+        }
+        Fault::Abort => {
+            no_core_dump();
+            std::process::abort();
+        }
+        Fault::Exit => std::process::exit(3),
+        Fault::Kill => {
+            // As the OOM killer does.
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
+        }
+        Fault::Hang => std::thread::sleep(Duration::from_secs(60)),
+        Fault::Panic => panic!("boom at {x}"),
+    }
+    2 * x
+}
+
+const N: u32 = 24;
+const BAD: usize = 7;
+
+fn tasks(fault: Fault) -> Vec<(Fault, u32)> {
+    (0..N)
+        .map(|i| {
+            if i as usize == BAD {
+                (fault, i)
+            } else {
+                (Fault::None, i)
+            }
+        })
+        .collect()
+}
+
+fn pool_for_faults() -> Processes {
+    Processes::builder()
+        .workers(2)
+        .task_timeout(Duration::from_millis(400))
+        .build()
+        .expect("pool")
+}
+
+/// Everything a fault must leave intact, checked with `imap`, `imap_unordered` and `map`
+/// at two chunk sizes; `expect` checks the failed task's error.
+fn fault_case(fault: Fault, expect: impl Fn(&PoolError)) {
+    let pool = pool_for_faults();
+    for chunksize in [1, 5] {
+        let mapper = pool.with_chunksize(chunksize);
+        // imap: every task's own result, in order.
+        let results: Vec<_> = mapper.imap(faulty, tasks(fault)).expect("imap").collect();
+        assert_eq!(results.len(), N as usize);
+        for (i, r) in results.iter().enumerate() {
+            match r {
+                Ok(v) => assert!(i != BAD && *v == 2 * i as u32, "task {i}: {v}"),
+                Err(e) => {
+                    assert_eq!(i, BAD, "task {i} failed: {e}");
+                    assert_eq!(e.task(), Some(BAD), "{e}");
+                    expect(e);
+                }
+            }
+        }
+        assert!(
+            results[BAD].is_err(),
+            "{fault:?} at chunksize {chunksize} went unnoticed"
+        );
+
+        // imap_unordered: every index once.
+        let mut seen: Vec<_> = mapper
+            .imap_unordered(faulty, tasks(fault))
+            .expect("imap_unordered")
+            .collect();
+        seen.sort_by_key(|(i, _)| *i);
+        assert_eq!(
+            seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..N as usize).collect::<Vec<_>>()
+        );
+        for (i, r) in &seen {
+            assert_eq!(r.is_err(), *i == BAD, "task {i}: {r:?}");
+        }
+
+        // map: the failed task's error.
+        let err = mapper.map(faulty, tasks(fault)).expect_err("map must fail");
+        assert_eq!(err.task(), Some(BAD), "{err}");
+        expect(&err);
+
+        // The same pool still works.
+        assert_eq!(
+            pool.map(square, 0..40u64).expect("map after a fault"),
+            (0..40u64).map(square).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(pool.pids().expect("pids").len(), 2, "workers were replaced");
+}
+
+#[test]
+fn segfault_is_a_crash_by_sigsegv() {
+    fault_case(Fault::Segfault, |e| {
+        assert!(e.is_crash() && !e.is_timeout(), "{e}");
+        assert_eq!(e.signal(), Some(11), "{e}");
+        assert!(e.to_string().contains("SIGSEGV"), "{e}");
+    });
+}
+
+#[test]
+fn abort_is_a_crash_by_sigabrt() {
+    fault_case(Fault::Abort, |e| {
+        assert!(e.is_crash(), "{e}");
+        assert_eq!(e.signal(), Some(6), "{e}");
+    });
+}
+
+#[test]
+fn exit_is_a_crash_with_its_status() {
+    fault_case(Fault::Exit, |e| {
+        assert!(e.is_crash(), "{e}");
+        assert_eq!(e.exit_status(), Some(3), "{e}");
+        assert!(
+            matches!(
+                e,
+                PoolError::Crashed {
+                    cause: WorkerExit::Status(3),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn sigkill_is_a_crash_by_sigkill() {
+    fault_case(Fault::Kill, |e| {
+        assert!(e.is_crash(), "{e}");
+        assert_eq!(e.signal(), Some(9), "{e}");
+    });
+}
+
+#[test]
+fn hang_is_a_timeout() {
+    let t = Instant::now();
+    fault_case(Fault::Hang, |e| {
+        assert!(e.is_timeout() && !e.is_crash(), "{e}");
+        assert!(
+            matches!(e, PoolError::TimedOut { timeout, .. } if *timeout == Duration::from_millis(400)),
+            "{e}"
+        );
+    });
+    // Six hangs of 0.4 s each, not six minutes.
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[test]
+fn panic_is_reported_and_the_worker_survives() {
+    let pool = Processes::new(2).expect("pool");
+    let before = pool.pids().expect("pids");
+    fault_case(Fault::Panic, |e| {
+        assert!(e.is_panic() && !e.is_crash(), "{e}");
+        assert!(
+            matches!(e, PoolError::Panicked { message, .. } if message.contains("boom at 7")),
+            "{e}"
+        );
+    });
+    let err = pool.apply(faulty, (Fault::Panic, 1)).expect_err("panics");
+    assert!(err.to_string().contains("boom at 1"), "{err}");
+    assert_eq!(
+        pool.pids().expect("pids"),
+        before,
+        "a panic does not cost a worker"
+    );
+}
+
+#[test]
+fn map_starmap_apply_give_results_in_order() {
+    let pool = Processes::new(2).expect("pool");
+    let want: Vec<u64> = (0..200u64).map(square).collect();
+    assert_eq!(pool.map(square, 0..200u64).expect("map"), want);
+    for chunksize in [1, 2, 3, 64, 1000] {
+        assert_eq!(
+            pool.with_chunksize(chunksize)
+                .map(square, 0..200u64)
+                .expect("map"),
+            want,
+            "chunksize {chunksize}"
+        );
+        let got: Vec<u64> = pool
+            .with_chunksize(chunksize)
+            .imap(square, 0..200u64)
+            .expect("imap")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, want, "imap chunksize {chunksize}");
+        let mut un: Vec<(usize, u64)> = pool
+            .with_chunksize(chunksize)
+            .imap_unordered(square, 0..200u64)
+            .expect("imap_unordered")
+            .map(|(i, r)| (i, r.unwrap()))
+            .collect();
+        un.sort_unstable();
+        assert_eq!(
+            un,
+            want.iter().copied().enumerate().collect::<Vec<_>>(),
+            "imap_unordered chunksize {chunksize}"
+        );
+    }
+    let pairs: Vec<(i64, i64)> = (0..50).map(|i| (i, -3 * i)).collect();
+    assert_eq!(
+        pool.starmap(add, pairs.clone()).expect("starmap"),
+        pairs.iter().map(|(a, b)| a + b).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pool.with_chunksize(7)
+            .starmap(add, pairs)
+            .expect("starmap")
+            .len(),
+        50
+    );
+    assert_eq!(pool.apply(square, 12).expect("apply"), 144);
+    assert_eq!(
+        pool.apply(describe, "héllo".to_string()).expect("apply"),
+        (6, "HÉLLO".to_string())
+    );
+    assert!(
+        pool.map(square, Vec::<u64>::new())
+            .expect("empty map")
+            .is_empty()
+    );
+    assert_eq!(
+        pool.imap(square, Vec::<u64>::new())
+            .expect("empty imap")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn imap_is_lazy_and_can_stop_early() {
+    let pool = Processes::new(2).expect("pool");
+    let pulled = std::cell::Cell::new(0u64);
+    let first: Vec<u64> = pool
+        .imap(square, (0u64..).inspect(|_| pulled.set(pulled.get() + 1)))
+        .expect("imap over an endless iterator")
+        .take(5)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, vec![0, 1, 4, 9, 16]);
+    assert!(pulled.get() < 10_000, "pulled {} arguments", pulled.get());
+    // Dropped early: the pool is free again and nothing stale leaks into the next call.
+    assert_eq!(
+        pool.map(square, 0..10u64).expect("map"),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_pool_refuses_reentry_from_an_imap_of_the_same_thread() {
+    let pool = Processes::new(1).expect("pool");
+    let mut it = pool.imap(square, 0..3u64).expect("imap");
+    assert_eq!(it.next().expect("one").expect("ok"), 0);
+    assert!(matches!(pool.map(square, [1u64]), Err(PoolError::Busy)));
+    drop(it);
+    assert_eq!(pool.map(square, [3u64]).expect("map"), vec![9]);
+}
+
+#[test]
+fn workers_are_replaced_after_max_tasks() {
+    let pool = Processes::builder()
+        .workers(2)
+        .max_tasks_per_worker(3)
+        .build()
+        .expect("pool");
+    let first = pool.pids().expect("pids");
+    let pids = pool.with_chunksize(1).map(pid, 0..12u32).expect("map");
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for p in &pids {
+        *count.entry(*p).or_default() += 1;
+    }
+    assert!(count.values().all(|&c| c <= 3), "{count:?}");
+    assert!(count.len() >= 4, "{count:?}");
+    // Every worker of the start has been replaced (it reached 3 tasks).
+    pool.map(pid, 0..2u32).expect("map");
+    let now = pool.pids().expect("pids");
+    assert!(first.iter().all(|p| !now.contains(p)), "{first:?} {now:?}");
+}
+
+#[test]
+fn bad_options_are_clear_errors() {
+    let invalid = |r: Result<Processes, PoolError>, what: &str| match r {
+        Err(e @ PoolError::InvalidOption { .. }) => assert!(e.to_string().contains(what), "{e}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    invalid(Processes::new(0), "at least 1 worker");
+    invalid(Processes::builder().workers(1).chunk(0).build(), "chunk");
+    invalid(
+        Processes::builder().workers(1).chunksize(0).build(),
+        "chunksize",
+    );
+    invalid(
+        Processes::builder()
+            .workers(1)
+            .task_timeout(Duration::ZERO)
+            .build(),
+        "timeout",
+    );
+    invalid(
+        Processes::builder()
+            .workers(1)
+            .max_tasks_per_worker(0)
+            .build(),
+        "max tasks",
+    );
+    assert!(matches!(
+        Threads::new(0),
+        Err(PoolError::InvalidOption { .. })
+    ));
+
+    let pool = Processes::new(1).expect("pool");
+    let e = pool
+        .with_chunksize(0)
+        .map(square, [1u64])
+        .expect_err("chunksize 0");
+    assert!(
+        matches!(e, PoolError::InvalidOption { .. }) && e.to_string().contains("chunksize"),
+        "{e}"
+    );
+    assert!(pool.with_chunksize(0).imap(square, [1u64]).is_err());
+}
+
+#[test]
+fn a_program_that_is_not_a_worker_fails_to_start() {
+    let t = Instant::now();
+    let e = Processes::builder()
+        .workers(1)
+        .worker_program("/bin/true")
+        .build()
+        .expect_err("not a worker");
+    assert!(
+        matches!(
+            e,
+            PoolError::Start {
+                exit: Some(WorkerExit::Status(0)),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("init()"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let e = Processes::builder()
+        .workers(1)
+        .worker_program("/nonexistent/kpool")
+        .build()
+        .expect_err("missing");
+    assert!(matches!(e, PoolError::Start { .. }), "{e}");
+}
+
+#[test]
+fn functions_need_the_same_executable() {
+    let pool = Processes::builder()
+        .workers(1)
+        .worker_program(env!("CARGO_BIN_EXE_kpool-worker"))
+        .build()
+        .expect("pool of kpool-worker");
+    let e = pool
+        .map(square, [1u64])
+        .expect_err("kpool-worker cannot run test functions");
+    assert!(matches!(e, PoolError::NotSameExecutable(_)), "{e}");
+    assert!(pool.apply(square, 2).is_err());
+}
+
+#[test]
+fn steps_need_shared_memory() {
+    let pool = Processes::new(1).expect("pool");
+    let kernel = Kernel::get(KernelName::Seed, Lang::C);
+    let mut heap = Buffer::heap(Elem::I64, 4, "heap").expect("heap");
+    let mut args = StepArgs::new(4, 4);
+    args.iparam[0] = 10;
+    let step = Step::new(kernel.clone(), args, vec![&mut heap]).expect("step");
+    let e = pool
+        .run(&step)
+        .expect_err("heap memory cannot reach workers");
+    let inner = match &e {
+        kernelpool_kernels::Error::Executor(inner) => {
+            inner.downcast_ref::<PoolError>().expect("a PoolError")
+        }
+        other => panic!("{other}"),
+    };
+    assert!(
+        matches!(inner, PoolError::NotShared { slot: 0, .. }),
+        "{inner}"
+    );
+
+    // Shared memory made by hand works, and the workers write into it.
+    let mut shared =
+        Buffer::from_memory(Elem::I64, 4, Box::new(SharedMemory::new(32).expect("shm")))
+            .expect("buffer");
+    pool.run(&Step::new(kernel.clone(), args, vec![&mut shared]).expect("step"))
+        .expect("run");
+    let mut serial = Buffer::heap(Elem::I64, 4, "heap").expect("heap");
+    kernelpool_kernels::Serial
+        .run(&Step::new(kernel, args, vec![&mut serial]).expect("step"))
+        .expect("serial");
+    assert_eq!(shared.as_slice::<i64>(), serial.as_slice::<i64>());
+    assert_ne!(serial.as_slice::<i64>().expect("i64")[3], 0);
+}
+
+#[test]
+fn kernels_from_a_shared_object_cross_to_workers() {
+    // A kernel with pi's contract (partial[0] = a sum over the range), in its own library.
+    let dir = std::env::temp_dir().join(format!("kpool-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = dir.join("count.c");
+    let lib = dir.join("libcount.so");
+    std::fs::write(
+        &src,
+        r#"#include <stdint.h>
+        typedef struct { uint64_t n, items; int64_t iparam[4]; double fparam[4];
+                         void *buf[4]; uint64_t len[4]; int64_t *partial; } kp_kargs;
+        int32_t count_sevens(const kp_kargs *a, uint64_t begin, uint64_t end) {
+            int64_t s = 0;
+            for (uint64_t i = begin; i < end; i++) s += ((i * 2654435761u) % 7 == 0) * (int64_t)(i % 5 + 1);
+            a->partial[0] += s;
+            return 0;
+        }"#,
+    )
+    .expect("write source");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success());
+    // SAFETY: `count_sevens` has the kernel signature and follows pi's contract (it reads
+    // no buffer and adds to partial[0] only).
+    let kernel =
+        unsafe { Kernel::load(&lib, "count_sevens", KernelName::Pi, Lang::C) }.expect("load");
+    let opts = kernelpool_kernels::Options {
+        n: Some(100_000),
+        ..Default::default()
+    };
+    let want =
+        kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
+            .expect("serial");
+    let pool = Processes::new(2).expect("pool");
+    let got = kernelpool_kernels::programs::run(kernel, &opts, &pool).expect("processes");
+    assert_eq!(got.stdout, want.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}
