@@ -49,7 +49,11 @@ fn triad(c: &mut Criterion, pool: &Processes) {
     let threads = Threads::new(2).expect("threads");
     let mut g = c.benchmark_group(format!("triad C n={n} (41 steps, time in steps)"));
     g.sample_size(10);
-    let execs: [(&str, &dyn Executor); 2] = [("threads(2)", &threads), ("processes(2)", pool)];
+    let execs: [(&str, &dyn Executor); 3] = [
+        ("serial", &kernelpool_kernels::Serial),
+        ("threads(2)", &threads),
+        ("processes(2)", pool),
+    ];
     for (name, exec) in execs {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {

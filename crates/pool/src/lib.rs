@@ -40,6 +40,26 @@
 //! }
 //! ```
 //!
+//! # Faults
+//!
+//! A task whose worker dies (a segfault, `abort`, `exit`, SIGKILL from the OOM killer) is
+//! reported as [`PoolError::Crashed`] with the task's index and the signal or exit status;
+//! one that overruns [`ProcessesBuilder::task_timeout`] as [`PoolError::TimedOut`] (its
+//! worker is killed); a panic as [`PoolError::Panicked`] (its worker lives on). The worker
+//! is replaced, the other tasks it held run again elsewhere, and the pool stays usable:
+//! `imap` and `imap_unordered` yield every task's own result, `map` the first error. Such
+//! tasks may run twice (at least once delivery), so a task should not rely on running
+//! exactly once. Workers die with the pool (their channel closes, and
+//! `PR_SET_PDEATHSIG` covers a pool killed outright); dropping the pool reaps them all.
+//!
+//! # Costs
+//!
+//! Only small things cross to workers: kernel names, step arguments, buffer ids and
+//! ranges (buffers live in shared memory that workers map once), or the postcard
+//! encodings of a function's argument and result. Tasks travel in batches, and both sides
+//! watch a shared control block for up to 50 µs before they sleep, so a round trip of a
+//! tiny task costs microseconds rather than two wake-ups (`benches/pool.rs` measures it).
+//!
 //! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
 //! `process` (the pool: workers, scheduling, fault handling), `map` (the `map` family),
 //! `worker` (the worker process), `wire` (messages and the shared control block),

@@ -132,7 +132,8 @@ impl Processes {
     }
 
     /// As [`imap`](Processes::imap), but yields `(index, result)` as soon as each task
-    /// is done.
+    /// is done. An error of the pool itself (no worker could be started), which belongs
+    /// to no task, comes with index `usize::MAX` and ends the iterator.
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,

@@ -43,6 +43,10 @@ const MAX_START_FAILURES: u32 = 3;
 const QUEUE_NS: f64 = 1_000_000.0;
 /// Most tasks queued in one worker.
 const MAX_DEPTH: usize = 1024;
+/// How long the pool watches for answers before it sleeps in `poll`...
+const SPIN_NS: u64 = 50_000;
+/// ... when tasks take less than this on average.
+const SPIN_IF_TASKS_UNDER_NS: f64 = 20_000.0;
 /// Longest single wait in `poll` (timeouts are checked at least this often).
 const MAX_WAIT: Duration = Duration::from_millis(500);
 
@@ -113,8 +117,9 @@ impl ProcessesBuilder {
         self
     }
 
-    /// Default `chunksize` of `map` and `starmap` (at least 1; default as Python's
-    /// `Pool.map`: about four chunks per worker). `imap` defaults to 1.
+    /// Default `chunksize` of the map family (at least 1). Unset, `map` and `starmap`
+    /// use about four chunks per worker, as Python's `Pool.map`, and `imap` and
+    /// `imap_unordered` use 1.
     pub fn chunksize(mut self, chunksize: usize) -> Self {
         self.chunksize = Some(chunksize);
         self
@@ -559,15 +564,27 @@ struct Worker {
     ready: bool,
     bufs: HashSet<u64>,
     seen: (u64, u64),
+    /// The worker's write count when its socket was last drained.
+    seen_writes: u64,
     dead: Option<Death>,
 }
 
 impl Worker {
     /// Write what the socket takes without blocking.
     fn flush(&mut self) -> Result<(), Errno> {
-        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, send, sendmsg};
-        use std::mem::MaybeUninit;
+        use rustix::net::SendFlags;
         let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        let before = self.out.len() - self.sent;
+        let r = self.send_some(flags);
+        if self.out.len() - self.sent < before {
+            self.ctrl.wrote(false);
+        }
+        r
+    }
+
+    fn send_some(&mut self, flags: rustix::net::SendFlags) -> Result<(), Errno> {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, send, sendmsg};
+        use std::mem::MaybeUninit;
         while self.sent < self.out.len() {
             let with_fd = self.marks.front().is_some_and(|m| m.0 == self.sent);
             let end = match (with_fd, self.marks.front(), self.marks.get(1)) {
@@ -614,6 +631,8 @@ impl Worker {
     /// Read what is there without blocking; `true` at end of stream.
     fn fill(&mut self) -> Result<bool, Errno> {
         use rustix::net::{RecvFlags, recv};
+        // Read before draining: a write the worker makes later bumps the count past it.
+        self.seen_writes = self.ctrl.writes(true);
         loop {
             let spare = self.inb.spare();
             let room = spare.len();
@@ -748,6 +767,7 @@ impl Engine {
             ready: false,
             bufs: HashSet::new(),
             seen: (0, 0),
+            seen_writes: 0,
             dead: None,
         };
         w.marks.push_back((0, w.ctrl.shm().inner().clone()));
@@ -888,10 +908,10 @@ impl Engine {
             .iter()
             .flatten()
             .any(|w| !w.inflight.is_empty() && w.dead.is_none());
-        let timeout = if op.ready.is_empty() && busy {
-            self.poll_timeout()
-        } else {
+        let timeout = if !op.ready.is_empty() || !busy || self.spin_for_results() {
             Duration::ZERO
+        } else {
+            self.poll_timeout()
         };
         self.wait(op, timeout)?;
         self.check_timeouts();
@@ -1021,6 +1041,24 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// When tasks are short, watch the workers' write counters for a little while
+    /// before sleeping in `poll`: an answer that comes within microseconds is then taken
+    /// without a wake-up. True when a worker has written.
+    fn spin_for_results(&self) -> bool {
+        if !self.avg_ns.is_some_and(|a| a < SPIN_IF_TASKS_UNDER_NS) {
+            return false;
+        }
+        let busy: Vec<&Worker> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|w| !w.inflight.is_empty() && w.dead.is_none())
+            .collect();
+        wire::spin_until(SPIN_NS, || {
+            busy.iter().any(|w| w.ctrl.writes(true) != w.seen_writes)
+        })
     }
 
     /// How long to wait: until the earliest task deadline, at most `MAX_WAIT`.

@@ -1,12 +1,28 @@
-//! The threaded executor: chunks of a step on a private rayon pool.
+//! The threaded executor: chunks of a step on the calling thread and a private rayon pool.
+//!
+//! Chunks are claimed one at a time from a shared counter by the calling thread and by
+//! `workers - 1` helper jobs spawned on the pool, and each chunk's partial is stored in
+//! its own slot, so the partials are combined in chunk order whoever ran them. The calling
+//! thread never sleeps while it can work: a trivial step is done before a helper has even
+//! woken up, and then costs about what one `spawn` costs, where `install` would cost two
+//! thread wake-ups.
 
 use crate::error::PoolError;
 use kernelpool_kernels::{Executor, Partial, Result, Step, chunks, default_chunk};
-use rayon::prelude::*;
+use std::any::Any;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 
-/// Runs the chunks of each step on a private rayon thread pool (never rayon's global
-/// pool) and combines the partials in chunk order, so results are bit-identical to
-/// [`Serial`](kernelpool_kernels::Serial) whatever the number of threads.
+/// Busy-wait iterations before the calling thread parks (a few microseconds).
+const SPINS: u32 = 2000;
+
+/// Runs the chunks of each step on `workers` threads (the calling thread and a private
+/// rayon pool; never rayon's global pool) and combines the partials in chunk order, so
+/// results are bit-identical to [`Serial`](kernelpool_kernels::Serial) whatever the number
+/// of threads.
 ///
 /// ```
 /// use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
@@ -27,7 +43,8 @@ pub struct Threads {
 }
 
 impl Threads {
-    /// A pool of `workers` threads (at least 1).
+    /// An executor of `workers` threads (at least 1): the calling thread and a pool of
+    /// `workers - 1` threads (1 at least).
     pub fn new(workers: usize) -> Result<Threads, PoolError> {
         if workers == 0 {
             return Err(PoolError::invalid(
@@ -36,7 +53,7 @@ impl Threads {
             ));
         }
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
+            .num_threads((workers - 1).max(1))
             .thread_name(|i| format!("kpool-thread-{i}"))
             .build()
             .map_err(PoolError::ThreadPool)?;
@@ -61,6 +78,61 @@ impl Threads {
     }
 }
 
+/// A step shared with helper jobs, which must be `'static`.
+struct StepPtr(*const Step<'static>);
+
+// SAFETY: `Step` is `Sync`, and the pointer is dereferenced only while `Threads::run`
+// keeps the step alive (see `Job::work`).
+unsafe impl Send for StepPtr {}
+// SAFETY: as above.
+unsafe impl Sync for StepPtr {}
+
+/// One parallel call: the step, the chunk counter and the partial of each chunk.
+struct Job {
+    step: StepPtr,
+    items: u64,
+    chunk: u64,
+    count: u64,
+    next: AtomicU64,
+    done: AtomicU64,
+    results: Box<[Mutex<Option<Result<Partial>>>]>,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    caller: Thread,
+}
+
+impl Job {
+    fn range(&self, i: u64) -> Range<u64> {
+        i * self.chunk..((i + 1) * self.chunk).min(self.items)
+    }
+
+    /// Claim and run chunks until none is left.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.count {
+                return;
+            }
+            // SAFETY: chunk `i` is claimed and not yet done, and `Threads::run` returns
+            // only once every chunk is done, so the step it borrows is still alive. Once
+            // all chunks are claimed, no one dereferences the pointer any more.
+            let step = unsafe { &*self.step.0 };
+            match catch_unwind(AssertUnwindSafe(|| step.run_chunk(self.range(i)))) {
+                Ok(r) => *lock(&self.results[i as usize]) = Some(r),
+                Err(p) => {
+                    lock(&self.panic).get_or_insert(p);
+                }
+            }
+            if self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
+                self.caller.unpark();
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Executor for Threads {
     fn describe(&self) -> String {
         match self.chunk {
@@ -77,21 +149,96 @@ impl Executor for Threads {
         let items = step.items();
         let chunk = self.chunk_for(items);
         let count = items.div_ceil(chunk);
-        if count <= 1 {
-            // One chunk: waking a thread would cost more than the work.
+        let helpers = (self.workers as u64 - 1).min(count.saturating_sub(1));
+        if helpers == 0 {
+            // One chunk or one thread: waking a thread would cost more than the work.
             return step.run_chunks(chunks(items, chunk));
         }
-        let parts: Vec<Result<Partial>> = self.pool.install(|| {
-            (0..count)
-                .into_par_iter()
-                .map(|i| step.run_chunk(i * chunk..((i + 1) * chunk).min(items)))
-                .collect()
+        let job = Arc::new(Job {
+            // Only the lifetime is erased; see `StepPtr` and `Job::work`.
+            step: StepPtr((step as *const Step<'_>).cast::<Step<'static>>()),
+            items,
+            chunk,
+            count,
+            next: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            results: (0..count).map(|_| Mutex::new(None)).collect(),
+            panic: Mutex::new(None),
+            caller: std::thread::current(),
         });
+        for _ in 0..helpers {
+            let job = job.clone();
+            self.pool.spawn(move || job.work());
+        }
+        job.work();
+        let mut spins = 0;
+        while job.done.load(Ordering::Acquire) < count {
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::park();
+            }
+        }
+        if let Some(p) = lock(&job.panic).take() {
+            resume_unwind(p);
+        }
         let name = step.kernel().name();
         let mut total = Partial::identity(name);
-        for part in parts {
+        for slot in job.results.iter() {
+            let part = lock(slot).take().expect("every chunk stores its partial");
             total.combine(name, &part?);
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelpool_kernels::{Kernel, KernelName, Lang, Serial, StepArgs};
+
+    fn pi(samples: u64) -> Partial {
+        let mut args = StepArgs::new(samples, samples);
+        args.iparam[0] = 42;
+        let step = Step::new(Kernel::get(KernelName::Pi, Lang::C), args, vec![]).expect("step");
+        Serial.run(&step).expect("serial")
+    }
+
+    #[test]
+    fn many_callers_at_once_get_serial_results() {
+        let threads = Threads::new(3).expect("threads").with_chunk(5);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let threads = &threads;
+                s.spawn(move || {
+                    for samples in (0..300).step_by(7).map(|k| k + t) {
+                        let mut args = StepArgs::new(samples, samples);
+                        args.iparam[0] = 42;
+                        let step = Step::new(Kernel::get(KernelName::Pi, Lang::C), args, vec![])
+                            .expect("step");
+                        assert_eq!(
+                            threads.run(&step).expect("threads"),
+                            pi(samples),
+                            "{samples} samples"
+                        );
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn reductions_over_one_item_chunks_match_serial() {
+        let threads = Threads::new(2).expect("threads").with_chunk(1);
+        let args = StepArgs::new(3, 6);
+        let step =
+            Step::new(Kernel::get(KernelName::Fannkuch, Lang::C), args, vec![]).expect("step");
+        assert_eq!(
+            threads.run(&step).expect("run"),
+            Serial.run(&step).expect("serial")
+        );
+        assert_eq!(threads.describe(), "threads(2, chunk 1)");
+        assert_eq!(threads.workers(), 2);
     }
 }

@@ -259,9 +259,16 @@ impl InBuf {
 }
 
 /// The control block a worker shares with the pool. Every field is an atomic: the other
-/// process reads it while this one writes.
+/// process reads it while this one writes. Each side writes its own cache line.
 #[repr(C)]
 pub(crate) struct ControlBlock {
+    worker: WorkerSide,
+    pool: PoolSide,
+}
+
+/// Written by the worker.
+#[repr(C, align(64))]
+struct WorkerSide {
     /// `2 * id + 1` while task `id` runs, `2 * id` once it has finished.
     cur: AtomicU64,
     /// CLOCK_MONOTONIC nanoseconds at which the current task started.
@@ -270,6 +277,15 @@ pub(crate) struct ControlBlock {
     busy_ns: AtomicU64,
     /// Tasks finished, in total.
     done: AtomicU64,
+    /// Bumped after each write of results to the socket.
+    wrote: AtomicU64,
+}
+
+/// Written by the pool.
+#[repr(C, align(64))]
+struct PoolSide {
+    /// Bumped after each write of tasks to the socket.
+    wrote: AtomicU64,
 }
 
 /// Size of the shared memory holding a control block.
@@ -301,14 +317,14 @@ impl Ctrl {
 
     /// Worker: task `id` starts now.
     pub(crate) fn begin(&self, id: u64, now_ns: u64) {
-        let b = self.block();
+        let b = &self.block().worker;
         b.started_ns.store(now_ns, Ordering::Relaxed);
         b.cur.store(2 * id + 1, Ordering::Release);
     }
 
     /// Worker: task `id`, started at `start_ns`, has finished.
     pub(crate) fn end(&self, id: u64, start_ns: u64, now_ns: u64) {
-        let b = self.block();
+        let b = &self.block().worker;
         b.cur.store(2 * id, Ordering::Release);
         b.busy_ns
             .fetch_add(now_ns.saturating_sub(start_ns), Ordering::Relaxed);
@@ -317,18 +333,60 @@ impl Ctrl {
 
     /// Pool: (task id, running, started at) of the task the worker last started.
     pub(crate) fn current(&self) -> (u64, bool, u64) {
-        let b = self.block();
+        let b = &self.block().worker;
         let cur = b.cur.load(Ordering::Acquire);
         (cur / 2, cur % 2 == 1, b.started_ns.load(Ordering::Relaxed))
     }
 
     /// Pool: (busy nanoseconds, tasks done) so far.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        let b = self.block();
+        let b = &self.block().worker;
         (
             b.busy_ns.load(Ordering::Relaxed),
             b.done.load(Ordering::Relaxed),
         )
+    }
+
+    /// Count of writes by the worker (`worker == true`) or by the pool.
+    pub(crate) fn writes(&self, worker: bool) -> u64 {
+        let b = self.block();
+        let counter = if worker {
+            &b.worker.wrote
+        } else {
+            &b.pool.wrote
+        };
+        counter.load(Ordering::Acquire)
+    }
+
+    /// Record a write to the socket by the worker (`worker == true`) or by the pool.
+    pub(crate) fn wrote(&self, worker: bool) {
+        let b = self.block();
+        let counter = if worker {
+            &b.worker.wrote
+        } else {
+            &b.pool.wrote
+        };
+        counter.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Wait until `changed()` holds or `ns` nanoseconds have passed, spinning with short
+/// pauses and yielding the CPU now and then (so that on a machine with fewer cores than
+/// busy processes the spinner does not keep the one it waits for off the CPU). Returns
+/// whether `changed()` held.
+pub(crate) fn spin_until(ns: u64, mut changed: impl FnMut() -> bool) -> bool {
+    let deadline = now_ns() + ns;
+    loop {
+        for _ in 0..32 {
+            if changed() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if now_ns() >= deadline {
+            return changed();
+        }
+        rustix::thread::sched_yield();
     }
 }
 
@@ -403,5 +461,9 @@ mod tests {
         ctrl.end(5, 100, 130);
         assert_eq!(ctrl.current(), (5, false, 100));
         assert_eq!(ctrl.totals(), (30, 1));
+        ctrl.wrote(false);
+        assert_eq!((ctrl.writes(false), ctrl.writes(true)), (1, 0));
+        assert!(!spin_until(10_000, || ctrl.writes(true) > 0));
+        assert!(spin_until(10_000, || ctrl.writes(false) > 0));
     }
 }

@@ -21,8 +21,12 @@ use std::sync::Arc;
 
 /// Flush results older than this.
 const FLUSH_AFTER_NS: u64 = 100_000;
+/// Send the result of a task that ran this long at once.
+const LONG_TASK_NS: u64 = 20_000;
 /// Flush results once this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
+/// How long a worker that has run out of tasks watches for more before it sleeps.
+const SPIN_NS: u64 = 50_000;
 /// Descriptors one `recvmsg` can take.
 const MAX_FDS: usize = 8;
 
@@ -129,6 +133,8 @@ struct Worker {
     out: Vec<u8>,
     /// When the oldest unsent result was produced.
     pending_since: Option<u64>,
+    /// How long the last task ran.
+    last_task_ns: u64,
     ctrl: Option<Ctrl>,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
@@ -143,6 +149,7 @@ impl Worker {
             fds: VecDeque::new(),
             out: Vec::with_capacity(64 * 1024),
             pending_since: None,
+            last_task_ns: 0,
             ctrl: None,
             same_exe: false,
             bufs: HashMap::new(),
@@ -159,26 +166,44 @@ impl Worker {
                 self.handle(frame)?;
             }
             self.flush()?;
-            if self.receive(&mut inb)? == 0 {
+            // Wait for more: look, spin a little on the pool's write counter (a pool that
+            // answers at once is served without either side sleeping), then block.
+            let seen = self.ctrl.as_ref().map(|c| c.writes(false));
+            match self.receive(&mut inb, false)? {
+                Some(0) => return Ok(()),
+                Some(_) => continue,
+                None => {}
+            }
+            if let (Some(c), Some(seen)) = (&self.ctrl, seen) {
+                if wire::spin_until(SPIN_NS, || c.writes(false) != seen) {
+                    continue;
+                }
+            }
+            if self.receive(&mut inb, true)? == Some(0) {
                 return Ok(());
             }
         }
     }
 
-    /// Blocking receive of more bytes (and descriptors); 0 at end of stream.
-    fn receive(&mut self, inb: &mut InBuf) -> Result<usize, String> {
+    /// Receive more bytes (and descriptors): `Some(0)` at end of stream, `None` when
+    /// nothing is there and `wait` is false.
+    fn receive(&mut self, inb: &mut InBuf, wait: bool) -> Result<Option<usize>, String> {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let flags = if wait {
+            RecvFlags::CMSG_CLOEXEC
+        } else {
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT
+        };
         loop {
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let spare = inb.spare();
-            let r = recvmsg(
+            match recvmsg(
                 &self.sock,
                 &mut [io::IoSliceMut::new(spare)],
                 &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            );
-            match r {
+                flags,
+            ) {
                 Ok(msg) => {
                     for m in control.drain() {
                         if let RecvAncillaryMessage::ScmRights(fds) = m {
@@ -186,10 +211,11 @@ impl Worker {
                         }
                     }
                     inb.filled(msg.bytes);
-                    return Ok(msg.bytes);
+                    return Ok(Some(msg.bytes));
                 }
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::CONNRESET) => return Ok(0),
+                Err(rustix::io::Errno::AGAIN) => return Ok(None),
+                Err(rustix::io::Errno::CONNRESET) => return Ok(Some(0)),
                 Err(e) => return Err(format!("cannot read from the pool: {e}")),
             }
         }
@@ -207,6 +233,11 @@ impl Worker {
                     std::process::exit(0)
                 }
                 Err(e) => return Err(format!("cannot write to the pool: {e}")),
+            }
+        }
+        if sent > 0 {
+            if let Some(c) = &self.ctrl {
+                c.wrote(true);
             }
         }
         self.out.clear();
@@ -303,17 +334,25 @@ impl Worker {
         IN_TASK.set(true);
         let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
         IN_TASK.set(false);
+        let t1 = wire::now_ns();
         if let Some(c) = &self.ctrl {
-            c.end(id, t0, wire::now_ns());
+            c.end(id, t0, t1);
         }
+        self.last_task_ns = t1.saturating_sub(t0);
         r
     }
 
+    /// Queue the outcome of task `id`. Results of tiny tasks are sent in batches; after a
+    /// task that took a while, the next one probably will too, so its result goes at once
+    /// (the pool refills the queue as soon as it hears of it).
     fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
         self.push(&FromWorker::Done { id, outcome })?;
         let now = wire::now_ns();
         let since = *self.pending_since.get_or_insert(now);
-        if self.out.len() >= FLUSH_BYTES || now.saturating_sub(since) >= FLUSH_AFTER_NS {
+        if self.out.len() >= FLUSH_BYTES
+            || now.saturating_sub(since) >= FLUSH_AFTER_NS
+            || self.last_task_ns >= LONG_TASK_NS
+        {
             self.flush()?;
         }
         Ok(())

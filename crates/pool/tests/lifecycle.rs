@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 const ORPHAN_PARENT: &str = "KPOOL_TEST_ORPHAN_PARENT";
 
+// SAFETY: runs before `main`. `init` reads one environment variable and returns, except
+// in a worker, where it serves the pool on its inherited socket and exits the process;
+// `orphan_parent` (only when its variable is set) starts a pool and never returns.
+// Neither needs anything that libtest's `main` sets up.
 #[ctor::ctor(unsafe)]
 fn worker_entry() {
     kernelpool_pool::init();

@@ -7,6 +7,9 @@ use kernelpool_pool::{PoolError, Processes, SharedMemory, Threads, WorkerExit};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+// SAFETY: runs before `main`. `init` reads one environment variable and returns, except
+// in a worker, where it serves the pool on its inherited socket and exits the process;
+// it needs nothing that libtest's `main` sets up.
 #[ctor::ctor(unsafe)]
 fn worker_entry() {
     kernelpool_pool::init();
@@ -481,6 +484,11 @@ fn kernels_from_a_shared_object_cross_to_workers() {
             for (uint64_t i = begin; i < end; i++) s += ((i * 2654435761u) % 7 == 0) * (int64_t)(i % 5 + 1);
             a->partial[0] += s;
             return 0;
+        }
+        int32_t fails_at_500(const kp_kargs *a, uint64_t begin, uint64_t end) {
+            if (begin <= 500 && 500 < end) return -7;
+            a->partial[0] += (int64_t)(end - begin);
+            return 0;
         }"#,
     )
     .expect("write source");
@@ -506,5 +514,213 @@ fn kernels_from_a_shared_object_cross_to_workers() {
     let pool = Processes::new(2).expect("pool");
     let got = kernelpool_kernels::programs::run(kernel, &opts, &pool).expect("processes");
     assert_eq!(got.stdout, want.stdout);
+
+    // A kernel's error status comes back as the same typed error from every executor,
+    // naming the chunk that failed.
+    // SAFETY: as above; `fails_at_500` returns -7 for the chunk holding item 500.
+    let failing =
+        unsafe { Kernel::load(&lib, "fails_at_500", KernelName::Pi, Lang::C) }.expect("load");
+    let opts = kernelpool_kernels::Options {
+        n: Some(1000),
+        ..Default::default()
+    };
+    let chunked = Processes::builder()
+        .workers(2)
+        .chunk(100)
+        .build()
+        .expect("pool");
+    let threads = Threads::new(2).expect("threads").with_chunk(100);
+    let execs: [&dyn Executor; 4] = [&kernelpool_kernels::Serial, &pool, &chunked, &threads];
+    for exec in execs {
+        match kernelpool_kernels::programs::run(failing.clone(), &opts, exec) {
+            Err(kernelpool_kernels::Error::KernelFailed {
+                code: -7,
+                begin,
+                end,
+                ..
+            }) => {
+                assert!(
+                    begin <= 500 && 500 < end,
+                    "{}: {begin}..{end}",
+                    exec.describe()
+                );
+                if exec.describe().contains("chunk 100") {
+                    assert_eq!((begin, end), (500, 600), "{}", exec.describe());
+                }
+            }
+            other => panic!("{}: {other:?}", exec.describe()),
+        }
+    }
+    // The pool is fine afterwards.
+    assert_eq!(
+        kernelpool_kernels::programs::run(kernel_ok(&lib), &opts, &chunked)
+            .expect("ok")
+            .stdout,
+        {
+            kernelpool_kernels::programs::run(kernel_ok(&lib), &opts, &kernelpool_kernels::Serial)
+                .expect("serial")
+                .stdout
+        }
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn kernel_ok(lib: &std::path::Path) -> Kernel {
+    // SAFETY: `count_sevens` follows pi's contract (see above).
+    unsafe { Kernel::load(lib, "count_sevens", KernelName::Pi, Lang::C) }.expect("load")
+}
+
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// The timeout is per task, counted from its start, not from when it was queued: eight
+/// 60 ms tasks queued in one worker take 480 ms, longer than the 250 ms timeout, and
+/// none of them times out.
+#[test]
+fn the_timeout_counts_from_each_task_start() {
+    let pool = Processes::builder()
+        .workers(1)
+        .task_timeout(Duration::from_millis(250))
+        .build()
+        .expect("pool");
+    let t = Instant::now();
+    assert_eq!(
+        pool.with_chunksize(8)
+            .map(nap, [60u64; 8])
+            .expect("no timeout"),
+        vec![60; 8]
+    );
+    assert!(t.elapsed() >= Duration::from_millis(480));
+}
+
+/// A worker that dies between operations (OOM killer, an operator) is replaced without
+/// any task failing.
+#[test]
+fn a_worker_killed_while_idle_is_replaced_silently() {
+    let pool = Processes::new(2).expect("pool");
+    let victim = pool.pids().expect("pids")[0];
+    let pid = rustix::process::Pid::from_raw(victim as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+    std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..3 {
+        assert_eq!(
+            pool.with_chunksize(1).map(square, 0..50u64).expect("map"),
+            (0..50u64).map(square).collect::<Vec<_>>()
+        );
+    }
+    let now = pool.pids().expect("pids");
+    assert_eq!(now.len(), 2);
+    assert!(!now.contains(&victim), "{now:?}");
+}
+
+/// Callers on several threads share one pool; each gets its own results.
+#[test]
+fn several_threads_share_a_pool() {
+    let pool = Processes::new(2).expect("pool");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let pool = &pool;
+                s.spawn(move || {
+                    for round in 0..5u64 {
+                        let base = 1000 * t + 100 * round;
+                        let got = pool.map(square, base..base + 30).expect("map");
+                        assert_eq!(got, (base..base + 30).map(square).collect::<Vec<_>>());
+                        let k = Kernel::get(KernelName::Pi, Lang::Rust);
+                        let opts = kernelpool_kernels::Options {
+                            n: Some(3000 + t),
+                            ..Default::default()
+                        };
+                        let want = kernelpool_kernels::programs::run(
+                            k.clone(),
+                            &opts,
+                            &kernelpool_kernels::Serial,
+                        )
+                        .expect("serial");
+                        assert_eq!(
+                            kernelpool_kernels::programs::run(k, &opts, pool)
+                                .expect("pi")
+                                .stdout,
+                            want.stdout
+                        );
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+    });
+}
+
+/// A value postcard cannot encode when `bad` (a sequence of unknown length).
+#[derive(Debug, Clone, PartialEq)]
+struct Picky {
+    bad: bool,
+    v: Vec<u32>,
+}
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.bad {
+            s.collect_seq(self.v.iter().filter(|_| true))
+        } else {
+            s.collect_seq(self.v.iter())
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Picky {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Picky {
+            bad: false,
+            v: Vec::deserialize(d)?,
+        })
+    }
+}
+
+fn picky_len(p: Picky) -> usize {
+    p.v.len()
+}
+
+fn make_picky(n: u32) -> Picky {
+    Picky {
+        bad: n == 2,
+        v: (0..n).collect(),
+    }
+}
+
+#[test]
+fn values_that_cannot_cross_are_errors_of_their_task() {
+    let pool = Processes::new(2).expect("pool");
+    let args: Vec<Picky> = (0..5)
+        .map(|i| Picky {
+            bad: i == 3,
+            v: vec![1; i],
+        })
+        .collect();
+    let r: Vec<_> = pool.imap(picky_len, args.clone()).expect("imap").collect();
+    for (i, r) in r.iter().enumerate() {
+        match r {
+            Ok(len) => assert!(i != 3 && *len == i, "{i}: {len}"),
+            Err(e) => assert!(
+                i == 3 && matches!(e, PoolError::Codec { task: 3, .. }),
+                "{i}: {e}"
+            ),
+        }
+    }
+    assert!(matches!(
+        pool.map(picky_len, args),
+        Err(PoolError::Codec { task: 3, .. })
+    ));
+    // A result the worker cannot encode.
+    let r: Vec<_> = pool.imap(make_picky, 0..4u32).expect("imap").collect();
+    assert!(
+        matches!(&r[2], Err(PoolError::Remote { task: 2, message }) if message.contains("encode")),
+        "{:?}",
+        r[2]
+    );
+    assert_eq!(r.iter().filter(|r| r.is_ok()).count(), 3);
 }

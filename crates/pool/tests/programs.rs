@@ -6,6 +6,9 @@ use kernelpool_kernels::{Executor, Kernel, KernelName, Lang, Options, Serial, pr
 use kernelpool_pool::{Processes, Threads};
 
 // The test binary is also the workers' executable: `init` must run before libtest's main.
+// SAFETY: runs before `main`. `init` reads one environment variable and returns, except
+// in a worker, where it serves the pool on its inherited socket and exits the process;
+// it needs nothing that libtest's `main` sets up.
 #[ctor::ctor(unsafe)]
 fn worker_entry() {
     kernelpool_pool::init();
