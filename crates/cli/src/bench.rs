@@ -4,9 +4,14 @@
 //! stdout must equal it byte for byte (seed: its closed form; triad: STREAM's validation),
 //! and at the benchmark size every language and executor must print exactly what the first
 //! one printed.
+//!
+//! Rows are grouped by kernel and language, one row per executor, so that the `speedup`
+//! column (best serial time / best time, measured in the same run) sits next to the serial
+//! figure it is a ratio of.
 
 use crate::{ExecArgs, ExecKind, fmt_duration, make_executor};
-use kernelpool::kernels::{Kernel, KernelName, Lang, Options, programs, reference};
+use kernelpool::kernels::{Executor, Kernel, KernelName, Lang, Options, programs, reference};
+use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ pub struct BenchArgs {
     /// Languages to run (default: all).
     #[arg(long = "lang", value_delimiter = ',')]
     langs: Vec<String>,
-    /// Executors to compare (default: serial).
+    /// Executors to compare; with `serial` among them each row shows its speedup over serial.
     #[arg(
         long = "execs",
         value_enum,
@@ -35,6 +40,9 @@ pub struct BenchArgs {
     /// Override N for every kernel chosen.
     #[arg(long)]
     n: Option<u64>,
+    /// Override the number of nbody systems (the ensemble form).
+    #[arg(long)]
+    systems: Option<u64>,
     /// Also write the results as JSON lines to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -61,16 +69,27 @@ pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
     }
 }
 
+/// One cell of the benchmark: a kernel in one language on one executor.
+#[derive(Debug, Serialize)]
 struct Row {
     kernel: KernelName,
     lang: Lang,
-    exec: String,
+    executor: String,
     n: u64,
+    systems: u64,
+    #[serde(rename = "best_s", serialize_with = "secs")]
     best: Duration,
+    #[serde(rename = "median_s", serialize_with = "secs")]
     median: Duration,
+    /// Best serial time / best time of this row, when serial ran in the same bench.
+    speedup: Option<f64>,
     verified: &'static str,
     agrees: bool,
     note: String,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 fn parse_list<T>(names: &[String], all: &[T]) -> Result<Vec<T>, String>
@@ -93,28 +112,44 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     if repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
+    if args.systems == Some(0) {
+        return Err("--systems must be at least 1".into());
+    }
+    let mut kinds: Vec<ExecKind> = Vec::new();
+    for &k in &args.execs {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    // Every executor is started once, before any timing, so pool start-up is not timed.
+    let execs: Vec<(ExecKind, Box<dyn Executor>)> = kinds
+        .iter()
+        .map(|&k| make_executor(&args.exec, k).map(|e| (k, e)))
+        .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let mut failures = 0;
-    for &kind in &args.execs {
-        let exec = make_executor(&args.exec, kind)?;
-        for &k in &kernels {
-            let (n, systems) = bench_size(k, args.quick);
-            let n = args.n.unwrap_or(n);
-            let opts = Options {
-                n: Some(n),
-                systems,
-                ..Options::default()
-            };
-            let mut first: Option<Vec<u8>> = None;
-            for &l in &langs {
-                let kernel = Kernel::get(k, l);
-                let verified = verify_reference(&kernel, &*exec)?;
+    for &k in &kernels {
+        let (n, systems) = bench_size(k, args.quick);
+        let n = args.n.unwrap_or(n);
+        let systems = args.systems.unwrap_or(systems);
+        let opts = Options {
+            n: Some(n),
+            systems,
+            ..Options::default()
+        };
+        programs::validate(k, &opts).map_err(|e| e.to_string())?;
+        let mut first: Option<Vec<u8>> = None;
+        for &l in &langs {
+            let kernel = Kernel::get(k, l);
+            let mut serial_best = None;
+            for (kind, exec) in &execs {
+                let verified = verify_reference(&kernel, exec.as_ref())?;
                 let mut times = Vec::with_capacity(repeat);
                 let mut stdout = Vec::new();
                 let mut note = String::new();
                 for _ in 0..repeat {
-                    let out =
-                        programs::run(kernel.clone(), &opts, &*exec).map_err(|e| e.to_string())?;
+                    let out = programs::run(kernel.clone(), &opts, exec.as_ref())
+                        .map_err(|e| e.to_string())?;
                     times.push(out.elapsed);
                     stdout = out.stdout;
                     if let Some(n) = out.notes.iter().find(|n| n.starts_with("Triad")) {
@@ -132,24 +167,31 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                 if !agrees || verified == "MISMATCH" {
                     failures += 1;
                 }
+                let best = times[0];
+                if *kind == ExecKind::Serial {
+                    serial_best = Some(best);
+                }
                 let row = Row {
                     kernel: k,
                     lang: l,
-                    exec: exec.describe(),
+                    executor: exec.describe(),
                     n,
-                    best: times[0],
+                    systems: if k == KernelName::Nbody { systems } else { 1 },
+                    best,
                     median: times[times.len() / 2],
+                    speedup: serial_best.map(|s| s.as_secs_f64() / best.as_secs_f64()),
                     verified,
                     agrees,
                     note,
                 };
                 eprintln!(
-                    "bench: {:<12} {:<8} {:<14} N={:<9} {:>12}  {}",
+                    "bench: {:<12} {:<8} {:<26} N={:<9} {:>12} {:>7}  {}",
                     k.name(),
                     l.name(),
-                    row.exec,
+                    row.executor,
                     n,
                     fmt_duration(row.best),
+                    fmt_speedup(row.speedup),
                     row.verified
                 );
                 rows.push(row);
@@ -158,7 +200,11 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     }
     print_table(&rows);
     if let Some(path) = &args.json {
-        let text: String = rows.iter().map(json_line).collect();
+        let mut text = String::new();
+        for r in &rows {
+            text += &serde_json::to_string(r).map_err(|e| format!("encoding JSON: {e}"))?;
+            text.push('\n');
+        }
         std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if failures > 0 {
@@ -169,10 +215,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
 }
 
 /// Run at the reference size and compare with the published output.
-fn verify_reference(
-    kernel: &Kernel,
-    exec: &dyn kernelpool::kernels::Executor,
-) -> Result<&'static str, String> {
+fn verify_reference(kernel: &Kernel, exec: &dyn Executor) -> Result<&'static str, String> {
     let k = kernel.name();
     let n = reference::reference_size(k).unwrap_or(programs::reference_n(k));
     let opts = Options {
@@ -191,35 +234,33 @@ fn verify_reference(
     }
 }
 
+fn fmt_speedup(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.2}x"))
+}
+
 fn print_table(rows: &[Row]) {
-    println!("| kernel | lang | executor | N | best | median | verified | agrees | note |");
-    println!("|---|---|---|---:|---:|---:|---|---|---|");
+    println!(
+        "| kernel | lang | executor | N | best | median | speedup | verified | agrees | note |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---|---|---|");
     for r in rows {
+        let n = if r.kernel == KernelName::Nbody {
+            format!("{} x {} systems", r.n, r.systems)
+        } else {
+            r.n.to_string()
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.kernel,
             r.lang,
-            r.exec,
-            r.n,
+            r.executor,
+            n,
             fmt_duration(r.best),
             fmt_duration(r.median),
+            fmt_speedup(r.speedup),
             r.verified,
             if r.agrees { "yes" } else { "NO" },
             r.note
         );
     }
-}
-
-fn json_line(r: &Row) -> String {
-    format!(
-        "{{\"kernel\":\"{}\",\"lang\":\"{}\",\"executor\":\"{}\",\"n\":{},\"best_s\":{},\"median_s\":{},\"verified\":\"{}\",\"agrees\":{}}}\n",
-        r.kernel,
-        r.lang,
-        r.exec,
-        r.n,
-        r.best.as_secs_f64(),
-        r.median.as_secs_f64(),
-        r.verified,
-        r.agrees
-    )
 }

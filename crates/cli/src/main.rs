@@ -50,12 +50,9 @@ pub enum ExecKind {
     Processes,
 }
 
-/// Executor choice shared by `run` and `bench`.
+/// Worker options shared by `run` and `bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ExecArgs {
-    /// Executor.
-    #[arg(long = "exec", value_enum, default_value = "serial")]
-    pub exec: ExecKind,
     /// Number of workers (threads or processes); default: the number of CPUs.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -80,6 +77,9 @@ struct RunArgs {
     /// pi: seed of the counter-based splitmix64 stream.
     #[arg(long, default_value_t = programs::PI_SEED)]
     seed: u64,
+    /// Executor.
+    #[arg(long = "exec", value_enum, default_value = "serial")]
+    exec_kind: ExecKind,
     #[command(flatten)]
     exec: ExecArgs,
 }
@@ -122,7 +122,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         seed: args.seed,
     };
     let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
-    let exec = make_executor(&args.exec, args.exec.exec)?;
+    let exec = make_executor(&args.exec, args.exec_kind)?;
     let outcome = match programs::run(kernel.clone(), &opts, &*exec) {
         Ok(o) => o,
         Err(kernelpool::kernels::Error::Validation(msg)) => {

@@ -130,6 +130,81 @@ fn quick_bench_verifies_every_cell() {
 }
 
 #[test]
+fn bench_compares_executors_and_writes_json() {
+    let json = std::env::temp_dir().join(format!("kpool-bench-{}.json", std::process::id()));
+    let out = kpool(&[
+        "bench",
+        "--quick",
+        "--kernel",
+        "mandelbrot,pi",
+        "--lang",
+        "c,rust",
+        "--execs",
+        "serial,threads,processes",
+        "--workers",
+        "2",
+        "--n",
+        "64",
+        "--json",
+        json.to_str().expect("utf-8 temp path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("JSON written");
+    let _ = std::fs::remove_file(&json);
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // 2 kernels x 2 languages x 3 executors, grouped by kernel and language.
+    assert_eq!(rows.len(), 12, "{text}");
+    let execs: Vec<&str> = rows[..3]
+        .iter()
+        .map(|r| r["executor"].as_str().expect("executor"))
+        .collect();
+    assert_eq!(execs, ["serial", "threads(2)", "processes(2)"], "{text}");
+    for r in &rows {
+        assert_eq!(r["agrees"], true, "{r}");
+        assert!(r["best_s"].as_f64().expect("best_s") > 0.0, "{r}");
+        let speedup = r["speedup"].as_f64().expect("speedup with serial present");
+        if r["executor"] == "serial" {
+            assert_eq!(speedup, 1.0);
+        } else {
+            assert!(speedup > 0.0 && speedup.is_finite(), "{r}");
+        }
+    }
+    assert_eq!(rows[0]["kernel"], "mandelbrot");
+    assert_eq!(rows[0]["lang"], "c");
+    assert_eq!(rows[0]["verified"], "reference");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| speedup |"), "{table}");
+}
+
+#[test]
+fn bench_rejects_nonsense() {
+    for (args, needle) in [
+        (&["bench", "--repeat", "0"][..], "--repeat"),
+        (
+            &["bench", "--workers", "0", "--execs", "threads"][..],
+            "--workers",
+        ),
+        (
+            &["bench", "--kernel", "nbody", "--systems", "0"][..],
+            "--systems",
+        ),
+        (&["bench", "--kernel", "quicksort"][..], "quicksort"),
+    ] {
+        let out = kpool(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn every_executor_prints_the_serial_output() {
     for (kernel, n) in [
         ("mandelbrot", "200"),

@@ -109,8 +109,14 @@ unsafe impl Memory for HeapMemory {
     }
 }
 
-/// Physical memory of this machine in bytes (from /proc/meminfo; `u64::MAX` if unknown).
+/// Physical memory of this machine in bytes (from /proc/meminfo, read once per process;
+/// `u64::MAX` if unknown).
 pub fn physical_memory() -> u64 {
+    static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(read_physical_memory)
+}
+
+fn read_physical_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {

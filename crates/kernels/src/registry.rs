@@ -16,6 +16,7 @@ pub type RawKernelFn = unsafe extern "C" fn(*const sys::kp_kargs, u64, u64) -> i
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// C, compiled by gcc.
     C,
@@ -91,6 +92,7 @@ impl Reduce {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[serde(rename_all = "lowercase")]
 pub enum KernelName {
     /// The course example: a 10,000,000-trip loop `j += x*x` per argument.
     Seed,

@@ -1,0 +1,56 @@
+//! The examples in `examples/` run and print what their docs say.
+//!
+//! `cargo test` builds the examples before it runs the tests; this test runs the built
+//! binary (it fails, naming the path, if the example was not built).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/examples/<name>`, next to this test's own `deps/` directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example binary {} is missing: run `cargo test` (which builds examples) or \
+         `cargo build --examples` with the same profile",
+        path.display()
+    );
+    path
+}
+
+/// Processes still running `exe`.
+fn running(exe: &std::path::Path) -> Vec<String> {
+    let exe = exe.canonicalize().expect("canonical path");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        if let Ok(target) = std::fs::read_link(entry.path().join("exe")) {
+            if target == exe {
+                found.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn pool_map_prints_the_squares_and_leaves_no_worker() {
+    let exe = example("pool_map");
+    let out = Command::new(&exe)
+        .output()
+        .expect("run the pool_map example");
+    assert!(
+        out.status.success(),
+        "pool_map failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[1, 4, 9]\n");
+    // Dropping the pool reaps its workers before `main` returns: none may outlive it.
+    assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
+}
