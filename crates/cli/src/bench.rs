@@ -28,13 +28,13 @@ pub struct BenchArgs {
         long = "execs",
         value_enum,
         value_delimiter = ',',
-        default_value = "serial"
+        default_value = "serial,threads,processes"
     )]
     execs: Vec<ExecKind>,
-    /// Small sizes and one repetition: a run of a few seconds.
+    /// Small sizes: a run of a few seconds.
     #[arg(long)]
     quick: bool,
-    /// Timed repetitions per cell (the minimum is reported).
+    /// Timed repetitions per cell (best and median are reported; default 5, --quick 3).
     #[arg(long)]
     repeat: Option<usize>,
     /// Override N for every kernel chosen.
@@ -108,7 +108,7 @@ where
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     let kernels = parse_list(&args.kernels, &KernelName::ALL)?;
     let langs = parse_list(&args.langs, &Lang::ALL)?;
-    let repeat = args.repeat.unwrap_or(if args.quick { 1 } else { 3 });
+    let repeat = args.repeat.unwrap_or(if args.quick { 3 } else { 5 });
     if repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
