@@ -1,7 +1,9 @@
 //! The error type of the executors: bad options, worker faults (crash, timeout, panic) with
 //! the task they hit and their cause, and transport failures.
 
+use kernelpool_kernels::{KernelName, Lang};
 use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 /// How a worker process ended.
@@ -66,11 +68,48 @@ impl fmt::Display for WorkerExit {
     }
 }
 
+/// The chunk of a kernel step that a failed task was running: which kernel, which items.
+///
+/// Errors of the tasks of a kernel step on [`Processes`](crate::Processes) carry it (see
+/// [`PoolError::chunk`]), so that a crash names the items as
+/// [`Error::KernelFailed`](kernelpool_kernels::Error::KernelFailed) does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepChunk {
+    /// The kernel of the step.
+    pub kernel: KernelName,
+    /// Its language.
+    pub lang: Lang,
+    /// The items of the chunk.
+    pub items: Range<u64>,
+}
+
+impl fmt::Display for StepChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kernel {} ({}) on items {}..{}",
+            self.kernel, self.lang, self.items.start, self.items.end
+        )
+    }
+}
+
+/// `", kernel pi (c) on items 500..600"` after a task's index, or nothing.
+struct InChunk<'a>(&'a Option<StepChunk>);
+
+impl fmt::Display for InChunk<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, ", {c}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Everything that can go wrong in an executor of this crate.
 ///
 /// A task that brings its worker down is reported with the task's index (the position of
-/// its argument for `map` and friends, the chunk number for a kernel step) and the cause;
-/// the worker is replaced and the pool stays usable.
+/// its argument for `map` and friends, the chunk number for a kernel step, whose kernel and
+/// items come in `chunk`) and the cause; the worker is replaced and the pool stays usable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
@@ -105,39 +144,50 @@ pub enum PoolError {
         exit: Option<WorkerExit>,
     },
     /// The worker running the task died (signal, `exit`, OOM kill).
-    #[error("task {task}: worker process {pid} {cause}")]
+    #[error("task {task}{}: worker process {pid} {cause}", InChunk(.chunk))]
     Crashed {
         /// Index of the task.
         task: usize,
+        /// The kernel and items of the task, for a chunk of a kernel step.
+        chunk: Option<StepChunk>,
         /// Process id of the worker.
         pid: u32,
         /// How the worker ended.
         cause: WorkerExit,
     },
     /// The task ran longer than the per-task timeout; its worker was killed.
-    #[error("task {task} timed out after {timeout:?}; worker process {pid} was killed")]
+    #[error(
+        "task {task}{} timed out after {timeout:?}; worker process {pid} was killed",
+        InChunk(.chunk)
+    )]
     TimedOut {
         /// Index of the task.
         task: usize,
+        /// The kernel and items of the task, for a chunk of a kernel step.
+        chunk: Option<StepChunk>,
         /// Process id of the worker.
         pid: u32,
         /// The timeout that was exceeded.
         timeout: Duration,
     },
     /// The task's function panicked (the worker survives).
-    #[error("task {task} panicked: {message}")]
+    #[error("task {task}{} panicked: {message}", InChunk(.chunk))]
     Panicked {
         /// Index of the task.
         task: usize,
+        /// The kernel and items of the task, for a chunk of a kernel step.
+        chunk: Option<StepChunk>,
         /// The panic message and location.
         message: String,
     },
     /// The task failed in the worker for another reason (its argument could not be decoded,
     /// its result could not be encoded, a kernel step could not be rebuilt).
-    #[error("task {task} failed in its worker: {message}")]
+    #[error("task {task}{} failed in its worker: {message}", InChunk(.chunk))]
     Remote {
         /// Index of the task.
         task: usize,
+        /// The kernel and items of the task, for a chunk of a kernel step.
+        chunk: Option<StepChunk>,
         /// What the worker reported.
         message: String,
     },
@@ -210,6 +260,29 @@ impl PoolError {
             | PoolError::Codec { task, .. } => Some(task),
             _ => None,
         }
+    }
+
+    /// The kernel and items of the task, for a task of a kernel step.
+    pub fn chunk(&self) -> Option<&StepChunk> {
+        match self {
+            PoolError::Crashed { chunk, .. }
+            | PoolError::TimedOut { chunk, .. }
+            | PoolError::Panicked { chunk, .. }
+            | PoolError::Remote { chunk, .. } => chunk.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The same error, naming the kernel step chunk its task ran.
+    pub(crate) fn in_chunk(mut self, step_chunk: StepChunk) -> PoolError {
+        match &mut self {
+            PoolError::Crashed { chunk, .. }
+            | PoolError::TimedOut { chunk, .. }
+            | PoolError::Panicked { chunk, .. }
+            | PoolError::Remote { chunk, .. } => *chunk = Some(step_chunk),
+            _ => {}
+        }
+        self
     }
 
     /// The signal that killed the worker, for crashes by signal.
