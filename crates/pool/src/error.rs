@@ -211,7 +211,10 @@ pub enum PoolError {
         slot: usize,
     },
     /// The kernel cannot be named in another process (not a built-in, no known origin).
-    #[error("kernel {0} cannot be named in a worker process (only built-in kernels can)")]
+    #[error(
+        "kernel {0} cannot be named in a worker process (built-in kernels and kernels \
+         loaded from a shared object can)"
+    )]
     KernelNotPortable(String),
     /// Functions cross to workers as offsets in the executable, which needs the workers to
     /// run this very executable (pools started through `init()`).

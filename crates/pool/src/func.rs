@@ -42,7 +42,7 @@ fn call1<A: DeserializeOwned, R: Serialize>(
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
     let a: A = postcard::from_bytes(arg).map_err(|e| format!("cannot decode the argument: {e}"))?;
     let r = f(a);
-    crate::wire::encode_into(out, &r).map_err(|e| format!("cannot encode the result: {e}"))
+    encode_result(out, &r)
 }
 
 /// Decode an `(A, B)`, call the `fn(A, B) -> R` at `f`, encode the `R` into `out`.
@@ -56,7 +56,13 @@ fn call2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     let (a, b): (A, B) =
         postcard::from_bytes(arg).map_err(|e| format!("cannot decode the arguments: {e}"))?;
     let r = f(a, b);
-    crate::wire::encode_into(out, &r).map_err(|e| format!("cannot encode the result: {e}"))
+    encode_result(out, &r)
+}
+
+/// Encode a function's result into `out`, refusing one too large to be sent back.
+fn encode_result<R: Serialize>(out: &mut Vec<u8>, r: &R) -> Result<(), CallError> {
+    crate::wire::encode_into(out, r).map_err(|e| format!("cannot encode the result: {e}"))?;
+    crate::wire::check_value_size("the result", out.len()).inspect_err(|_| out.clear())
 }
 
 impl FnRef {

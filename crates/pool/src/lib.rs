@@ -44,13 +44,30 @@
 //!
 //! A task whose worker dies (a segfault, `abort`, `exit`, SIGKILL from the OOM killer) is
 //! reported as [`PoolError::Crashed`] with the task's index and the signal or exit status;
-//! one that overruns [`ProcessesBuilder::task_timeout`] as [`PoolError::TimedOut`] (its
-//! worker is killed); a panic as [`PoolError::Panicked`] (its worker lives on). The worker
-//! is replaced, the other tasks it held run again elsewhere, and the pool stays usable:
-//! `imap` and `imap_unordered` yield every task's own result, `map` the first error. Such
-//! tasks may run twice (at least once delivery), so a task should not rely on running
-//! exactly once. Workers die with the pool (their channel closes, and
-//! `PR_SET_PDEATHSIG` covers a pool killed outright); dropping the pool reaps them all.
+//! one that overruns [`ProcessesBuilder::task_timeout`] (counted from the task's start) as
+//! [`PoolError::TimedOut`] (its worker is killed); a panic as [`PoolError::Panicked`] (its
+//! worker lives on). For a kernel step the task is a chunk, and the error also names the
+//! kernel and the chunk's items ([`PoolError::chunk`], a [`StepChunk`]), as
+//! [`Error::KernelFailed`](kernelpool_kernels::Error::KernelFailed) does for a kernel's own
+//! error status; the step fails with the error of the lowest-numbered chunk that failed,
+//! once the chunks still running have finished (nothing writes into its buffers after it
+//! returns).
+//!
+//! The worker is replaced and the pool stays usable. The other tasks the dead worker held
+//! run again elsewhere (one whose workers died under it three times, running other tasks,
+//! is reported as crashed too); `imap` and `imap_unordered` yield every task's own
+//! result, `map` the error of the first failed task. Such tasks may run twice (at
+//! least once delivery), so a task should not rely on running exactly once; each result
+//! is delivered once. A replacement worker that is not ready within
+//! [`ProcessesBuilder::start_timeout`] is killed; three workers in a row that die or hang
+//! before they are ready end the operation with [`PoolError::Start`]. Arguments and
+//! results travel as messages of at most 1 GiB: a larger one is an error of its task
+//! ([`PoolError::Codec`] or [`PoolError::Remote`]).
+//!
+//! Workers die with the pool (their channel closes, and `PR_SET_PDEATHSIG` covers a pool
+//! killed outright); dropping the pool gives them a moment to exit, kills those that do
+//! not, and reaps them all. Shared memory is anonymous (memfd), so nothing is left in
+//! `/dev/shm` either.
 //!
 //! # Costs
 //!
@@ -75,7 +92,7 @@ mod threads;
 mod wire;
 mod worker;
 
-pub use error::{PoolError, WorkerExit, signal_name};
+pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
 pub use process::{Processes, ProcessesBuilder};

@@ -28,20 +28,16 @@ pub struct Mapper<'p> {
 
 fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError)> {
     postcard::to_stdvec(value)
-        .map(|a| Item {
-            idx,
-            data: ItemData::Arg(a),
-            tries: 0,
-        })
-        .map_err(|e| {
-            (
+        .map_err(|e| format!("cannot encode the argument: {e}"))
+        .and_then(|a| {
+            crate::wire::check_value_size("the argument", a.len())?;
+            Ok(Item {
                 idx,
-                PoolError::Codec {
-                    task: idx,
-                    message: format!("cannot encode the argument: {e}"),
-                },
-            )
+                data: ItemData::Arg(a),
+                tries: 0,
+            })
         })
+        .map_err(|message| (idx, PoolError::Codec { task: idx, message }))
 }
 
 fn decode<R: DeserializeOwned>((idx, r): Done) -> (usize, Result<R, PoolError>) {
@@ -191,13 +187,7 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.check()?;
-        let items = args
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| encode(i, &a))
-            .collect();
-        self.run_all(FnRef::of1(f), items)
+        self.run_all(FnRef::of1(f), args)
     }
 
     /// See [`Processes::starmap`].
@@ -211,13 +201,7 @@ impl<'p> Mapper<'p> {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.check()?;
-        let items = args
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| encode(i, &a))
-            .collect();
-        self.run_all(FnRef::of2(f), items)
+        self.run_all(FnRef::of2(f), args)
     }
 
     /// See [`Processes::apply`].
@@ -226,16 +210,23 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.check()?;
-        let mut v = self.run_all(FnRef::of1(f), vec![encode(0, &arg)])?;
+        let mut v = self.run_all(FnRef::of1(f), [arg])?;
         Ok(v.pop().expect("one task, one result"))
     }
 
-    fn run_all<R: DeserializeOwned>(
+    /// The function `fun` names on every argument (a tuple for `starmap`); every task runs
+    /// and the results come in argument order, or the first failed task's error.
+    fn run_all<T: Serialize, R: DeserializeOwned>(
         &self,
         fun: FnRef,
-        items: Vec<Result<Item, (usize, PoolError)>>,
+        args: impl IntoIterator<Item = T>,
     ) -> Result<Vec<R>, PoolError> {
+        self.check()?;
+        let items: Vec<_> = args
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| encode(i, &a))
+            .collect();
         let n = items.len();
         let workers = self.pool.config().workers;
         let chunksize = self

@@ -7,9 +7,10 @@
 //! hundred in one write while long ones stay balanced. Each task has a wire id; a worker
 //! runs its tasks in order and answers each one. When a worker dies, the control block
 //! tells which task it was running: that task gets the error, the others it held go back
-//! to the queue, and a new worker takes its place.
+//! to the queue, and a new worker takes its place (and is killed in turn if it is not
+//! ready within the start timeout).
 
-use crate::error::{PoolError, WorkerExit};
+use crate::error::{PoolError, StepChunk, WorkerExit};
 use crate::shm::{SharedMemory, ShmInner};
 use crate::spawn;
 use crate::wire::{
@@ -149,7 +150,8 @@ impl ProcessesBuilder {
         self
     }
 
-    /// How long workers may take to start (default 10 s).
+    /// How long a worker may take to start, at build and when it replaces another
+    /// (default 10 s); one that takes longer is killed.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
         self
@@ -327,12 +329,19 @@ fn kernel_ref(kernel: &Kernel) -> Result<KernelRef, PoolError> {
         Origin::Builtin if Kernel::get(name, lang).raw() as usize == kernel.raw() as usize => {
             Ok(KernelRef::Builtin { name, lang })
         }
-        Origin::Library { path, symbol } => Ok(KernelRef::Library {
-            name,
-            lang,
-            path: path.clone(),
-            symbol: symbol.clone(),
-        }),
+        // Workers load it again by path, and check that they got the same file.
+        Origin::Library { path, symbol } => match wire::mapped_file(kernel.raw() as usize) {
+            Some(file) => Ok(KernelRef::Library {
+                name,
+                lang,
+                path: path.clone(),
+                symbol: symbol.clone(),
+                file,
+            }),
+            None => Err(PoolError::KernelNotPortable(format!(
+                "{kernel:?}, whose file cannot be identified in /proc/self/maps,"
+            ))),
+        },
         _ => Err(PoolError::KernelNotPortable(format!("{kernel:?}"))),
     }
 }
@@ -436,7 +445,15 @@ impl Executor for Processes {
                         message: "a value came back for a kernel chunk".into(),
                     }
                     .into(),
-                    Err(e) => e.into(),
+                    // A crash, timeout or panic: name the kernel and the items as a
+                    // kernel's own failure does.
+                    Err(e) => e
+                        .in_chunk(StepChunk {
+                            kernel: name,
+                            lang: kernel.lang(),
+                            items: range(i),
+                        })
+                        .into(),
                 };
                 if failure.as_ref().is_none_or(|(j, _)| i < *j) {
                     failure = Some((i, err));
@@ -470,12 +487,45 @@ pub(crate) enum ItemData {
     Range(u64, u64),
 }
 
+/// Move up to `n` tasks from `pending` to `batch` while the batch's encoded arguments
+/// (`bytes`) stay within `limit`; a task alone in a batch always goes. False when the next
+/// task did not fit: the batch is full.
+fn add_to_batch(
+    batch: &mut Vec<Item>,
+    bytes: &mut usize,
+    pending: &mut VecDeque<Item>,
+    n: usize,
+    limit: usize,
+) -> bool {
+    for _ in 0..n {
+        let Some(size) = pending.front().map(Item::wire_bytes) else {
+            break;
+        };
+        if !batch.is_empty() && *bytes + size > limit {
+            return false;
+        }
+        *bytes += size;
+        batch.extend(pending.pop_front());
+    }
+    true
+}
+
 /// A task waiting to be sent.
 #[derive(Debug)]
 pub(crate) struct Item {
     pub idx: usize,
     pub data: ItemData,
     pub tries: u8,
+}
+
+impl Item {
+    /// About how many bytes the task adds to the frame that carries it (at least).
+    fn wire_bytes(&self) -> usize {
+        match &self.data {
+            ItemData::Arg(a) => a.len() + 10,
+            ItemData::Range(..) => 20,
+        }
+    }
 }
 
 /// What a task produced.
@@ -542,6 +592,8 @@ struct Flight {
 enum Death {
     /// The channel closed: the worker exited or was killed.
     Hangup,
+    /// The worker was not ready within the start timeout; it was killed.
+    NotReady,
     /// Task `id` overran the timeout; the worker was killed.
     Timeout { id: u64 },
     /// The worker sent garbage; it was killed.
@@ -567,6 +619,8 @@ struct Worker {
     /// The worker's write count when its socket was last drained.
     seen_writes: u64,
     dead: Option<Death>,
+    /// When the worker was started.
+    born: Instant,
 }
 
 impl Worker {
@@ -621,6 +675,7 @@ impl Worker {
         }
         self.out.clear();
         self.sent = 0;
+        wire::shrink(&mut self.out);
         Ok(())
     }
 
@@ -769,6 +824,7 @@ impl Engine {
             seen: (0, 0),
             seen_writes: 0,
             dead: None,
+            born: Instant::now(),
         };
         w.marks.push_back((0, w.ctrl.shm().inner().clone()));
         let setup = ToWorker::Setup {
@@ -927,12 +983,17 @@ impl Engine {
         let depth = self.depth(op.chunk_len);
         let max_tasks = self.cfg.max_tasks.unwrap_or(u64::MAX);
         let mut batches: Vec<Vec<Item>> = (0..self.slots.len()).map(|_| Vec::new()).collect();
+        // Bytes of arguments in each batch, and batches that one more would make too
+        // long for a frame (each argument fits in one on its own: see `MAX_VALUE`).
+        let mut bytes = vec![0usize; self.slots.len()];
+        let mut full = vec![false; self.slots.len()];
         loop {
             let mut best: Option<(usize, usize)> = None;
             for (i, w) in self.slots.iter().enumerate() {
                 let Some(w) = w else { continue };
                 let load = w.inflight.len() + batches[i].len();
                 if w.dead.is_some()
+                    || full[i]
                     || load >= depth
                     || w.assigned + batches[i].len() as u64 >= max_tasks
                 {
@@ -947,14 +1008,25 @@ impl Engine {
                 match feed() {
                     None => op.exhausted = true,
                     Some(Ok(item)) => op.pending.push_back(item),
-                    Some(Err((idx, e))) => op.ready.push_back((idx, Err(e))),
+                    Some(Err((idx, e))) => {
+                        // Let the caller have it before taking more arguments: an
+                        // endless run of arguments that cannot be sent must not keep
+                        // this loop (and the queue of errors) growing forever.
+                        op.ready.push_back((idx, Err(e)));
+                        break;
+                    }
                 }
             }
             if op.pending.is_empty() {
                 break;
             }
-            let take = op.chunk_len.min(op.pending.len());
-            batches[i].extend(op.pending.drain(..take));
+            full[i] = !add_to_batch(
+                &mut batches[i],
+                &mut bytes[i],
+                &mut op.pending,
+                op.chunk_len,
+                wire::MAX_VALUE,
+            );
         }
         for (i, batch) in batches.into_iter().enumerate() {
             if batch.is_empty() {
@@ -1197,8 +1269,15 @@ impl Engine {
         }
     }
 
-    /// Kill workers whose running task has overrun the timeout.
+    /// Kill workers whose running task has overrun the timeout, and workers started to
+    /// replace others that are not ready within the start timeout (tasks wait in them).
     fn check_timeouts(&mut self) {
+        for w in self.slots.iter_mut().flatten() {
+            if w.dead.is_none() && !w.ready && w.born.elapsed() >= self.cfg.start_timeout {
+                w.kill();
+                w.dead = Some(Death::NotReady);
+            }
+        }
         let Some(t) = self.cfg.timeout else { return };
         let t_ns = t.as_nanos().min(u64::MAX as u128) as u64;
         let now = wire::now_ns();
@@ -1256,11 +1335,13 @@ impl Engine {
                 let err = match death {
                     Death::Timeout { .. } => PoolError::TimedOut {
                         task: f.idx,
+                        chunk: None,
                         pid,
                         timeout: self.cfg.timeout.unwrap_or_default(),
                     },
                     _ => PoolError::Crashed {
                         task: f.idx,
+                        chunk: None,
                         pid,
                         cause,
                     },
@@ -1268,11 +1349,20 @@ impl Engine {
                 op.ready.push_back((f.idx, Err(err)));
             } else if op.stop {
                 // The operation has failed already; the task is not needed.
+            } else if !ready {
+                // The worker never ran anything: no try is used up (repeated start
+                // failures end the operation below).
+                requeue.push(Item {
+                    idx: f.idx,
+                    data: f.data,
+                    tries: f.tries,
+                });
             } else if f.tries + 1 >= MAX_TRIES {
                 op.ready.push_back((
                     f.idx,
                     Err(PoolError::Crashed {
                         task: f.idx,
+                        chunk: None,
                         pid,
                         cause,
                     }),
@@ -1297,7 +1387,9 @@ impl Engine {
                 return Err(PoolError::Start {
                     program: self.program(),
                     reason: format!(
-                        "{MAX_START_FAILURES} workers in a row died before they were ready"
+                        "{MAX_START_FAILURES} workers in a row died or were not ready within \
+                         {:?}",
+                        self.cfg.start_timeout
                     ),
                     exit: Some(cause),
                 });
@@ -1351,10 +1443,12 @@ fn convert(outcome: Outcome<'_>, task: usize, _pid: u32) -> Result<Payload, Pool
         Outcome::KernelFailed { code } => Ok(Payload::KernelFailed(code)),
         Outcome::Panicked(m) => Err(PoolError::Panicked {
             task,
+            chunk: None,
             message: m.into_owned(),
         }),
         Outcome::Failed(m) => Err(PoolError::Remote {
             task,
+            chunk: None,
             message: m.into_owned(),
         }),
     }
@@ -1374,5 +1468,47 @@ impl Drop for Engine {
         for c in &mut children {
             reap(c, deadline);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(idx: usize, bytes: usize) -> Item {
+        Item {
+            idx,
+            data: ItemData::Arg(vec![0; bytes]),
+            tries: 0,
+        }
+    }
+
+    #[test]
+    fn batches_stay_within_the_byte_limit() {
+        let mut pending: VecDeque<Item> = [90, 90, 5, 200, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| arg(i, b))
+            .collect();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        // 90 + 10 fits in 120; the next 100 does not.
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [0]);
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [1, 2]);
+        // A task larger than the limit goes alone.
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [3]);
+        // At most `n` tasks, and no more than there are.
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [4]);
+        assert!(pending.is_empty());
+        let mut pending: VecDeque<Item> = (0..5).map(|i| arg(i, 1)).collect();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 2, 120));
+        assert_eq!((batch.len(), pending.len(), bytes), (2, 3, 22));
     }
 }

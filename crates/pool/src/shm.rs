@@ -137,10 +137,12 @@ impl ShmInner {
 }
 
 // SAFETY: the mapping is page aligned (hence 64-byte aligned), at least `bytes` long, lives
-// as long as the `Arc` that this object holds, and is only ever handed out as a raw pointer
-// (this crate creates no references into it). Other processes map the same pages; they
-// write only the items the kernel contract gives them, while the step that lent the buffer
-// holds it mutably borrowed.
+// as long as the `Arc` that this object holds, and is only ever handed out as a raw pointer:
+// this crate creates no references into a block it lends to a `Buffer` (it reads control
+// blocks through references to their atomics, but never lends them), and lends a block to
+// one `Buffer` at a time (a worker refuses a step that names a buffer twice). Other
+// processes map the same pages; they write only the items the kernel contract gives them,
+// while the step that lent the buffer holds it mutably borrowed.
 unsafe impl Memory for SharedMemory {
     fn ptr(&self) -> *mut u8 {
         self.inner.ptr()

@@ -69,7 +69,35 @@ pub(crate) enum KernelRef {
         lang: Lang,
         path: PathBuf,
         symbol: String,
+        /// The file the pool loaded (the one at `path` may have been replaced since).
+        file: FileId,
     },
+}
+
+/// Which file a mapping comes from: (device major, device minor, inode).
+pub(crate) type FileId = (u32, u32, u64);
+
+/// The file mapped at `addr` in this process, from `/proc/self/maps`.
+pub(crate) fn mapped_file(addr: usize) -> Option<FileId> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset major:minor inode [path]
+        let mut f = line.split_ascii_whitespace();
+        let (lo, hi) = f.next()?.split_once('-')?;
+        let lo = usize::from_str_radix(lo, 16).ok()?;
+        let hi = usize::from_str_radix(hi, 16).ok()?;
+        if !(lo <= addr && addr < hi) {
+            return None;
+        }
+        let (major, minor) = f.nth(2)?.split_once(':')?;
+        let inode: u64 = f.next()?.parse().ok()?;
+        Some((
+            u32::from_str_radix(major, 16).ok()?,
+            u32::from_str_radix(minor, 16).ok()?,
+            inode,
+        ))
+        .filter(|id| id.2 != 0)
+    })
 }
 
 /// A buffer of a step: which shared memory, seen as what.
@@ -140,22 +168,23 @@ pub(crate) enum Outcome<'a> {
     Failed(Cow<'a, str>),
 }
 
-/// `Extend<u8>` into a borrowed `Vec`, so that a failed encoding leaves the vector usable.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl Extend<u8> for Append<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter)
-    }
-}
-
-/// Append `msg` to `out` as one frame.
-pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, msg: &T) -> Result<(), postcard::Error> {
+/// Append `msg` to `out` as one frame; a message that cannot be encoded, or whose
+/// encoding is longer than [`MAX_FRAME`] (which the other side would refuse), leaves
+/// `out` as it was.
+pub(crate) fn push_frame<T: Serialize>(out: &mut Vec<u8>, msg: &T) -> Result<(), String> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    match postcard::to_extend(msg, Append(out)) {
-        Ok(_) => {
-            let len = (out.len() - start - 4) as u32;
+    let len = match postcard::to_io(msg, &mut *out) {
+        Err(e) => Err(e.to_string()),
+        Ok(_) => match out.len() - start - 4 {
+            len if len <= MAX_FRAME => Ok(len as u32),
+            len => Err(format!(
+                "a message of {len} bytes is longer than the {MAX_FRAME} bytes a frame may carry"
+            )),
+        },
+    };
+    match len {
+        Ok(len) => {
             out[start..start + 4].copy_from_slice(&len.to_le_bytes());
             Ok(())
         }
@@ -172,13 +201,35 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
 ) -> Result<(), postcard::Error> {
     let start = out.len();
-    postcard::to_extend(value, Append(out))
+    postcard::to_io(value, &mut *out)
         .map(drop)
         .inspect_err(|_| out.truncate(start))
 }
 
 /// Largest frame either side accepts (a guard against a corrupt length).
 pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// Largest encoded argument or result of a function: a frame that carries one such value
+/// and its task's fields stays within [`MAX_FRAME`].
+pub(crate) const MAX_VALUE: usize = MAX_FRAME - 4096;
+
+/// Why a value of `bytes` bytes cannot cross, if it cannot.
+pub(crate) fn check_value_size(what: &str, bytes: usize) -> Result<(), String> {
+    if bytes > MAX_VALUE {
+        return Err(format!(
+            "{what} takes {bytes} bytes encoded, more than the {MAX_VALUE} bytes a message \
+             between the pool and a worker can carry"
+        ));
+    }
+    Ok(())
+}
+
+/// Give back the memory of an empty buffer that a large message made large.
+pub(crate) fn shrink(buf: &mut Vec<u8>) {
+    if buf.is_empty() && buf.capacity() > 16 * INBUF {
+        *buf = Vec::new();
+    }
+}
 
 /// The next complete frame in `buf[*pos..]`, advancing `pos`; `Ok(None)` when incomplete.
 pub(crate) fn next_frame<'b>(buf: &'b [u8], pos: &mut usize) -> Result<Option<&'b [u8]>, String> {
@@ -450,6 +501,24 @@ mod tests {
             }
         ));
         assert_eq!(pos, out.len());
+    }
+
+    #[test]
+    fn frames_longer_than_the_limit_are_refused_and_leave_the_buffer_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        let big = vec![0u8; MAX_FRAME];
+        let e = push_frame(&mut out, &Bytes(&big)).expect_err("too long");
+        assert!(e.contains("longer than"), "{e}");
+        assert_eq!(out, [1, 2, 3]);
+        push_frame(&mut out, &Bytes(&big[..MAX_VALUE])).expect("fits");
+        let mut pos = 3;
+        let frame = next_frame(&out, &mut pos).expect("valid").expect("whole");
+        assert_eq!(
+            postcard::from_bytes::<Bytes<'_>>(frame).unwrap().0.len(),
+            MAX_VALUE
+        );
+        assert!(check_value_size("x", MAX_VALUE).is_ok());
+        assert!(check_value_size("x", MAX_VALUE + 1).is_err());
     }
 
     #[test]

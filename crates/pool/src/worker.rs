@@ -138,7 +138,7 @@ struct Worker {
     ctrl: Option<Ctrl>,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
-    libs: HashMap<(PathBuf, String, KernelName, Lang), Kernel>,
+    libs: HashMap<(PathBuf, String, KernelName, Lang, wire::FileId), Kernel>,
     scratch: Vec<u8>,
 }
 
@@ -241,6 +241,7 @@ impl Worker {
             }
         }
         self.out.clear();
+        wire::shrink(&mut self.out);
         self.pending_since = None;
         Ok(())
     }
@@ -312,6 +313,8 @@ impl Worker {
                     };
                     self.reply(first + i as u64, outcome)?;
                 }
+                scratch.clear();
+                wire::shrink(&mut scratch);
                 self.scratch = scratch;
             }
             ToWorker::Step {
@@ -367,16 +370,28 @@ impl Worker {
                 lang,
                 path,
                 symbol,
+                file,
             } => {
-                let key = (path, symbol, name, lang);
+                let key = (path, symbol, name, lang, file);
                 if let Some(k) = self.libs.get(&key) {
                     return Ok(k.clone());
                 }
-                // SAFETY: the pool loaded this very symbol from this very library under the
-                // same contract (its caller vouched for it under `Kernel::load`'s contract),
-                // and it sends only kernels it holds.
+                // SAFETY: the pool loaded this symbol from the file at this path under the
+                // same contract (its caller vouched for it under `Kernel::load`'s
+                // contract), and it sends only kernels it holds. The file at the path may
+                // have been replaced since (a rebuild): loading runs its initialisers, but
+                // its symbol is never called unless it is the very file the pool loaded
+                // (checked just below).
                 let k = unsafe { Kernel::load(&key.0, &key.1, name, lang) }
                     .map_err(|e| e.to_string())?;
+                if wire::mapped_file(k.raw() as usize) != Some(file) {
+                    return Err(format!(
+                        "the shared object at {} is not the one the pool loaded kernel {} \
+                         from (it was replaced since; load the kernel again)",
+                        key.0.display(),
+                        key.1
+                    ));
+                }
                 self.libs.insert(key, k.clone());
                 Ok(k)
             }

@@ -43,8 +43,10 @@ enum Fault {
     Panic,
 }
 
+/// A deliberate crash leaves no core file, whatever the machine's core_pattern (a piped
+/// one ignores the size limit; a process that is not dumpable never dumps).
 fn no_core_dump() {
-    use rustix::process::{Resource, Rlimit, setrlimit};
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
     let _ = setrlimit(
         Resource::Core,
         Rlimit {
@@ -52,6 +54,25 @@ fn no_core_dump() {
             maximum: Some(0),
         },
     );
+    let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
+}
+
+/// A fresh temporary directory, removed when dropped (also when the test fails).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("kpool-test-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn faulty((fault, x): (Fault, u32)) -> u32 {
@@ -470,8 +491,8 @@ fn steps_need_shared_memory() {
 #[test]
 fn kernels_from_a_shared_object_cross_to_workers() {
     // A kernel with pi's contract (partial[0] = a sum over the range), in its own library.
-    let dir = std::env::temp_dir().join(format!("kpool-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = TempDir::new("count");
+    let dir = &tmp.0;
     let src = dir.join("count.c");
     let lib = dir.join("libcount.so");
     std::fs::write(
@@ -562,7 +583,6 @@ fn kernels_from_a_shared_object_cross_to_workers() {
                 .stdout
         }
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn kernel_ok(lib: &std::path::Path) -> Kernel {
@@ -718,9 +738,239 @@ fn values_that_cannot_cross_are_errors_of_their_task() {
     // A result the worker cannot encode.
     let r: Vec<_> = pool.imap(make_picky, 0..4u32).expect("imap").collect();
     assert!(
-        matches!(&r[2], Err(PoolError::Remote { task: 2, message }) if message.contains("encode")),
+        matches!(&r[2], Err(PoolError::Remote { task: 2, message, .. }) if message.contains("encode")),
         "{:?}",
         r[2]
     );
     assert_eq!(r.iter().filter(|r| r.is_ok()).count(), 3);
+}
+
+/// An endless argument iterator whose values cannot be encoded: each yields its own
+/// error, lazily, rather than the pool pulling arguments forever.
+#[test]
+fn imap_over_endless_unencodable_arguments_stays_lazy() {
+    let pool = Processes::new(1).expect("pool");
+    let bad = (0..).map(|i| Picky {
+        bad: true,
+        v: vec![i],
+    });
+    let t = Instant::now();
+    let first: Vec<_> = pool.imap(picky_len, bad).expect("imap").take(3).collect();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    for (i, r) in first.iter().enumerate() {
+        assert!(
+            matches!(r, Err(PoolError::Codec { task, .. }) if *task == i),
+            "{i}: {r:?}"
+        );
+    }
+    let un: Vec<_> = pool
+        .imap_unordered(
+            picky_len,
+            (0..).map(|i| Picky {
+                bad: i % 2 == 1,
+                v: vec![7; i],
+            }),
+        )
+        .expect("imap_unordered")
+        .take(6)
+        .collect();
+    assert_eq!(un.len(), 6);
+    assert_eq!(pool.map(square, [4u64]).expect("map"), vec![16]);
+}
+
+fn text_len(s: String) -> usize {
+    s.len()
+}
+
+fn text_of(n: usize) -> String {
+    "x".repeat(n)
+}
+
+/// Arguments and results larger than a message may carry (1 GiB) are clear errors of
+/// their task (batches of arguments that together exceed it are split: see the unit test
+/// `batches_stay_within_the_byte_limit`).
+#[test]
+fn values_too_large_for_a_message_are_errors_of_their_task() {
+    const GIB: usize = 1 << 30;
+    let pool = Processes::new(1).expect("pool");
+    let pid = pool.pids().expect("pids");
+    let r: Vec<_> = pool
+        .imap(text_len, [text_of(3), text_of(GIB + 1), text_of(5)])
+        .expect("imap")
+        .collect();
+    assert_eq!(r[0].as_ref().ok(), Some(&3));
+    assert!(
+        matches!(&r[1], Err(PoolError::Codec { task: 1, message }) if message.contains("the argument takes 1073741830 bytes") && message.contains("more than")),
+        "{:?}",
+        r[1]
+    );
+    assert_eq!(r[2].as_ref().ok(), Some(&5));
+
+    let r: Vec<_> = pool
+        .imap(text_of, [3, GIB + 1, 5])
+        .expect("imap")
+        .map(|r| r.map(|s| s.len()))
+        .collect();
+    assert_eq!(r[0].as_ref().ok(), Some(&3));
+    assert!(
+        matches!(&r[1], Err(PoolError::Remote { task: 1, message, .. }) if message.contains("the result takes") && message.contains("more than")),
+        "{:?}",
+        r[1]
+    );
+    assert_eq!(r[2].as_ref().ok(), Some(&5));
+    assert_eq!(pool.pids().expect("pids"), pid, "the worker lives on");
+    assert_eq!(pool.map(text_len, [text_of(7)]).expect("map"), vec![7]);
+}
+
+/// A replacement worker that never gets ready (here: a worker program that hangs from its
+/// second start on) is given up after `start_timeout`, with an error, not waited for.
+#[test]
+fn replacement_workers_that_never_get_ready_are_an_error() {
+    let tmp = TempDir::new("ready");
+    let dir = &tmp.0;
+    let script = dir.join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif mkdir '{}' 2>/dev/null; then exec '{}'; fi\nexec sleep 60\n",
+            dir.join("started").display(),
+            env!("CARGO_BIN_EXE_kpool-worker")
+        ),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pool = Processes::builder()
+        .workers(1)
+        .worker_program(&script)
+        .start_timeout(Duration::from_millis(500))
+        .build()
+        .expect("the first start works");
+    let kernel = Kernel::get(KernelName::Pi, Lang::C);
+    let opts = kernelpool_kernels::Options {
+        n: Some(1000),
+        ..Default::default()
+    };
+    let want =
+        kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
+            .expect("serial");
+    assert_eq!(
+        kernelpool_kernels::programs::run(kernel.clone(), &opts, &pool)
+            .expect("processes")
+            .stdout,
+        want.stdout
+    );
+    let victim = pool.pids().expect("pids")[0];
+    let pid = rustix::process::Pid::from_raw(victim as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+    let t = Instant::now();
+    let e =
+        kernelpool_kernels::programs::run(kernel, &opts, &pool).expect_err("no worker can start");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let inner = match &e {
+        kernelpool_kernels::Error::Executor(inner) => {
+            inner.downcast_ref::<PoolError>().expect("a PoolError")
+        }
+        other => panic!("{other}"),
+    };
+    assert!(matches!(inner, PoolError::Start { .. }), "{inner}");
+    assert!(inner.to_string().contains("ready"), "{inner}");
+}
+
+/// An `imap` dropped while a faulty task is still out: the fault (crash, hang, panic)
+/// happens during the next call, which must neither see it nor lose a result.
+#[test]
+fn a_fault_left_behind_by_a_dropped_imap_does_not_reach_the_next_call() {
+    let pool = pool_for_faults();
+    for fault in [Fault::Segfault, Fault::Hang, Fault::Panic, Fault::Exit] {
+        let args: Vec<(Fault, u32)> = (0..N)
+            .map(|i| (if i == 1 { fault } else { Fault::None }, i))
+            .collect();
+        let mut it = pool.with_chunksize(1).imap(faulty, args).expect("imap");
+        assert_eq!(it.next().expect("one").expect("ok"), 0);
+        drop(it);
+        assert_eq!(
+            pool.with_chunksize(1).map(square, 0..40u64).expect("map"),
+            (0..40u64).map(square).collect::<Vec<_>>(),
+            "after {fault:?}"
+        );
+        let got: Vec<u64> = pool
+            .imap(square, 0..10u64)
+            .expect("imap")
+            .map(|r| r.expect("ok"))
+            .collect();
+        assert_eq!(got, (0..10u64).map(square).collect::<Vec<_>>());
+    }
+    assert_eq!(pool.pids().expect("pids").len(), 2);
+}
+
+/// Workers load a kernel from a shared object again, by its path. When the file at that
+/// path has been replaced since the pool loaded it (rebuilt, say), the workers must not
+/// run the new file's symbol under the old one's contract: the step fails, clearly.
+#[test]
+fn a_shared_object_replaced_after_loading_is_not_run_by_workers() {
+    let tmp = TempDir::new("replaced");
+    let lib = tmp.0.join("libk.so");
+    let build = |body: &str, out: &std::path::Path| {
+        let src = tmp.0.join("k.c");
+        std::fs::write(
+            &src,
+            format!(
+                "#include <stdint.h>\n#include \"kernels.h\"\n\
+                 int32_t k(const kp_kargs *a, uint64_t begin, uint64_t end) {{ {body} return 0; }}\n"
+            ),
+        )
+        .expect("write source");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = std::process::Command::new(cc)
+            .args(["-shared", "-fPIC", "-O2", "-I"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../native/include"))
+            .arg("-o")
+            .arg(out)
+            .arg(&src)
+            .status()
+            .expect("run the C compiler");
+        assert!(status.success());
+    };
+    build("a->partial[0] += (int64_t)(end - begin);", &lib);
+    // SAFETY: `k` has the kernel signature and follows pi's contract (no buffers; it adds
+    // to partial[0] only).
+    let kernel = unsafe { Kernel::load(&lib, "k", KernelName::Pi, Lang::C) }.expect("load");
+    let opts = kernelpool_kernels::Options {
+        n: Some(1000),
+        ..Default::default()
+    };
+    let want =
+        kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
+            .expect("serial");
+    // Rebuilt at the same path (a new file renamed over the old one, as compilers and
+    // build tools do): this one follows no contract the caller vouched for.
+    let next = tmp.0.join("libk.so.new");
+    build("a->partial[0] += 7 * (int64_t)(end - begin);", &next);
+    std::fs::rename(&next, &lib).expect("replace the library");
+    let pool = Processes::new(2).expect("pool");
+    match kernelpool_kernels::programs::run(kernel.clone(), &opts, &pool) {
+        Err(e) => assert!(
+            e.to_string().contains("not the one") && e.to_string().contains("libk.so"),
+            "{e}"
+        ),
+        Ok(got) => panic!(
+            "workers ran another library: {:?} (the pool's gives {:?})",
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&want.stdout)
+        ),
+    }
+    // The pool is fine, and the library now at the path runs once loaded again (after the
+    // old one is unloaded: while it is loaded, loading the same path gives it again).
+    drop(kernel);
+    // SAFETY: as above, the new `k` follows pi's contract.
+    let again = unsafe { Kernel::load(&lib, "k", KernelName::Pi, Lang::C) }.expect("load");
+    assert_eq!(
+        kernelpool_kernels::programs::run(again.clone(), &opts, &pool)
+            .expect("processes")
+            .stdout,
+        kernelpool_kernels::programs::run(again, &opts, &kernelpool_kernels::Serial)
+            .expect("serial")
+            .stdout
+    );
 }
