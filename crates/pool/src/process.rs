@@ -38,6 +38,8 @@ const HANGUP_GRACE: Duration = Duration::from_secs(2);
 /// Times a task goes back to the queue because the worker holding it died running
 /// another task; after that it is reported with the cause.
 const MAX_TRIES: u8 = 3;
+/// Most workers in one pool.
+const MAX_WORKERS: usize = 1 << 16;
 /// Consecutive workers that die before being ready before the pool gives up.
 const MAX_START_FAILURES: u32 = 3;
 /// Work to keep queued in each worker, in nanoseconds.
@@ -105,7 +107,8 @@ impl Default for ProcessesBuilder {
 }
 
 impl ProcessesBuilder {
-    /// Number of worker processes (at least 1; default: the number of CPUs).
+    /// Number of worker processes (at least 1, at most 65,536; default: the number of
+    /// CPUs).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -163,6 +166,15 @@ impl ProcessesBuilder {
             return Err(PoolError::invalid(
                 "number of workers",
                 "a process pool needs at least 1 worker, got 0",
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(PoolError::invalid(
+                "number of workers",
+                format!(
+                    "{} workers are more than a process pool allows ({MAX_WORKERS})",
+                    self.workers
+                ),
             ));
         }
         if self.chunk == Some(0) {
@@ -856,7 +868,7 @@ impl Engine {
     }
 
     fn wait_ready(&mut self) -> Result<(), PoolError> {
-        let deadline = Instant::now() + self.cfg.start_timeout;
+        let started = Instant::now();
         let mut op = self.new_op(OpKind::Call(FnRef { f: 0, call: 0 }), 1);
         loop {
             for w in self.slots.iter_mut().flatten() {
@@ -884,7 +896,7 @@ impl Engine {
             if self.slots.iter().flatten().all(|w| w.ready) {
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.cfg.start_timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(PoolError::Start {
                     program: self.program(),
@@ -944,7 +956,7 @@ impl Engine {
             Some(avg) => (QUEUE_NS / avg.max(1.0)) as usize,
             None => 2,
         };
-        d.clamp(2, MAX_DEPTH).max(2 * chunk_len)
+        d.clamp(2, MAX_DEPTH).max(chunk_len.saturating_mul(2))
     }
 
     /// One round: replace workers, send tasks, wait (when nothing is ready for the

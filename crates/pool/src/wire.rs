@@ -382,6 +382,12 @@ impl Ctrl {
         b.done.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Worker: task `id` is not running any more, without counting it as done (the
+    /// preparation of a step, recorded as its first task, is over).
+    pub(crate) fn pause(&self, id: u64) {
+        self.block().worker.cur.store(2 * id, Ordering::Release);
+    }
+
     /// Pool: (task id, running, started at) of the task the worker last started.
     pub(crate) fn current(&self) -> (u64, bool, u64) {
         let b = &self.block().worker;
@@ -530,6 +536,10 @@ mod tests {
         ctrl.end(5, 100, 130);
         assert_eq!(ctrl.current(), (5, false, 100));
         assert_eq!(ctrl.totals(), (30, 1));
+        ctrl.begin(6, 200);
+        ctrl.pause(6);
+        assert_eq!(ctrl.current(), (6, false, 200));
+        assert_eq!(ctrl.totals(), (30, 1), "a pause is not a task done");
         ctrl.wrote(false);
         assert_eq!((ctrl.writes(false), ctrl.writes(true)), (1, 0));
         assert!(!spin_until(10_000, || ctrl.writes(true) > 0));

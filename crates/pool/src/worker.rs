@@ -406,7 +406,16 @@ impl Worker {
         bufs: &[BufRef],
         ranges: &[(u64, u64)],
     ) -> Result<(), String> {
-        let kernel = match self.kernel(kernel) {
+        // Getting ready (loading a shared object runs its initialisers) counts as part of
+        // the first task, so that a crash or a hang there is that task's, and is timed.
+        if let Some(c) = &self.ctrl {
+            c.begin(first, wire::now_ns());
+        }
+        let kernel = self.kernel(kernel);
+        if let Some(c) = &self.ctrl {
+            c.pause(first);
+        }
+        let kernel = match kernel {
             Ok(k) => k,
             Err(p) => {
                 for i in 0..ranges.len() as u64 {

@@ -293,3 +293,66 @@ fn a_kernel_that_hangs_times_out() {
     // Four hangs of 0.5 s each.
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
+
+/// A shared object whose initialiser hangs when a worker loads it (here: once a marker
+/// file exists, made after the test process has loaded it): loading is part of the
+/// first chunk the worker was given, so the timeout covers it.
+#[test]
+fn a_library_that_hangs_while_a_worker_loads_it_times_out() {
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("kpool-native-faults-{}-init", std::process::id())),
+    );
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let marker = dir.0.join("hang");
+    let src = dir.0.join("init.c");
+    let lib = dir.0.join("libinit.so");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <stdint.h>\n#include <unistd.h>\n#include \"kernels.h\"\n\
+             __attribute__((constructor)) static void hang_if_told(void) {{\n\
+                 if (access(\"{}\", F_OK) == 0) for (;;) pause();\n\
+             }}\n\
+             int32_t counts(const kp_kargs *a, uint64_t begin, uint64_t end) {{\n\
+                 a->partial[0] += (int64_t)(end - begin);\n\
+                 return 0;\n\
+             }}\n",
+            marker.display()
+        ),
+    )
+    .expect("write the C source");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(&cc)
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-I"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../native/include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success());
+    let kernel = load(&lib, "counts");
+    std::fs::write(&marker, "").expect("marker");
+    let pool = Processes::builder()
+        .workers(2)
+        .chunk(CHUNK)
+        .task_timeout(TIMEOUT)
+        .build()
+        .expect("pool");
+    let t = Instant::now();
+    let err = programs::run(kernel, &options(0), &pool).expect_err("workers cannot load it");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let e = pool_error(&err);
+    assert!(e.is_timeout(), "{e}");
+    assert!(e.chunk().is_some(), "{e}");
+    // The pool is usable.
+    let builtin = Kernel::get(KernelName::Pi, Lang::C);
+    assert_eq!(
+        programs::run(builtin.clone(), &options(0), &pool)
+            .expect("after a hang")
+            .stdout,
+        programs::run(builtin, &options(0), &Serial)
+            .expect("serial")
+            .stdout
+    );
+}

@@ -974,3 +974,41 @@ fn a_shared_object_replaced_after_loading_is_not_run_by_workers() {
             .stdout
     );
 }
+
+/// Extreme option values are clear errors or work; none crashes the caller.
+#[test]
+fn extreme_options_are_errors_or_work() {
+    match Processes::builder().workers(usize::MAX).build() {
+        Err(e @ PoolError::InvalidOption { .. }) => {
+            assert!(e.to_string().contains("workers"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let pool = Processes::builder()
+        .workers(1)
+        .start_timeout(Duration::MAX)
+        .task_timeout(Duration::MAX)
+        .max_tasks_per_worker(u64::MAX)
+        .chunk(u64::MAX)
+        .build()
+        .expect("pool");
+    assert_eq!(
+        pool.with_chunksize(usize::MAX)
+            .map(square, 0..10u64)
+            .expect("map"),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+    let k = Kernel::get(KernelName::Pi, Lang::C);
+    let opts = kernelpool_kernels::Options {
+        n: Some(1000),
+        ..Default::default()
+    };
+    assert_eq!(
+        kernelpool_kernels::programs::run(k.clone(), &opts, &pool)
+            .expect("pi")
+            .stdout,
+        kernelpool_kernels::programs::run(k, &opts, &kernelpool_kernels::Serial)
+            .expect("serial")
+            .stdout
+    );
+}
