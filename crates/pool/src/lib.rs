@@ -69,6 +69,15 @@
 //! not, and reaps them all. Shared memory is anonymous (memfd), so nothing is left in
 //! `/dev/shm` either.
 //!
+//! # Kernels from shared objects
+//!
+//! A kernel loaded with `Kernel::load` from a shared object crosses to workers as its
+//! path and symbol; each worker loads it once, as part of the first chunk it runs (so
+//! the task timeout covers a slow or hung load), and checks that it mapped the very file
+//! the pool loaded. A library rebuilt at the same path since is refused with an error of
+//! the step ([`PoolError::Remote`]): drop every handle to the old kernel, then load it
+//! again (while a library is loaded, loading the same path gives that library again).
+//!
 //! # Costs
 //!
 //! Only small things cross to workers: kernel names, step arguments, buffer ids and

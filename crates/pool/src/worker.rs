@@ -387,7 +387,7 @@ impl Worker {
                 if wire::mapped_file(k.raw() as usize) != Some(file) {
                     return Err(format!(
                         "the shared object at {} is not the one the pool loaded kernel {} \
-                         from (it was replaced since; load the kernel again)",
+                         from (it was replaced since: drop the kernel and load it again)",
                         key.0.display(),
                         key.1
                     ));
