@@ -56,6 +56,20 @@ pub enum Error {
         /// One past the last item of the failing chunk.
         end: u64,
     },
+    /// A chunk size that cuts a step into more chunks than an executor keeps track of.
+    #[error(
+        "chunk size {chunk} cuts {items} items into {count} chunks, more than the {max} an executor keeps per step: use a larger chunk"
+    )]
+    TooManyChunks {
+        /// Items of the step.
+        items: u64,
+        /// The chunk size asked for.
+        chunk: u64,
+        /// Chunks it would make.
+        count: u64,
+        /// The most chunks per step ([`crate::MAX_CHUNKS`]).
+        max: u64,
+    },
     /// The STREAM validation of `triad` failed.
     #[error("triad validation failed: {0}")]
     Validation(String),

@@ -45,6 +45,27 @@ pub fn default_chunk(items: u64, workers: usize) -> u64 {
     items.div_ceil(4 * workers.max(1) as u64).max(1)
 }
 
+/// The most chunks one step may be cut into. Executors keep each chunk's partial until
+/// the step ends, to combine them in chunk order, so a tiny chunk over a huge step would
+/// otherwise exhaust memory; [`chunk_count`] refuses it with a clear error instead.
+pub const MAX_CHUNKS: u64 = 1 << 24;
+
+/// Number of chunks of `chunk` items (at least 1) in `[0, items)`, or
+/// [`Error::TooManyChunks`] past [`MAX_CHUNKS`].
+pub fn chunk_count(items: u64, chunk: u64) -> Result<u64> {
+    let chunk = chunk.max(1);
+    let count = items.div_ceil(chunk);
+    if count > MAX_CHUNKS {
+        return Err(crate::Error::TooManyChunks {
+            items,
+            chunk,
+            count,
+            max: MAX_CHUNKS,
+        });
+    }
+    Ok(count)
+}
+
 /// Cut `[0, items)` into consecutive chunks of `chunk` items (the last may be shorter).
 pub fn chunks(
     items: u64,
@@ -66,5 +87,19 @@ mod tests {
         assert_eq!(chunks(0, 3).count(), 0);
         assert_eq!(default_chunk(100, 2), 13);
         assert_eq!(default_chunk(1, 8), 1);
+    }
+
+    #[test]
+    fn too_many_chunks_is_an_error_that_names_the_fix() {
+        assert_eq!(chunk_count(10, 4).expect("3 chunks"), 3);
+        assert_eq!(
+            chunk_count(MAX_CHUNKS, 1).expect("at the limit"),
+            MAX_CHUNKS
+        );
+        let e = chunk_count(MAX_CHUNKS + 1, 1).expect_err("past the limit");
+        assert!(e.to_string().contains("use a larger chunk"), "{e}");
+        // The default chunk never comes near it.
+        let items = u64::MAX;
+        assert!(chunk_count(items, default_chunk(items, 1024)).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Costs of the executors: starting a process pool, one tiny round trip, tiny tasks per
-//! second, STREAM triad on threads and processes, and one parallel call on threads.
+//! second, one trivial kernel step on processes, STREAM triad on every executor, and one
+//! parallel call on threads.
 //!
 //! `cargo bench -p kernelpool-pool --bench pool -- --warm-up-time 1 --measurement-time 3`
 //! (`KP_BENCH_TRIAD_N` sets the triad size, 2,000,000 by default).
@@ -70,6 +71,22 @@ fn triad(c: &mut Criterion, pool: &Processes) {
     g.finish();
 }
 
+/// One kernel step with trivial work on the process pool: the per-step cost that an
+/// iterative program (spectralnorm, STREAM) pays on every step.
+fn trivial_step_on_processes(c: &mut Criterion, pool: &Processes) {
+    let kernel = Kernel::get(KernelName::Pi, Lang::C);
+    for samples in [2u64, 64] {
+        let mut args = StepArgs::new(samples, samples);
+        args.iparam[0] = 1234567;
+        let step = Step::new(kernel.clone(), args, vec![]).expect("step");
+        let chunks = samples.div_ceil(kernelpool_kernels::default_chunk(samples, 2));
+        c.bench_function(
+            &format!("processes(2) one parallel call, pi {samples} samples in {chunks} chunks"),
+            |b| b.iter(|| pool.run(black_box(&step)).expect("run")),
+        );
+    }
+}
+
 fn trivial_parallel_call(c: &mut Criterion) {
     let threads = Threads::new(2).expect("threads");
     let kernel = Kernel::get(KernelName::Pi, Lang::C);
@@ -93,6 +110,7 @@ fn main() {
     let pool = Processes::new(2).expect("pool");
     round_trip(&mut c, &pool);
     tiny_tasks(&mut c, &pool);
+    trivial_step_on_processes(&mut c, &pool);
     triad(&mut c, &pool);
     drop(pool);
     trivial_parallel_call(&mut c);

@@ -17,7 +17,8 @@ use crate::wire::{
     self, BufRef, Bytes, CTRL_BYTES, Ctrl, FnRef, FromWorker, InBuf, KernelRef, Outcome, ToWorker,
 };
 use kernelpool_kernels::{
-    Buffer, Elem, Error, Executor, Kernel, Origin, Partial, Step, StepArgs, default_chunk,
+    Buffer, Elem, Error, Executor, Kernel, Origin, Partial, Step, StepArgs, chunk_count,
+    default_chunk,
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -410,7 +411,7 @@ impl Executor for Processes {
             .cfg
             .chunk
             .unwrap_or_else(|| default_chunk(items, self.cfg.workers));
-        let count = items.div_ceil(chunk) as usize;
+        let count = chunk_count(items, chunk)? as usize;
         let range = |i: usize| i as u64 * chunk..((i as u64 + 1) * chunk).min(items);
 
         let mut engine = self.lock()?;

@@ -8,7 +8,7 @@
 //! thread wake-ups.
 
 use crate::error::PoolError;
-use kernelpool_kernels::{Executor, Partial, Result, Step, chunks, default_chunk};
+use kernelpool_kernels::{Executor, Partial, Result, Step, chunk_count, chunks, default_chunk};
 use std::any::Any;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -148,7 +148,7 @@ impl Executor for Threads {
     fn run(&self, step: &Step<'_>) -> Result<Partial> {
         let items = step.items();
         let chunk = self.chunk_for(items);
-        let count = items.div_ceil(chunk);
+        let count = chunk_count(items, chunk)?;
         let helpers = (self.workers as u64 - 1).min(count.saturating_sub(1));
         if helpers == 0 {
             // One chunk or one thread: waking a thread would cost more than the work.
