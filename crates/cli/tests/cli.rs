@@ -66,8 +66,26 @@ fn bad_input_is_a_one_line_error() {
         &["run", "pi", "--workers", "0", "--exec", "threads"],
         &["run", "pi", "--chunk", "0"],
         // 10^11 chunks of one sample: refused before any memory is spent on them.
-        &["run", "pi", "--n", "100000000000", "--exec", "threads", "--chunk", "1"],
-        &["run", "pi", "--n", "100000000000", "--exec", "processes", "--chunk", "1"],
+        &[
+            "run",
+            "pi",
+            "--n",
+            "100000000000",
+            "--exec",
+            "threads",
+            "--chunk",
+            "1",
+        ],
+        &[
+            "run",
+            "pi",
+            "--n",
+            "100000000000",
+            "--exec",
+            "processes",
+            "--chunk",
+            "1",
+        ],
     ];
     for args in cases {
         let out = kpool(args);

@@ -1,6 +1,6 @@
 //! Costs of the executors: starting a process pool, one tiny round trip, tiny tasks per
-//! second, one trivial kernel step on processes, STREAM triad on every executor, and one
-//! parallel call on threads.
+//! second, one trivial kernel step on processes, `map` over large arguments, STREAM triad
+//! on every executor, and one parallel call on threads.
 //!
 //! `cargo bench -p kernelpool-pool --bench pool -- --warm-up-time 1 --measurement-time 3`
 //! (`KP_BENCH_TRIAD_N` sets the triad size, 2,000,000 by default).
@@ -33,6 +33,38 @@ fn tiny_tasks(c: &mut Criterion, pool: &Processes) {
     g.throughput(Throughput::Elements(N));
     g.bench_function("tiny tasks", |b| {
         b.iter(|| pool.with_chunksize(1).map(tiny, 0..N).expect("map"))
+    });
+    g.finish();
+}
+
+fn sum(a: Vec<f64>) -> f64 {
+    a.iter().sum()
+}
+
+/// Python's comparison case: `p.map(np.sum, arrays)` over 8 arrays of 16 MiB each, the
+/// arrays crossing to the workers by value (postcard here, pickle there).
+fn big_arguments(c: &mut Criterion, pool: &Processes) {
+    const LEN: usize = 2 << 20; // 2 Mi doubles = 16 MiB
+    let arrays: Vec<Vec<f64>> = (0..8)
+        .map(|k| (0..LEN).map(|i| (i % 1000) as f64 + k as f64).collect())
+        .collect();
+    let mut g = c.benchmark_group("map sum over 8 arrays of 16 MiB");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((8 * LEN * 8) as u64));
+    g.bench_function("serial", |b| {
+        b.iter(|| {
+            arrays
+                .iter()
+                .map(|a| a.iter().sum::<f64>())
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("processes(2)", |b| {
+        b.iter_batched(
+            || arrays.clone(),
+            |arrays| pool.map(sum, arrays).expect("map"),
+            criterion::BatchSize::LargeInput,
+        )
     });
     g.finish();
 }
@@ -111,6 +143,7 @@ fn main() {
     round_trip(&mut c, &pool);
     tiny_tasks(&mut c, &pool);
     trivial_step_on_processes(&mut c, &pool);
+    big_arguments(&mut c, &pool);
     triad(&mut c, &pool);
     drop(pool);
     trivial_parallel_call(&mut c);
