@@ -82,15 +82,23 @@
 //!
 //! Only small things cross to workers: kernel names, step arguments, buffer ids and
 //! ranges (buffers live in shared memory that workers map once), or the postcard
-//! encodings of a function's argument and result. Tasks travel in batches, and both sides
-//! watch a shared control block for up to 50 µs before they sleep, so a round trip of a
-//! tiny task costs microseconds rather than two wake-ups (`benches/pool.rs` measures it).
+//! encodings of a function's argument and result. An encoding longer than 256 KiB does
+//! not go through the socket: the sender writes it into a fresh memfd (the pool encodes
+//! an argument straight into it), seals it against writes and resizing, and passes its
+//! descriptor with the message; the receiver maps it read-only, decodes from the mapping
+//! and unmaps it, so a 16 MiB value costs a copy into shared memory rather than hundreds
+//! of socket reads, writes and wake-ups. The 1 GiB limit per value holds either way.
+//! Tasks travel in batches, and both sides watch a shared control block for up to 50 µs
+//! before they sleep, so a round trip of a tiny task costs microseconds rather than two
+//! wake-ups (`benches/pool.rs` measures it).
 //!
 //! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
-//! `process` (the pool: workers, scheduling, fault handling), `map` (the `map` family),
-//! `worker` (the worker process), `wire` (messages and the shared control block),
-//! `func` (functions named across processes), `spawn` (starting workers).
+//! `bulk` (large values in sealed memfds), `process` (the pool: workers, scheduling,
+//! fault handling), `map` (the `map` family), `worker` (the worker process), `wire`
+//! (messages and the shared control block), `func` (functions named across processes),
+//! `spawn` (starting workers).
 
+mod bulk;
 mod error;
 mod func;
 mod map;

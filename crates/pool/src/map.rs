@@ -27,25 +27,50 @@ pub struct Mapper<'p> {
 }
 
 fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError)> {
+    // A large argument is encoded straight into the shared memory that carries it.
+    if let Ok(len) = postcard::experimental::serialized_size(value) {
+        if len > crate::bulk::SEALED_ABOVE && len <= crate::wire::MAX_VALUE {
+            if let Ok(sealed) = crate::bulk::Sealed::encode(value, len) {
+                return Ok(Item {
+                    idx,
+                    data: ItemData::Sealed(std::sync::Arc::new(sealed)),
+                    tries: 0,
+                });
+            }
+        }
+    }
+    // Otherwise (small, too large, or not encodable: the errors come from here).
     postcard::to_stdvec(value)
         .map_err(|e| format!("cannot encode the argument: {e}"))
         .and_then(|a| {
             crate::wire::check_value_size("the argument", a.len())?;
+            let data = if a.len() > crate::bulk::SEALED_ABOVE {
+                let sealed = crate::bulk::Sealed::new(&a)
+                    .map_err(|e| format!("cannot put the argument in shared memory: {e}"))?;
+                ItemData::Sealed(std::sync::Arc::new(sealed))
+            } else {
+                ItemData::Arg(a)
+            };
             Ok(Item {
                 idx,
-                data: ItemData::Arg(a),
+                data,
                 tries: 0,
             })
         })
         .map_err(|message| (idx, PoolError::Codec { task: idx, message }))
 }
 
+fn decode_value<R: DeserializeOwned>(idx: usize, bytes: &[u8]) -> Result<R, PoolError> {
+    postcard::from_bytes(bytes).map_err(|e| PoolError::Codec {
+        task: idx,
+        message: format!("cannot decode the result: {e}"),
+    })
+}
+
 fn decode<R: DeserializeOwned>((idx, r): Done) -> (usize, Result<R, PoolError>) {
     let r = r.and_then(|p| match p {
-        Payload::Bytes(b) => postcard::from_bytes(&b).map_err(|e| PoolError::Codec {
-            task: idx,
-            message: format!("cannot decode the result: {e}"),
-        }),
+        Payload::Bytes(b) => decode_value(idx, &b),
+        Payload::Mapped(m) => decode_value(idx, &m),
         _ => Err(PoolError::Protocol {
             pid: 0,
             message: format!("task {idx} returned no value"),

@@ -10,11 +10,13 @@
 //! to the queue, and a new worker takes its place (and is killed in turn if it is not
 //! ready within the start timeout).
 
+use crate::bulk::{self, MAX_SEALED_PER_FRAME, Sealed};
 use crate::error::{PoolError, StepChunk, WorkerExit};
 use crate::shm::{SharedMemory, ShmInner};
 use crate::spawn;
 use crate::wire::{
     self, BufRef, Bytes, CTRL_BYTES, Ctrl, FnRef, FromWorker, InBuf, KernelRef, Outcome, ToWorker,
+    Value,
 };
 use kernelpool_kernels::{
     Buffer, Elem, Error, Executor, Kernel, Origin, Partial, Step, StepArgs, chunk_count,
@@ -24,7 +26,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
@@ -453,7 +455,7 @@ impl Executor for Processes {
                         begin: range(i).start,
                         end: range(i).end,
                     },
-                    Ok(Payload::Bytes(_)) => PoolError::Protocol {
+                    Ok(Payload::Bytes(_) | Payload::Mapped(_)) => PoolError::Protocol {
                         pid: 0,
                         message: "a value came back for a kernel chunk".into(),
                     }
@@ -496,13 +498,17 @@ impl Executor for Processes {
 pub(crate) enum ItemData {
     /// The encoded argument of a function.
     Arg(Vec<u8>),
+    /// The encoded argument of a function, in a sealed memfd (kept for retries: the
+    /// worker gets a new descriptor of it each time).
+    Sealed(Arc<Sealed>),
     /// The range of a kernel chunk.
     Range(u64, u64),
 }
 
 /// Move up to `n` tasks from `pending` to `batch` while the batch's encoded arguments
-/// (`bytes`) stay within `limit`; a task alone in a batch always goes. False when the next
-/// task did not fit: the batch is full.
+/// (`bytes`) stay within `limit` and it names at most [`MAX_SEALED_PER_FRAME`] sealed
+/// arguments; a task alone in a batch always goes. False when the next task did not fit:
+/// the batch is full.
 fn add_to_batch(
     batch: &mut Vec<Item>,
     bytes: &mut usize,
@@ -515,6 +521,11 @@ fn add_to_batch(
             break;
         };
         if !batch.is_empty() && *bytes + size > limit {
+            return false;
+        }
+        if pending.front().is_some_and(Item::is_sealed)
+            && batch.iter().filter(|it| it.is_sealed()).count() >= MAX_SEALED_PER_FRAME
+        {
             return false;
         }
         *bytes += size;
@@ -536,8 +547,12 @@ impl Item {
     fn wire_bytes(&self) -> usize {
         match &self.data {
             ItemData::Arg(a) => a.len() + 10,
-            ItemData::Range(..) => 20,
+            ItemData::Sealed(_) | ItemData::Range(..) => 20,
         }
+    }
+
+    fn is_sealed(&self) -> bool {
+        matches!(self.data, ItemData::Sealed(_))
     }
 }
 
@@ -545,6 +560,8 @@ impl Item {
 #[derive(Debug)]
 pub(crate) enum Payload {
     Bytes(Vec<u8>),
+    /// An encoded value received in a sealed memfd, mapped.
+    Mapped(bulk::Mapped),
     Partial(Partial),
     KernelFailed(i32),
 }
@@ -613,6 +630,12 @@ enum Death {
     Garbled(String),
 }
 
+/// Something whose descriptor a frame carries: a buffer, a control block, a sealed value.
+type FdSource = Arc<dyn AsFd + Send + Sync>;
+
+/// Descriptors one `recvmsg` from a worker can take (it sends one per frame).
+const MAX_FDS_IN: usize = 4;
+
 /// The pool's side of one worker.
 struct Worker {
     child: Child,
@@ -620,9 +643,11 @@ struct Worker {
     sock: OwnedFd,
     out: Vec<u8>,
     sent: usize,
-    /// Offsets in `out` of frames that carry a descriptor.
-    marks: VecDeque<(usize, Arc<ShmInner>)>,
+    /// Offsets in `out` of frames that carry descriptors, and those descriptors.
+    marks: VecDeque<(usize, Vec<FdSource>)>,
     inb: InBuf,
+    /// Descriptors received from the worker, not yet claimed by their frames.
+    fds: VecDeque<OwnedFd>,
     ctrl: Ctrl,
     inflight: VecDeque<Flight>,
     assigned: u64,
@@ -661,10 +686,12 @@ impl Worker {
             };
             let bytes = &self.out[self.sent..end];
             let r = if with_fd {
-                let fds = [self.marks[0].1.fd()];
-                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let fds: Vec<_> = self.marks[0].1.iter().map(|f| f.as_fd()).collect();
+                let mut space = [MaybeUninit::<u8>::uninit();
+                    rustix::cmsg_space!(ScmRights(MAX_SEALED_PER_FRAME))];
                 let mut control = SendAncillaryBuffer::new(&mut space);
-                control.push(SendAncillaryMessage::ScmRights(&fds));
+                let pushed = control.push(SendAncillaryMessage::ScmRights(&fds));
+                debug_assert!(pushed, "at most MAX_SEALED_PER_FRAME descriptors a frame");
                 sendmsg(
                     &self.sock,
                     &[std::io::IoSlice::new(bytes)],
@@ -696,19 +723,37 @@ impl Worker {
         self.sent < self.out.len()
     }
 
-    /// Read what is there without blocking; `true` at end of stream.
+    /// Read what is there (and the descriptors that come with it) without blocking;
+    /// `true` at end of stream.
     fn fill(&mut self) -> Result<bool, Errno> {
-        use rustix::net::{RecvFlags, recv};
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+        use std::mem::MaybeUninit;
         // Read before draining: a write the worker makes later bumps the count past it.
         self.seen_writes = self.ctrl.writes(true);
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_IN))];
         loop {
+            let mut control = RecvAncillaryBuffer::new(&mut space);
             let spare = self.inb.spare();
             let room = spare.len();
-            match recv(&self.sock, spare, RecvFlags::DONTWAIT) {
-                Ok((0, _)) => return Ok(true),
-                Ok((n, _)) => {
+            let r = recvmsg(
+                &self.sock,
+                &mut [std::io::IoSliceMut::new(spare)],
+                &mut control,
+                RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+            );
+            let mut got_fds = false;
+            for m in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = m {
+                    got_fds = true;
+                    self.fds.extend(fds);
+                }
+            }
+            match r.map(|m| m.bytes) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
                     self.inb.filled(n);
-                    if n < room {
+                    // A read stops after a message with descriptors: there may be more.
+                    if n < room && !got_fds {
                         return Ok(false);
                     }
                 }
@@ -829,6 +874,7 @@ impl Engine {
             sent: 0,
             marks: VecDeque::new(),
             inb: InBuf::new(),
+            fds: VecDeque::new(),
             ctrl: Ctrl::new(ctrl).expect("CTRL_BYTES holds a control block"),
             inflight: VecDeque::new(),
             assigned: 0,
@@ -839,7 +885,7 @@ impl Engine {
             dead: None,
             born: Instant::now(),
         };
-        w.marks.push_back((0, w.ctrl.shm().inner().clone()));
+        w.marks.push_back((0, vec![w.ctrl.shm().inner().clone()]));
         let setup = ToWorker::Setup {
             ctrl_bytes: CTRL_BYTES as u64,
             exe: self.cfg.exe,
@@ -1050,21 +1096,33 @@ impl Engine {
             self.next_id += batch.len() as u64;
             let encoded = match &op.kind {
                 OpKind::Call(fun) => {
+                    let mut fds: Vec<FdSource> = Vec::new();
                     let args = batch
                         .iter()
                         .map(|it| match &it.data {
-                            ItemData::Arg(a) => Bytes(a),
-                            ItemData::Range(..) => Bytes(&[]),
+                            ItemData::Arg(a) => Value::Inline(Bytes(a)),
+                            ItemData::Sealed(s) => {
+                                fds.push(s.clone());
+                                Value::Sealed {
+                                    bytes: s.len() as u64,
+                                }
+                            }
+                            ItemData::Range(..) => Value::Inline(Bytes(&[])),
                         })
                         .collect();
-                    wire::push_frame(
+                    let at = w.out.len();
+                    let r = wire::push_frame(
                         &mut w.out,
                         &ToWorker::Call {
                             first,
                             fun: *fun,
                             args,
                         },
-                    )
+                    );
+                    if r.is_ok() && !fds.is_empty() {
+                        w.marks.push_back((at, fds));
+                    }
+                    r
                 }
                 OpKind::Step {
                     kernel,
@@ -1075,7 +1133,7 @@ impl Engine {
                     let mut r = Ok(());
                     for shm in shms {
                         if r.is_ok() && w.bufs.insert(shm.id()) {
-                            w.marks.push_back((w.out.len(), shm.clone()));
+                            w.marks.push_back((w.out.len(), vec![shm.clone()]));
                             r = wire::push_frame(
                                 &mut w.out,
                                 &ToWorker::Map {
@@ -1092,7 +1150,7 @@ impl Engine {
                         .iter()
                         .map(|it| match it.data {
                             ItemData::Range(a, b) => (a, b),
-                            ItemData::Arg(_) => (0, 0),
+                            ItemData::Arg(_) | ItemData::Sealed(_) => (0, 0),
                         })
                         .collect();
                     r.and_then(|()| {
@@ -1231,6 +1289,7 @@ impl Engine {
         let eof = w.fill().unwrap_or(true);
         let Worker {
             inb,
+            fds,
             inflight,
             ready,
             pid,
@@ -1252,6 +1311,20 @@ impl Engine {
                     *start_failures = 0;
                 }
                 Ok(FromWorker::Done { id, outcome }) => {
+                    // A sealed result's descriptor came with its frame: claim it whatever
+                    // becomes of the task (it is closed once mapped, or dropped).
+                    let sealed = match outcome {
+                        Outcome::Sealed { bytes } => match fds.pop_front() {
+                            Some(fd) => Some(bulk::Mapped::open(fd, bytes as usize)),
+                            None => {
+                                *dead = Some(Death::Garbled(format!(
+                                    "the result of task {id} came without its descriptor"
+                                )));
+                                break;
+                            }
+                        },
+                        _ => None,
+                    };
                     let Some(f) = inflight.pop_front().filter(|f| f.id == id) else {
                         *dead = Some(Death::Garbled(format!(
                             "an answer for task {id}, which it does not hold"
@@ -1260,7 +1333,15 @@ impl Engine {
                     };
                     if f.generation == op.generation {
                         op.outstanding -= 1;
-                        op.ready.push_back((f.idx, convert(outcome, f.idx, *pid)));
+                        let r = match sealed {
+                            Some(Ok(m)) => Ok(Payload::Mapped(m)),
+                            Some(Err(e)) => Err(PoolError::Codec {
+                                task: f.idx,
+                                message: format!("cannot map the result: {e}"),
+                            }),
+                            None => convert(outcome, f.idx, *pid),
+                        };
+                        op.ready.push_back((f.idx, r));
                     }
                 }
                 Err(e) => {
@@ -1449,9 +1530,13 @@ impl Engine {
 }
 
 /// A worker's outcome as the caller sees it.
-fn convert(outcome: Outcome<'_>, task: usize, _pid: u32) -> Result<Payload, PoolError> {
+fn convert(outcome: Outcome<'_>, task: usize, pid: u32) -> Result<Payload, PoolError> {
     match outcome {
         Outcome::Value(b) => Ok(Payload::Bytes(b.0.to_vec())),
+        Outcome::Sealed { .. } => Err(PoolError::Protocol {
+            pid,
+            message: "a sealed result without its descriptor".into(),
+        }),
         Outcome::Partial(p) => Ok(Payload::Partial(p)),
         Outcome::KernelFailed { code } => Ok(Payload::KernelFailed(code)),
         Outcome::Panicked(m) => Err(PoolError::Panicked {

@@ -107,6 +107,12 @@ impl AsFd for SharedMemory {
     }
 }
 
+impl AsFd for ShmInner {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 impl ShmInner {
     fn map(id: u64, fd: OwnedFd, bytes: usize) -> io::Result<ShmInner> {
         let file = File::from(fd);
@@ -125,10 +131,6 @@ impl ShmInner {
 
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
     }
 
     pub(crate) fn ptr(&self) -> *mut u8 {

@@ -1,8 +1,10 @@
 //! What crosses the socket between the pool and a worker: serde enums encoded with
 //! postcard, each frame prefixed by its length (u32, little endian). Only small things
 //! cross: function offsets, kernel names, step arguments, buffer ids, index ranges, and the
-//! serialised arguments and results of user functions. Buffer contents never do; their
-//! memfds travel once per worker as `SCM_RIGHTS` ancillary data attached to a `Map` frame.
+//! serialised arguments and results of user functions up to 256 KiB. Buffer contents never
+//! do; their memfds travel once per worker as `SCM_RIGHTS` ancillary data attached to a
+//! `Map` frame. Larger arguments and results travel in sealed memfds attached the same way
+//! to the frame that names them (see [`crate::bulk`]).
 //!
 //! The worker also shares a small control block with the pool (see [`ControlBlock`]): it
 //! records there which task it is running and since when, which lets the pool name the
@@ -127,7 +129,7 @@ pub(crate) enum ToWorker<'a> {
         first: u64,
         fun: FnRef,
         #[serde(borrow)]
-        args: Vec<Bytes<'a>>,
+        args: Vec<Value<'a>>,
     },
     /// Run a kernel step on each range; task ids `first`, `first + 1`, ...
     Step {
@@ -137,6 +139,17 @@ pub(crate) enum ToWorker<'a> {
         bufs: Vec<BufRef>,
         ranges: Vec<(u64, u64)>,
     },
+}
+
+/// An encoded argument of a function.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum Value<'a> {
+    /// In the frame itself.
+    #[serde(borrow)]
+    Inline(Bytes<'a>),
+    /// In a sealed memfd of `bytes` bytes (see [`crate::bulk`]); the frame carries the
+    /// descriptors of its sealed values, in order.
+    Sealed { bytes: u64 },
 }
 
 /// Worker -> pool.
@@ -158,6 +171,9 @@ pub(crate) enum Outcome<'a> {
     /// The serialised result of a function.
     #[serde(borrow)]
     Value(Bytes<'a>),
+    /// The serialised result of a function, in a sealed memfd of `bytes` bytes whose
+    /// descriptor the frame carries (see [`crate::bulk`]).
+    Sealed { bytes: u64 },
     /// The partial of a kernel chunk.
     Partial(Partial),
     /// The function panicked.
@@ -460,7 +476,11 @@ mod tests {
     #[test]
     fn frames_round_trip_and_borrow() {
         let mut out = Vec::new();
-        let args = [Bytes(b"abc"), Bytes(b"")];
+        let args = [
+            Value::Inline(Bytes(b"abc")),
+            Value::Sealed { bytes: 5 },
+            Value::Inline(Bytes(b"")),
+        ];
         push_frame(
             &mut out,
             &ToWorker::Call {
@@ -485,10 +505,14 @@ mod tests {
         match postcard::from_bytes::<ToWorker<'_>>(f1).unwrap() {
             ToWorker::Call { first, fun, args } => {
                 assert_eq!((first, fun), (7, FnRef { f: -5, call: 9 }));
-                assert_eq!(
-                    args.iter().map(|b| b.0).collect::<Vec<_>>(),
-                    vec![&b"abc"[..], b""]
-                );
+                assert!(matches!(
+                    args[..],
+                    [
+                        Value::Inline(Bytes(b"abc")),
+                        Value::Sealed { bytes: 5 },
+                        Value::Inline(Bytes(b""))
+                    ]
+                ));
             }
             other => panic!("{other:?}"),
         }

@@ -6,15 +6,18 @@
 //! written back in batches (when no more input is buffered, after 100 µs, or after 256 KiB),
 //! so that many tiny tasks cost few system calls.
 
+use crate::bulk::{self, Sealed};
 use crate::shm::{SharedMemory, ShmInner};
-use crate::wire::{self, BufRef, Bytes, Ctrl, FromWorker, InBuf, KernelRef, Outcome, ToWorker};
+use crate::wire::{
+    self, BufRef, Bytes, Ctrl, FromWorker, InBuf, KernelRef, Outcome, ToWorker, Value,
+};
 use kernelpool_kernels::{Buffer, Error, Kernel, KernelName, Lang, Step, StepArgs};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,8 +30,8 @@ const LONG_TASK_NS: u64 = 20_000;
 const FLUSH_BYTES: usize = 256 * 1024;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
-/// Descriptors one `recvmsg` can take.
-const MAX_FDS: usize = 8;
+/// Descriptors one `recvmsg` can take (the pool attaches at most this many to a frame).
+const MAX_FDS: usize = bulk::MAX_SEALED_PER_FRAME;
 
 /// Parse the token and, when it is ours, become a worker (never returns then).
 pub(crate) fn enter_if_token() {
@@ -131,6 +134,9 @@ struct Worker {
     sock: OwnedFd,
     fds: VecDeque<OwnedFd>,
     out: Vec<u8>,
+    /// Offsets in `out` of frames that carry a sealed result, and its memfd (closed once
+    /// sent).
+    marks: VecDeque<(usize, Sealed)>,
     /// When the oldest unsent result was produced.
     pending_since: Option<u64>,
     /// How long the last task ran.
@@ -148,6 +154,7 @@ impl Worker {
             sock,
             fds: VecDeque::new(),
             out: Vec::with_capacity(64 * 1024),
+            marks: VecDeque::new(),
             pending_since: None,
             last_task_ns: 0,
             ctrl: None,
@@ -222,11 +229,38 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        use rustix::net::{SendFlags, send};
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, send, sendmsg};
         let mut sent = 0;
         while sent < self.out.len() {
-            match send(&self.sock, &self.out[sent..], SendFlags::NOSIGNAL) {
-                Ok(n) => sent += n,
+            let with_fd = self.marks.front().is_some_and(|m| m.0 == sent);
+            let end = match (with_fd, self.marks.front(), self.marks.get(1)) {
+                (true, _, Some(next)) => next.0,
+                (true, _, None) | (false, None, _) => self.out.len(),
+                (false, Some(m), _) => m.0,
+            };
+            let bytes = &self.out[sent..end];
+            let r = if with_fd {
+                let fds = [self.marks[0].1.as_fd()];
+                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let mut control = SendAncillaryBuffer::new(&mut space);
+                control.push(SendAncillaryMessage::ScmRights(&fds));
+                sendmsg(
+                    &self.sock,
+                    &[io::IoSlice::new(bytes)],
+                    &mut control,
+                    SendFlags::NOSIGNAL,
+                )
+            } else {
+                send(&self.sock, bytes, SendFlags::NOSIGNAL)
+            };
+            match r {
+                Ok(n) => {
+                    sent += n;
+                    if with_fd {
+                        // Sent: the pool has its own descriptor now.
+                        self.marks.pop_front();
+                    }
+                }
                 Err(rustix::io::Errno::INTR) => {}
                 // The pool is gone: nothing left to do.
                 Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => {
@@ -247,6 +281,7 @@ impl Worker {
     }
 
     fn push(&mut self, msg: &FromWorker<'_>) -> Result<(), String> {
+        debug_assert!(self.marks.back().is_none_or(|m| m.0 < self.out.len()));
         wire::push_frame(&mut self.out, msg).map_err(|e| format!("cannot encode a reply: {e}"))
     }
 
@@ -290,6 +325,17 @@ impl Worker {
                 }
             }
             ToWorker::Call { first, fun, args } => {
+                // The frame's descriptors are claimed first, whatever becomes of its tasks.
+                let mut sealed = VecDeque::new();
+                for arg in &args {
+                    if let Value::Sealed { bytes } = *arg {
+                        let fd = self.take_fd("a large argument")?;
+                        sealed.push_back(
+                            bulk::Mapped::open(fd, bytes as usize)
+                                .map_err(|e| format!("cannot map the argument: {e}")),
+                        );
+                    }
+                }
                 if !self.same_exe {
                     for i in 0..args.len() as u64 {
                         self.reply(
@@ -304,14 +350,40 @@ impl Worker {
                 let (call, f) = unsafe { fun.resolve() };
                 let mut scratch = std::mem::take(&mut self.scratch);
                 for (i, arg) in args.iter().enumerate() {
+                    let id = first + i as u64;
                     scratch.clear();
-                    let r = self.task(first + i as u64, || call(f, arg.0, &mut scratch));
-                    let outcome = match r {
-                        Ok(Ok(())) => Outcome::Value(Bytes(&scratch)),
-                        Ok(Err(e)) => Outcome::Failed(Cow::Owned(e)),
-                        Err(msg) => Outcome::Panicked(Cow::Owned(msg)),
+                    let mapped = match *arg {
+                        Value::Inline(_) => None,
+                        Value::Sealed { .. } => {
+                            match sealed.pop_front().expect("one per sealed argument") {
+                                Ok(m) => Some(m),
+                                Err(e) => {
+                                    self.reply(id, Outcome::Failed(Cow::Owned(e)))?;
+                                    continue;
+                                }
+                            }
+                        }
                     };
-                    self.reply(first + i as u64, outcome)?;
+                    let arg = match (arg, &mapped) {
+                        (_, Some(m)) => &m[..],
+                        (Value::Inline(b), None) => b.0,
+                        (Value::Sealed { .. }, None) => unreachable!("mapped above"),
+                    };
+                    let r = self.task(id, || call(f, arg, &mut scratch));
+                    // Unmapped before the reply: the pool may reuse the memory at once.
+                    drop(mapped);
+                    match r {
+                        Ok(Ok(())) if scratch.len() > bulk::SEALED_ABOVE => {
+                            match Sealed::new(&scratch) {
+                                Ok(s) => self.reply_sealed(id, s)?,
+                                // Too little memory for a copy: the socket carries it.
+                                Err(_) => self.reply(id, Outcome::Value(Bytes(&scratch)))?,
+                            }
+                        }
+                        Ok(Ok(())) => self.reply(id, Outcome::Value(Bytes(&scratch)))?,
+                        Ok(Err(e)) => self.reply(id, Outcome::Failed(Cow::Owned(e)))?,
+                        Err(msg) => self.reply(id, Outcome::Panicked(Cow::Owned(msg)))?,
+                    }
                 }
                 scratch.clear();
                 wire::shrink(&mut scratch);
@@ -350,6 +422,23 @@ impl Worker {
     /// (the pool refills the queue as soon as it hears of it).
     fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
         self.push(&FromWorker::Done { id, outcome })?;
+        self.replied()
+    }
+
+    /// Queue the result of task `id`, which travels in `value`.
+    fn reply_sealed(&mut self, id: u64, value: Sealed) -> Result<(), String> {
+        let at = self.out.len();
+        let bytes = value.len() as u64;
+        self.push(&FromWorker::Done {
+            id,
+            outcome: Outcome::Sealed { bytes },
+        })?;
+        self.marks.push_back((at, value));
+        self.replied()
+    }
+
+    /// A reply was queued: send it now or later.
+    fn replied(&mut self) -> Result<(), String> {
         let now = wire::now_ns();
         let since = *self.pending_since.get_or_insert(now);
         if self.out.len() >= FLUSH_BYTES
