@@ -51,7 +51,7 @@ pub fn default_chunk(items: u64, workers: usize) -> u64 {
 pub const MAX_CHUNKS: u64 = 1 << 24;
 
 /// Number of chunks of `chunk` items (at least 1) in `[0, items)`, or
-/// [`Error::TooManyChunks`] past [`MAX_CHUNKS`].
+/// [`Error::TooManyChunks`](crate::Error::TooManyChunks) past [`MAX_CHUNKS`].
 pub fn chunk_count(items: u64, chunk: u64) -> Result<u64> {
     let chunk = chunk.max(1);
     let count = items.div_ceil(chunk);
