@@ -70,10 +70,17 @@ pub fn chunk_count(items: u64, chunk: u64) -> Result<u64> {
 pub fn chunks(
     items: u64,
     chunk: u64,
-) -> impl DoubleEndedIterator<Item = Range<u64>> + Clone + Send {
+) -> impl DoubleEndedIterator<Item = Range<u64>> + ExactSizeIterator + Clone + Send {
+    let count = items.div_ceil(chunk.max(1)) as usize;
+    (0..count).map(move |i| chunk_range(items, chunk, i as u64))
+}
+
+/// The items of chunk `index` when `[0, items)` is cut into chunks of `chunk` items (at
+/// least 1): the one formula every executor uses. Past the last chunk the range is empty.
+pub fn chunk_range(items: u64, chunk: u64, index: u64) -> Range<u64> {
     let chunk = chunk.max(1);
-    let count = items.div_ceil(chunk);
-    (0..count).map(move |i| i * chunk..((i + 1) * chunk).min(items))
+    let start = index.saturating_mul(chunk).min(items);
+    start..start.saturating_add(chunk).min(items)
 }
 
 #[cfg(test)]
@@ -85,6 +92,13 @@ mod tests {
         let c: Vec<_> = chunks(10, 4).collect();
         assert_eq!(c, vec![0..4, 4..8, 8..10]);
         assert_eq!(chunks(0, 3).count(), 0);
+        assert_eq!(chunk_range(10, 4, 2), 8..10);
+        assert_eq!(chunk_range(10, 4, 3), 10..10);
+        assert_eq!(
+            chunk_range(u64::MAX, u64::MAX / 2, 2),
+            u64::MAX - 1..u64::MAX
+        );
+        assert_eq!(chunk_range(u64::MAX, 1 << 40, 1 << 30), u64::MAX..u64::MAX);
         assert_eq!(default_chunk(100, 2), 13);
         assert_eq!(default_chunk(1, 8), 1);
     }

@@ -27,8 +27,8 @@ pub mod step;
 
 pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
 pub use error::{Error, Result};
-pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunks, default_chunk};
+pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, default_chunk};
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;
 pub use registry::{Kernel, KernelName, Lang, Origin, RawKernelFn, Reduce, splitmix64_at};
-pub use step::{Partial, Step, StepArgs};
+pub use step::{Partial, Step, StepArgs, StepBuffer};

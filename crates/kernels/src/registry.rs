@@ -306,8 +306,19 @@ impl Kernel {
         self.lang
     }
 
-    /// The raw function (escape hatch: calling it is `unsafe` and unchecked).
-    pub fn raw(&self) -> RawKernelFn {
+    /// The address of the kernel's function: a number that identifies the code (to find
+    /// the object it lives in, or to compare two kernels), never something to call.
+    pub fn address(&self) -> usize {
+        self.f as usize
+    }
+
+    /// The raw function (escape hatch: calling it is unchecked).
+    ///
+    /// # Safety
+    /// The pointer is valid only while this `Kernel` (or a clone of it) lives: a kernel
+    /// loaded from a shared object unloads the library when its last clone is dropped.
+    /// Calling it also needs the arguments that [`Step`](crate::Step) would check.
+    pub unsafe fn raw(&self) -> RawKernelFn {
         self.f
     }
 }

@@ -1,7 +1,7 @@
 //! One parallel step of a kernel: the kernel, its scalar arguments and its buffers, checked
 //! once, then callable on any sub-range of `[0, items)` from any thread.
 
-use crate::buffer::{Buffer, Elem};
+use crate::buffer::{Buffer, Elem, Memory};
 use crate::error::{Error, Result};
 use crate::registry::{Kernel, KernelName};
 use kernelpool_kernels_sys as sys;
@@ -112,6 +112,37 @@ pub fn factorial(n: u64) -> Option<u64> {
     (1..=n).try_fold(1u64, |acc, k| acc.checked_mul(k))
 }
 
+/// One buffer of a [`Step`] as an executor sees it: element type, length and memory
+/// handle, but no view of its contents.
+#[derive(Debug, Clone, Copy)]
+pub struct StepBuffer<'s> {
+    elem: Elem,
+    len: usize,
+    memory: &'s dyn Memory,
+}
+
+impl<'s> StepBuffer<'s> {
+    /// Element type.
+    pub fn elem(&self) -> Elem {
+        self.elem
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The memory behind the buffer (executors downcast it to recognise their own).
+    pub fn memory(&self) -> &'s dyn Memory {
+        self.memory
+    }
+}
+
 /// A checked, ready-to-run step. It borrows its buffers mutably for its whole life, so no
 /// Rust reference can observe them while chunks are being written.
 #[derive(Debug)]
@@ -189,9 +220,24 @@ impl<'a> Step<'a> {
         self.args.items
     }
 
-    /// The buffers, in slot order (for executors that need their memory handles).
-    pub fn buffers(&self) -> &[&'a Buffer] {
-        &self.bufs
+    /// What an executor may know of the buffers, in slot order: element type, length and
+    /// the memory behind each (to recognise shared memory), never their contents, which
+    /// the kernel writes while the step runs.
+    ///
+    /// ```compile_fail
+    /// # use kernelpool_kernels::{Buffer, Elem, Kernel, KernelName, Lang, Step, StepArgs};
+    /// let mut buf = Buffer::heap(Elem::I64, 4, "out").unwrap();
+    /// let step = Step::new(Kernel::get(KernelName::Seed, Lang::C), StepArgs::new(4, 4),
+    ///                      vec![&mut buf]).unwrap();
+    /// // A slice of a buffer the kernel writes cannot be had from the step.
+    /// let view: &[i64] = step.buffers().next().unwrap().as_slice::<i64>().unwrap();
+    /// ```
+    pub fn buffers(&self) -> impl ExactSizeIterator<Item = StepBuffer<'_>> + '_ {
+        self.bufs.iter().map(|b| StepBuffer {
+            elem: b.elem(),
+            len: b.len(),
+            memory: b.memory(),
+        })
     }
 
     /// Run the kernel on `range` and return the chunk's partial.
@@ -207,7 +253,8 @@ impl<'a> Step<'a> {
         raw.partial = partial.0.as_mut_ptr();
         // SAFETY: `raw` was checked against the kernel's buffer needs in `new`, the buffers
         // live and are exclusively borrowed for 'a, the range is inside [0, items), and the
-        // partial is local to this call. Concurrent calls on disjoint ranges write disjoint
+        // partial is local to this call; `self.kernel` keeps the kernel's library loaded
+        // for the whole call. Concurrent calls on disjoint ranges write disjoint
         // items (the kernel contract).
         let code = unsafe { (self.kernel.raw())(&raw, range.start, range.end) };
         if code != 0 {

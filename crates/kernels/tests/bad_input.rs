@@ -99,7 +99,9 @@ fn native_kernels_reject_bad_ranges_themselves() {
     let mut out = [0i64; 4];
     for l in Lang::ALL {
         for k in KernelName::ALL {
-            let f = Kernel::get(k, l).raw();
+            let kernel = Kernel::get(k, l);
+            // SAFETY: `kernel` lives until the end of this iteration, past every call.
+            let f = unsafe { kernel.raw() };
             let mut partial = [0i64; 4];
             let args = kernelpool_kernels::ffi::kp_kargs {
                 n: 3,

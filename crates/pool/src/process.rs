@@ -20,7 +20,7 @@ use crate::wire::{
 };
 use kernelpool_kernels::{
     Buffer, Elem, Error, Executor, Kernel, Origin, Partial, Step, StepArgs, chunk_count,
-    default_chunk,
+    chunk_range, default_chunk,
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -341,11 +341,11 @@ fn kernel_ref(kernel: &Kernel) -> Result<KernelRef, PoolError> {
     match kernel.origin() {
         // A built-in is whatever `Kernel::get` gives in the worker: make sure it is the
         // same function here.
-        Origin::Builtin if Kernel::get(name, lang).raw() as usize == kernel.raw() as usize => {
+        Origin::Builtin if Kernel::get(name, lang).address() == kernel.address() => {
             Ok(KernelRef::Builtin { name, lang })
         }
         // Workers load it again by path, and check that they got the same file.
-        Origin::Library { path, symbol } => match wire::mapped_file(kernel.raw() as usize) {
+        Origin::Library { path, symbol } => match wire::mapped_file(kernel.address()) {
             Some(file) => Ok(KernelRef::Library {
                 name,
                 lang,
@@ -389,7 +389,7 @@ impl Executor for Processes {
         let kref = kernel_ref(kernel)?;
         let mut bufs = Vec::with_capacity(step.buffers().len());
         let mut shms = Vec::with_capacity(step.buffers().len());
-        for (slot, b) in step.buffers().iter().enumerate() {
+        for (slot, b) in step.buffers().enumerate() {
             let shm =
                 b.memory()
                     .as_any()
@@ -414,7 +414,7 @@ impl Executor for Processes {
             .chunk
             .unwrap_or_else(|| default_chunk(items, self.cfg.workers));
         let count = chunk_count(items, chunk)? as usize;
-        let range = |i: usize| i as u64 * chunk..((i as u64 + 1) * chunk).min(items);
+        let range = |i: usize| chunk_range(items, chunk, i as u64);
 
         let mut engine = self.lock()?;
         let mut op = engine.new_op(

@@ -8,7 +8,9 @@
 //! thread wake-ups.
 
 use crate::error::PoolError;
-use kernelpool_kernels::{Executor, Partial, Result, Step, chunk_count, chunks, default_chunk};
+use kernelpool_kernels::{
+    Executor, Partial, Result, Step, chunk_count, chunk_range, chunks, default_chunk,
+};
 use std::any::Any;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -102,7 +104,7 @@ struct Job {
 
 impl Job {
     fn range(&self, i: u64) -> Range<u64> {
-        i * self.chunk..((i + 1) * self.chunk).min(self.items)
+        chunk_range(self.items, self.chunk, i as u64)
     }
 
     /// Claim and run chunks until none is left.
