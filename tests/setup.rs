@@ -1,0 +1,280 @@
+//! `scripts/setup.sh --check`: what it decides is missing, on fake library directories and
+//! fake compilers, so that the answer does not depend on this machine.
+//!
+//! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
+//! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
+//! scripts named by `CC`, `CXX` and `FC`, `rustup` is a fake that reports rustfmt and clippy
+//! installed, and `apt-get` is a fake that records any call (`--check` must never make one).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A 64-bit ELF header start: what clang-sys's `validate_library` reads.
+const ELF64: &[u8] = b"\x7fELF\x02\x01\x01\x00not really a library";
+
+/// A fresh, empty directory of its own for each call.
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "kp-setup-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A directory holding `files` (name, contents).
+fn lib_dir(files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = scratch("lib");
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents).expect("write fake library");
+    }
+    dir
+}
+
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Fake tools: compilers `cc`, `c++`, `fortran` (each answers `--version`), `rustup` (rustfmt
+/// and clippy installed) and `apt-get` (records its arguments in `apt-get.log`).
+struct Fakes {
+    bin: PathBuf,
+}
+
+impl Fakes {
+    fn new() -> Self {
+        let bin = scratch("bin");
+        for exe in ["cc", "c++", "fortran"] {
+            script(&bin.join(exe), "echo fake compiler");
+        }
+        script(
+            &bin.join("rustup"),
+            "echo rustfmt-x86_64-unknown-linux-gnu; echo clippy-x86_64-unknown-linux-gnu",
+        );
+        let log = bin.join("apt-get.log");
+        script(
+            &bin.join("apt-get"),
+            &format!("echo \"$@\" >> '{}'", log.display()),
+        );
+        Fakes { bin }
+    }
+
+    fn apt_get_calls(&self) -> String {
+        std::fs::read_to_string(self.bin.join("apt-get.log")).unwrap_or_default()
+    }
+
+    /// `bash scripts/setup.sh --check --tests`, the fakes first on PATH, searching only
+    /// `dirs` for libclang; `env` is applied last (a value of `None` removes the variable).
+    fn check(&self, dirs: &[&Path], env: &[(&str, Option<&str>)]) -> (bool, String) {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut cmd = Command::new(system_tool("bash"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["scripts/setup.sh", "--check", "--tests"])
+            .env("PATH", path)
+            .env("KERNELPOOL_LIBCLANG_DIRS", dirs.join(":"))
+            .env("CC", self.bin.join("cc"))
+            .env("CXX", self.bin.join("c++"))
+            .env("FC", self.bin.join("fortran"))
+            .env_remove("LIBCLANG_PATH")
+            .env_remove("LLVM_CONFIG_PATH");
+        apply(&mut cmd, env);
+        report(cmd.output().expect("bash runs"))
+    }
+}
+
+fn apply(cmd: &mut Command, env: &[(&str, Option<&str>)]) {
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+}
+
+/// (exit status 0, stdout and stderr together), echoed for the test log.
+fn report(out: Output) -> (bool, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("--- setup.sh ({}):\n{text}", out.status);
+    (out.status.success(), text)
+}
+
+fn found_line(lib: &Path) -> String {
+    format!("libclang (what bindgen loads): {}", lib.display())
+}
+
+/// A real libclang-cpp.so.14 is a loadable ELF: only its name rules it out.
+#[test]
+fn libclang_cpp_alone_is_not_libclang() {
+    let fakes = Fakes::new();
+    let dir = lib_dir(&[("libclang-cpp.so.14", ELF64)]);
+    let (ok, out) = fakes.check(&[&dir], &[]);
+    assert!(
+        !ok,
+        "only libclang-cpp.so.14, yet setup --check passed:\n{out}"
+    );
+    assert!(out.contains("missing: libclang-dev"), "{out}");
+    assert!(out.contains("apt-get install libclang-dev"), "{out}");
+    assert!(!out.contains("libclang (what bindgen loads)"), "{out}");
+    assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+}
+
+#[test]
+fn libclang_so_n_is_found_beside_libclang_cpp() {
+    let fakes = Fakes::new();
+    let dir = lib_dir(&[("libclang-cpp.so.14", ELF64), ("libclang.so.14", ELF64)]);
+    let (ok, out) = fakes.check(&[&dir], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&found_line(&dir.join("libclang.so.14"))),
+        "{out}"
+    );
+    assert!(!out.contains("libclang-dev"), "{out}");
+    assert!(out.contains("nothing missing"), "{out}");
+}
+
+#[test]
+fn the_highest_version_is_the_one_bindgen_loads() {
+    let fakes = Fakes::new();
+    let old = lib_dir(&[("libclang.so.13", ELF64)]);
+    let new = lib_dir(&[("libclang-14.so.1", ELF64)]);
+    let (ok, out) = fakes.check(&[&old, &new], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&found_line(&new.join("libclang-14.so.1"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_64_bit_elf_does_not_count() {
+    let fakes = Fakes::new();
+    let dir = lib_dir(&[
+        ("libclang.so.14", b""),
+        ("libclang-15.so.1", b"\x7fELF\x01\x01\x01\x00 32-bit"),
+    ]);
+    let (ok, out) = fakes.check(&[&dir], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: libclang-dev"), "{out}");
+}
+
+#[test]
+fn libclang_path_is_honoured() {
+    let fakes = Fakes::new();
+    let bad = lib_dir(&[("libclang-cpp.so.14", ELF64)]);
+    let good = lib_dir(&[("libclang-14.so.1", ELF64)]);
+    let lib = good.join("libclang-14.so.1");
+
+    // A directory.
+    let (ok, out) = fakes.check(&[&bad], &[("LIBCLANG_PATH", good.to_str())]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&found_line(&lib)), "{out}");
+    assert!(!out.contains("libclang-dev"), "{out}");
+
+    // The library file itself.
+    let (ok, out) = fakes.check(&[&bad], &[("LIBCLANG_PATH", lib.to_str())]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&found_line(&lib)), "{out}");
+
+    // Set to a directory without libclang: bindgen looks nowhere else, and installing
+    // libclang-dev would not help, so setup says so (even though `good` is searchable).
+    let (ok, out) = fakes.check(&[&good], &[("LIBCLANG_PATH", bad.to_str())]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "LIBCLANG_PATH={} holds no libclang",
+            bad.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("apt-get install"), "{out}");
+}
+
+#[test]
+fn a_missing_named_compiler_is_reported_by_name() {
+    let fakes = Fakes::new();
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let (ok, out) = fakes.check(&[&good], &[("FC", Some("/nonexistent/gfortran"))]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "error: FC=/nonexistent/gfortran: `/nonexistent/gfortran --version` does not run"
+        ),
+        "{out}"
+    );
+    // No package replaces a compiler the user named.
+    assert!(!out.contains("apt-get install"), "{out}");
+    assert!(!out.contains("missing: gfortran"), "{out}");
+    assert!(out.contains("C compiler: CC="), "{out}");
+}
+
+#[test]
+fn a_missing_default_compiler_is_a_package() {
+    let fakes = Fakes::new();
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    // FC unset, and no gfortran on a PATH of only the fakes and what the script needs.
+    let (ok, out) = without_system_path(&fakes, &[&good], &[("FC", None)]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: gfortran"), "{out}");
+    assert!(out.contains("apt-get install gfortran"), "{out}");
+}
+
+#[test]
+fn without_apt_get_it_names_the_tools() {
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("apt-get")).expect("rm fake apt-get");
+    let bad = lib_dir(&[("libclang-cpp.so.14", ELF64)]);
+    let (ok, out) = without_system_path(&fakes, &[&bad], &[("CXX", None)]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("apt-get was not found"), "{out}");
+    assert!(out.contains("- g++ (a C++ compiler; CXX is unset"), "{out}");
+    assert!(
+        out.contains("- libclang, the shared library bindgen loads"),
+        "{out}"
+    );
+    assert!(
+        out.contains("on Debian/Ubuntu the packages are: g++ libclang-dev"),
+        "{out}"
+    );
+    assert!(!out.contains("sudo apt-get install"), "{out}");
+}
+
+/// `check`, with PATH holding only the fakes and links to the few system tools the script
+/// uses, so that no system compiler (or apt-get) is found.
+fn without_system_path(
+    fakes: &Fakes,
+    dirs: &[&Path],
+    env: &[(&str, Option<&str>)],
+) -> (bool, String) {
+    let tools = scratch("tools");
+    for tool in ["head", "od", "getconf", "id", "grep"] {
+        std::os::unix::fs::symlink(system_tool(tool), tools.join(tool)).expect("symlink tool");
+    }
+    let path = format!("{}:{}", fakes.bin.display(), tools.display());
+    let mut env = env.to_vec();
+    env.insert(0, ("PATH", Some(path.as_str())));
+    fakes.check(dirs, &env)
+}
+
+/// `tool` in /usr/bin or /bin (an absolute path: the tests change the child's PATH).
+fn system_tool(tool: &str) -> PathBuf {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{tool} not found in /usr/bin or /bin"))
+}
