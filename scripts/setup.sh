@@ -310,6 +310,7 @@ fi
 
 if [ "$check_only" = 0 ] && [ ${#packages[@]} -gt 0 ]; then
     # What was installed must now be found as the build finds it.
+    say "checking again after apt-get"
     check_all
     if [ ${#packages[@]} -gt 0 ] || [ ${#problems[@]} -gt 0 ]; then
         for t in "${tools[@]}" "${problems[@]}"; do say "error: still missing after apt-get: $t"; done
