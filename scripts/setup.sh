@@ -71,6 +71,14 @@ search_libclang_dir() {
     done
 }
 
+# search_libclang_dir on each directory of the colon-separated list $1 (no globbing).
+search_libclang_path_list() {
+    local dirs=() dir
+    [ -n "$1" ] || return 0
+    IFS=: read -r -a dirs <<<"$1"
+    for dir in "${dirs[@]}"; do search_libclang_dir "$dir"; done
+}
+
 # True when $1 is an ELF shared object of this machine's word size (clang-sys's
 # validate_library: the magic number, then the class: 1 = 32-bit, 2 = 64-bit).
 is_loadable_elf() {
@@ -142,11 +150,7 @@ find_libclang() {
             search_libclang_dir "$p"
         fi
     elif [ -n "${KERNELPOOL_LIBCLANG_DIRS+set}" ]; then
-        local IFS=:
-        for dir in $KERNELPOOL_LIBCLANG_DIRS; do
-            search_libclang_dir "$dir"
-        done
-        unset IFS
+        search_libclang_path_list "$KERNELPOOL_LIBCLANG_DIRS"
     else
         if prefix="$("${LLVM_CONFIG_PATH:-llvm-config}" --prefix 2>/dev/null)" && [ -n "$prefix" ]; then
             prefix="${prefix%%$'\n'*}"
@@ -154,14 +158,8 @@ find_libclang() {
             search_libclang_dir "$prefix/lib"
             search_libclang_dir "$prefix/lib64"
         fi
-        local IFS=:
-        if [ -n "${LD_LIBRARY_PATH+set}" ]; then
-            for dir in $LD_LIBRARY_PATH; do search_libclang_dir "$dir"; done
-        fi
-        if [ -n "${LIBRARY_PATH+set}" ]; then
-            for dir in $LIBRARY_PATH; do search_libclang_dir "$dir"; done
-        fi
-        unset IFS
+        search_libclang_path_list "${LD_LIBRARY_PATH-}"
+        search_libclang_path_list "${LIBRARY_PATH-}"
         local pattern
         for pattern in "${LIBCLANG_SYSTEM_DIRS[@]}"; do
             shopt -s nocaseglob
