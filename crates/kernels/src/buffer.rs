@@ -89,6 +89,7 @@ impl HeapMemory {
             what: what.to_string(),
             bytes: bytes as u128,
             available: physical_memory(),
+            total: physical_memory(),
         })?;
         blocks.resize(n, Align64([0; 64]));
         Ok(HeapMemory { blocks, bytes })
@@ -137,6 +138,7 @@ pub fn check_fits(bytes: u128, what: &str) -> Result<()> {
             what: what.to_string(),
             bytes,
             available,
+            total: available,
         });
     }
     Ok(())
@@ -161,12 +163,16 @@ impl Buffer {
     pub fn from_memory(elem: Elem, len: usize, mem: Box<dyn Memory>) -> Result<Buffer> {
         let bytes = bytes_for(elem, len, "buffer")?;
         if mem.bytes() < bytes || mem.ptr().align_offset(64) != 0 {
-            return Err(Error::BadBuffers {
-                kernel: "-",
-                reason: format!(
-                    "memory of {} bytes cannot hold {len} x {elem:?}",
-                    mem.bytes()
-                ),
+            return Err(Error::BadMemory {
+                what: "buffer".into(),
+                elem,
+                len,
+                bytes: mem.bytes(),
+                reason: if mem.bytes() < bytes {
+                    format!("{bytes} bytes needed")
+                } else {
+                    "not aligned to 64 bytes".into()
+                },
             });
         }
         Ok(Buffer { elem, len, mem })

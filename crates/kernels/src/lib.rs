@@ -26,7 +26,7 @@ pub mod rust;
 pub mod step;
 
 pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
-pub use error::{Error, Result};
+pub use error::{Error, ExecutorError, Fault, Result, WorkerExit, signal_name};
 pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, default_chunk};
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;

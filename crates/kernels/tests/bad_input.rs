@@ -126,3 +126,22 @@ fn native_kernels_reject_bad_ranges_themselves() {
         }
     }
 }
+
+#[test]
+fn memory_that_cannot_hold_a_buffer_is_a_typed_error_without_a_kernel() {
+    let mem = kernelpool_kernels::HeapMemory::new(16, "small").expect("alloc");
+    let e = Buffer::from_memory(Elem::F64, 4, Box::new(mem)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::BadMemory {
+                elem: Elem::F64,
+                len: 4,
+                bytes: 16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("kernel"), "{e}");
+}

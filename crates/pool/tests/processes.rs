@@ -463,12 +463,12 @@ fn steps_need_shared_memory() {
     let e = pool
         .run(&step)
         .expect_err("heap memory cannot reach workers");
-    let inner = match &e {
-        kernelpool_kernels::Error::Executor(inner) => {
-            inner.downcast_ref::<PoolError>().expect("a PoolError")
-        }
-        other => panic!("{other}"),
-    };
+    // Not a fault of a task: the pool's own error says what it is.
+    assert_eq!(e.fault(), Some(&kernelpool_kernels::Fault::Other), "{e}");
+    let inner = e
+        .executor()
+        .and_then(|x| x.get_ref().downcast_ref::<PoolError>())
+        .unwrap_or_else(|| panic!("not a PoolError: {e}"));
     assert!(
         matches!(inner, PoolError::NotShared { slot: 0, .. }),
         "{inner}"
@@ -867,12 +867,12 @@ fn replacement_workers_that_never_get_ready_are_an_error() {
     let e =
         kernelpool_kernels::programs::run(kernel, &opts, &pool).expect_err("no worker can start");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let inner = match &e {
-        kernelpool_kernels::Error::Executor(inner) => {
-            inner.downcast_ref::<PoolError>().expect("a PoolError")
-        }
-        other => panic!("{other}"),
-    };
+    // Not a fault of a task: the pool's own error says what it is.
+    assert_eq!(e.fault(), Some(&kernelpool_kernels::Fault::Other), "{e}");
+    let inner = e
+        .executor()
+        .and_then(|x| x.get_ref().downcast_ref::<PoolError>())
+        .unwrap_or_else(|| panic!("not a PoolError: {e}"));
     assert!(matches!(inner, PoolError::Start { .. }), "{inner}");
     assert!(inner.to_string().contains("ready"), "{inner}");
 }
