@@ -6,8 +6,15 @@ use crate::error::{Error, Result};
 use std::any::Any;
 use std::fmt;
 
-/// Element type of a buffer.
+/// Element type of a buffer. More may come (`f32`, `i32`): matches outside this crate
+/// need a wildcard arm.
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Elem;
+/// fn bits(e: Elem) -> u32 { match e { Elem::I64 | Elem::F64 => 64, Elem::U8 => 8 } }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Elem {
     /// `i64`
     I64,

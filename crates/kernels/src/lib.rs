@@ -7,7 +7,7 @@
 //! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
 //!
 //! let kernel = Kernel::get(KernelName::Spectralnorm, Lang::Fortran);
-//! let out = programs::run(kernel, &Options { n: Some(100), ..Options::default() }, &Serial)?;
+//! let out = programs::run(kernel, &Options::new().n(100), &Serial)?;
 //! assert_eq!(out.stdout, b"1.274219991\n");
 //! # Ok::<(), kernelpool_kernels::Error>(())
 //! ```

@@ -121,11 +121,7 @@ const CHUNK: u64 = 100;
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn options(bad_item: u64) -> Options {
-    Options {
-        n: Some(ITEMS),
-        seed: bad_item,
-        ..Options::default()
-    }
+    Options::new().n(ITEMS).seed(bad_item)
 }
 
 /// The pool error inside a kernels error (the tests check its `StepChunk`, which names the
