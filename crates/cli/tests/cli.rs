@@ -252,3 +252,50 @@ fn every_executor_prints_the_serial_output() {
         }
     }
 }
+
+/// `MemAvailable` of /proc/meminfo in KiB.
+fn mem_available_kib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .expect("MemAvailable");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse().ok())
+        .expect("a number")
+}
+
+#[test]
+fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
+    // Each STREAM array takes a sixth of the memory available and the address space is
+    // limited to a quarter: all three fit in memory, the second one not under the limit.
+    let avail = mem_available_kib();
+    let n = avail * 1024 / 6 / 8;
+    let limit = avail / 4;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {limit} && exec \"$0\" run triad --n {n}"
+        ))
+        .arg(env!("CARGO_BIN_EXE_kpool"))
+        .output()
+        .expect("run bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("kpool: error: cannot allocate STREAM"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "address space is limited to {} bytes (ulimit -v)",
+            limit * 1024
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("this machine's") && !err.contains("available now"),
+        "{err}"
+    );
+}

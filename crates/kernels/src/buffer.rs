@@ -3,8 +3,10 @@
 //! worker for the process pool.
 
 use crate::error::{Error, Result};
+use std::alloc::Layout;
 use std::any::Any;
 use std::fmt;
+use std::ptr::NonNull;
 
 /// Element type of a buffer. More may come (`f32`, `i32`): matches outside this crate
 /// need a wildcard arm.
@@ -69,45 +71,81 @@ pub unsafe trait Memory: Send + Sync + fmt::Debug + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// Zeroed heap memory aligned to 64 bytes.
+/// Alignment of every buffer (a cache line; enough for any SIMD load).
+pub const ALIGN: usize = 64;
+
+/// Zeroed heap memory aligned to 64 bytes, owned and freed on drop. Fresh pages are not
+/// touched when it is made, so gigabytes of zeroes cost nothing until written.
 #[derive(Debug)]
 pub struct HeapMemory {
-    blocks: Vec<Align64>,
+    /// Start of the memory handed out: `base` moved up to the next 64-byte boundary.
+    ptr: NonNull<u8>,
+    /// What the allocator returned, with its layout, for `dealloc`.
+    base: NonNull<u8>,
+    layout: Layout,
     bytes: usize,
 }
 
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Align64([u8; 64]);
-
-impl fmt::Debug for Align64 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Align64")
-    }
-}
-
 impl HeapMemory {
-    /// Allocate `bytes` zeroed bytes; a clear error when the machine cannot hold them.
+    /// Allocate `bytes` zeroed bytes for `what` (named in errors).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when `bytes` is more than the memory available now (checked
+    /// first, see [`check_fits`]); [`Error::AllocFailed`] when the allocator refuses (an
+    /// address-space limit such as `ulimit -v`, strict overcommit), with that cause.
     pub fn new(bytes: usize, what: &str) -> Result<HeapMemory> {
         check_fits(bytes as u128, what)?;
-        let mut blocks = Vec::new();
-        let n = bytes.div_ceil(64).max(1);
-        blocks.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+        let failed = |reason: String| Error::AllocFailed {
             what: what.to_string(),
             bytes: bytes as u128,
-            available: physical_memory(),
-            total: physical_memory(),
-        })?;
-        blocks.resize(n, Align64([0; 64]));
-        Ok(HeapMemory { blocks, bytes })
+            reason,
+        };
+        // 64 bytes more at the allocator's natural alignment rather than a 64-aligned
+        // layout: above its minimum alignment the system allocator zeroes with malloc +
+        // memset, touching every page now; at alignment 8 it is calloc, which gets fresh
+        // (already zero) pages from the kernel and leaves them untouched.
+        let layout = bytes
+            .checked_add(ALIGN)
+            .and_then(|size| Layout::from_size_align(size, 8).ok())
+            .ok_or_else(|| failed("more than this platform's address space".into()))?;
+        // SAFETY: the layout's size is at least ALIGN > 0 bytes.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(base) = NonNull::new(base) else {
+            return Err(failed(alloc_failure(std::io::Error::last_os_error())));
+        };
+        let offset = base.as_ptr().addr().wrapping_neg() % ALIGN;
+        // SAFETY: offset < ALIGN, and the block holds bytes + ALIGN bytes, so `ptr` and the
+        // `bytes` bytes after it lie inside the block.
+        let ptr = unsafe { base.add(offset) };
+        Ok(HeapMemory {
+            ptr,
+            base,
+            layout,
+            bytes,
+        })
     }
 }
 
-// SAFETY: the Vec's storage is 64-byte aligned (Align64), at least `bytes` long, owned by
-// this object and only handed out as a raw pointer.
+impl Drop for HeapMemory {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from `alloc_zeroed(self.layout)` in `new` and is freed once,
+        // here; no pointer handed out outlives `self` (the `Memory` contract).
+        unsafe { std::alloc::dealloc(self.base.as_ptr(), self.layout) }
+    }
+}
+
+// SAFETY: the block is owned by this object alone (like a `Box<[u8]>`) and has no tie to
+// the thread that allocated it.
+unsafe impl Send for HeapMemory {}
+// SAFETY: `&HeapMemory` only hands out the raw pointer and the size; whoever writes
+// through the pointer synchronises (a `Step` borrows its buffers mutably).
+unsafe impl Sync for HeapMemory {}
+
+// SAFETY: `ptr` is 64-byte aligned and valid for reads and writes of `bytes` bytes, inside
+// the block that this object owns until it is dropped; no Rust reference to it is made here.
 unsafe impl Memory for HeapMemory {
     fn ptr(&self) -> *mut u8 {
-        self.blocks.as_ptr() as *mut u8
+        self.ptr.as_ptr()
     }
     fn bytes(&self) -> usize {
         self.bytes
@@ -117,35 +155,66 @@ unsafe impl Memory for HeapMemory {
     }
 }
 
-/// Physical memory of this machine in bytes (from /proc/meminfo, read once per process;
-/// `u64::MAX` if unknown).
+/// Why the allocator said no: the OS error it left, and the limits that explain it.
+fn alloc_failure(os: std::io::Error) -> String {
+    let mut reason = format!("the allocator returned no memory ({os})");
+    for (key, name, how) in [
+        ("Max address space", "address space", "ulimit -v"),
+        ("Max data size", "data segment", "ulimit -d"),
+    ] {
+        if let Some(limit) = soft_limit(key) {
+            reason += &format!("; this process's {name} is limited to {limit} bytes ({how})");
+        }
+    }
+    let strict =
+        std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|s| s.trim() == "2");
+    if strict {
+        reason += "; the kernel refuses to overcommit (vm.overcommit_memory = 2)";
+    }
+    reason
+}
+
+/// The soft limit `key` of /proc/self/limits in bytes, when it is not unlimited.
+fn soft_limit(key: &str) -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Physical memory of this machine in bytes (`MemTotal` of /proc/meminfo, read once per
+/// process; `u64::MAX` if unknown).
 pub fn physical_memory() -> u64 {
     static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TOTAL.get_or_init(read_physical_memory)
+    *TOTAL.get_or_init(|| meminfo("MemTotal:").unwrap_or(u64::MAX))
 }
 
-fn read_physical_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+/// Memory available for new allocations now, in bytes (`MemAvailable` of /proc/meminfo,
+/// read at each call; [`physical_memory`] if the kernel does not say).
+pub fn available_memory() -> u64 {
+    meminfo("MemAvailable:").unwrap_or_else(physical_memory)
 }
 
-/// Refuse a buffer larger than the machine's memory (overcommit would accept it and the
-/// OOM killer would end the process later, losing every result).
+/// A line of /proc/meminfo in bytes.
+fn meminfo(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// Refuse a buffer larger than the memory available now (overcommit would accept it and
+/// the OOM killer would end the process later, losing every result).
+///
+/// # Errors
+/// [`Error::TooLarge`], naming the memory available and the machine's total.
 pub fn check_fits(bytes: u128, what: &str) -> Result<()> {
-    let available = physical_memory();
+    let available = available_memory();
     if bytes > available as u128 {
         return Err(Error::TooLarge {
             what: what.to_string(),
             bytes,
             available,
-            total: available,
+            total: physical_memory(),
         });
     }
     Ok(())
@@ -160,26 +229,47 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// A zeroed heap buffer of `len` elements.
+    /// A zeroed heap buffer of `len` elements, for `what` (named in errors).
+    ///
+    /// # Errors
+    /// As [`HeapMemory::new`]: [`Error::TooLarge`] or [`Error::AllocFailed`].
     pub fn heap(elem: Elem, len: usize, what: &str) -> Result<Buffer> {
-        let bytes = bytes_for(elem, len, what)?;
-        Buffer::from_memory(elem, len, Box::new(HeapMemory::new(bytes, what)?))
+        let bytes = len as u128 * elem.size() as u128;
+        let Ok(size) = usize::try_from(bytes) else {
+            check_fits(bytes, what)?;
+            return Err(Error::AllocFailed {
+                what: what.to_string(),
+                bytes,
+                reason: "more than this platform's address space".into(),
+            });
+        };
+        Buffer::from_memory(elem, len, Box::new(HeapMemory::new(size, what)?))
     }
 
-    /// A buffer over memory provided by an executor.
+    /// A buffer of `len` elements of `elem` over memory provided by an executor.
+    ///
+    /// # Errors
+    /// [`Error::BadMemory`] when the memory is smaller than `len` elements, or its start
+    /// is null or not aligned to 64 bytes.
     pub fn from_memory(elem: Elem, len: usize, mem: Box<dyn Memory>) -> Result<Buffer> {
-        let bytes = bytes_for(elem, len, "buffer")?;
-        if mem.bytes() < bytes || mem.ptr().align_offset(64) != 0 {
+        let needed = len as u128 * elem.size() as u128;
+        let ptr = mem.ptr();
+        let wrong = if (mem.bytes() as u128) < needed {
+            Some(format!("{needed} bytes needed"))
+        } else if ptr.is_null() {
+            Some("its start is null".to_string())
+        } else if ptr.addr() % ALIGN != 0 {
+            Some(format!("its start is not aligned to {ALIGN} bytes"))
+        } else {
+            None
+        };
+        if let Some(reason) = wrong {
             return Err(Error::BadMemory {
                 what: "buffer".into(),
                 elem,
                 len,
                 bytes: mem.bytes(),
-                reason: if mem.bytes() < bytes {
-                    format!("{bytes} bytes needed")
-                } else {
-                    "not aligned to 64 bytes".into()
-                },
+                reason,
             });
         }
         Ok(Buffer { elem, len, mem })
@@ -227,8 +317,62 @@ impl Buffer {
     }
 }
 
-fn bytes_for(elem: Elem, len: usize, what: &str) -> Result<usize> {
-    let bytes = (len as u128) * elem.size() as u128;
-    check_fits(bytes, what)?;
-    Ok(bytes as usize)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident set size of this process in bytes.
+    fn rss() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .expect("rss")
+            .parse()
+            .expect("n");
+        pages * 4096
+    }
+
+    #[test]
+    fn heap_memory_is_aligned_zeroed_and_writable() {
+        for bytes in [0, 1, 63, 64, 65, 4096, 100_000] {
+            let mut b = Buffer::heap(Elem::U8, bytes, "test").expect("alloc");
+            assert_eq!(b.memory().ptr().addr() % ALIGN, 0, "{bytes}");
+            assert_eq!(b.memory().bytes(), bytes);
+            let s = b.as_mut_slice::<u8>().expect("u8");
+            assert!(s.iter().all(|&v| v == 0), "{bytes}");
+            s.fill(0xa5);
+            assert!(b.as_slice::<u8>().expect("u8").iter().all(|&v| v == 0xa5));
+        }
+    }
+
+    #[test]
+    fn heap_memory_does_not_touch_its_pages_up_front() {
+        const GIB: usize = 1 << 30;
+        if available_memory() < 4 * GIB as u64 {
+            eprintln!("skipped: less than 4 GiB available");
+            return;
+        }
+        let before = rss();
+        let mem = HeapMemory::new(GIB, "test").expect("1 GiB");
+        let grown = rss().saturating_sub(before);
+        assert!(
+            grown < GIB as u64 / 4,
+            "allocating 1 GiB made {grown} bytes resident"
+        );
+        drop(mem);
+    }
+
+    #[test]
+    fn sizes_past_the_memory_available_are_refused_naming_both_figures() {
+        let e = HeapMemory::new(usize::MAX - 10, "huge").expect_err("too large");
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("available now") && text.contains("on this machine"),
+            "{text}"
+        );
+        let e = Buffer::heap(Elem::F64, usize::MAX, "huge").expect_err("too large");
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
 }
