@@ -135,9 +135,9 @@ pub unsafe extern "C" fn kp_run_program(
         }
         let invalid = |e: crate::kernels::Error| (kp_status::KP_INVALID_ARGUMENT, e.to_string());
         let kernel = Kernel::by_names(k, l).map_err(invalid)?;
-        let opts = Options {
-            n: (n != 0).then_some(n),
-            ..Options::default()
+        let opts = match n {
+            0 => Options::new(),
+            n => Options::new().n(n),
         };
         programs::validate(kernel.name(), &opts).map_err(invalid)?;
         let result = programs::run(kernel, &opts, &Serial)

@@ -66,6 +66,8 @@ pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
         (KernelName::Triad, true) => (2_000_000, 1),
         (KernelName::Pi, false) => (20_000_000, 1),
         (KernelName::Pi, true) => (4_000_000, 1),
+        // A kernel added later runs at its reference size until it gets a size here.
+        (k, _) => (programs::reference_n(k), 1),
     }
 }
 
@@ -132,11 +134,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         let (n, systems) = bench_size(k, args.quick);
         let n = args.n.unwrap_or(n);
         let systems = args.systems.unwrap_or(systems);
-        let opts = Options {
-            n: Some(n),
-            systems,
-            ..Options::default()
-        };
+        let opts = Options::new().n(n).systems(systems);
         programs::validate(k, &opts).map_err(|e| e.to_string())?;
         let mut first: Option<Vec<u8>> = None;
         for &l in &langs {
@@ -218,10 +216,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
 fn verify_reference(kernel: &Kernel, exec: &dyn Executor) -> Result<&'static str, String> {
     let k = kernel.name();
     let n = reference::reference_size(k).unwrap_or(programs::reference_n(k));
-    let opts = Options {
-        n: Some(n),
-        ..Options::default()
-    };
+    let opts = Options::new().n(n);
     match programs::run(kernel.clone(), &opts, exec) {
         Ok(out) => Ok(match reference::verify(k, n, &out.stdout) {
             Some(true) => "reference",

@@ -116,11 +116,8 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let kernel = Kernel::by_names(&args.kernel, &args.lang).map_err(|e| e.to_string())?;
-    let opts = Options {
-        n: args.n,
-        systems: args.systems,
-        seed: args.seed,
-    };
+    let mut opts = Options::new().systems(args.systems).seed(args.seed);
+    opts.n = args.n;
     let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
     let exec = make_executor(&args.exec, args.exec_kind)?;
     let outcome = match programs::run(kernel.clone(), &opts, &*exec) {

@@ -6,8 +6,15 @@ use crate::error::{Error, Result};
 use std::any::Any;
 use std::fmt;
 
-/// Element type of a buffer.
+/// Element type of a buffer. More may come (`f32`, `i32`): matches outside this crate
+/// need a wildcard arm.
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Elem;
+/// fn bits(e: Elem) -> u32 { match e { Elem::I64 | Elem::F64 => 64, Elem::U8 => 8 } }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Elem {
     /// `i64`
     I64,
@@ -89,6 +96,7 @@ impl HeapMemory {
             what: what.to_string(),
             bytes: bytes as u128,
             available: physical_memory(),
+            total: physical_memory(),
         })?;
         blocks.resize(n, Align64([0; 64]));
         Ok(HeapMemory { blocks, bytes })
@@ -137,6 +145,7 @@ pub fn check_fits(bytes: u128, what: &str) -> Result<()> {
             what: what.to_string(),
             bytes,
             available,
+            total: available,
         });
     }
     Ok(())
@@ -161,12 +170,16 @@ impl Buffer {
     pub fn from_memory(elem: Elem, len: usize, mem: Box<dyn Memory>) -> Result<Buffer> {
         let bytes = bytes_for(elem, len, "buffer")?;
         if mem.bytes() < bytes || mem.ptr().align_offset(64) != 0 {
-            return Err(Error::BadBuffers {
-                kernel: "-",
-                reason: format!(
-                    "memory of {} bytes cannot hold {len} x {elem:?}",
-                    mem.bytes()
-                ),
+            return Err(Error::BadMemory {
+                what: "buffer".into(),
+                elem,
+                len,
+                bytes: mem.bytes(),
+                reason: if mem.bytes() < bytes {
+                    format!("{bytes} bytes needed")
+                } else {
+                    "not aligned to 64 bytes".into()
+                },
             });
         }
         Ok(Buffer { elem, len, mem })

@@ -7,7 +7,7 @@
 //! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
 //!
 //! let kernel = Kernel::get(KernelName::Spectralnorm, Lang::Fortran);
-//! let out = programs::run(kernel, &Options { n: Some(100), ..Options::default() }, &Serial)?;
+//! let out = programs::run(kernel, &Options::new().n(100), &Serial)?;
 //! assert_eq!(out.stdout, b"1.274219991\n");
 //! # Ok::<(), kernelpool_kernels::Error>(())
 //! ```
@@ -26,7 +26,7 @@ pub mod rust;
 pub mod step;
 
 pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
-pub use error::{Error, Result};
+pub use error::{Error, ExecutorError, Fault, Result, WorkerExit, signal_name};
 pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, default_chunk};
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;

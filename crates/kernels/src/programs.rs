@@ -20,7 +20,13 @@ pub const STREAM_SCALAR: f64 = 3.0;
 /// STREAM's repetitions.
 pub const STREAM_NTIMES: usize = 10;
 
-/// What to run besides the kernel and N.
+/// What to run besides the kernel and N: build it with [`Options::new`] and its setters.
+///
+/// ```
+/// use kernelpool_kernels::Options;
+/// let opts = Options::new().n(64).systems(4);
+/// assert_eq!((opts.n, opts.systems), (Some(64), 4));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     /// N (kernel specific); `None` for the kernel's reference size.
@@ -41,8 +47,42 @@ impl Default for Options {
     }
 }
 
-/// Result of a program run.
+impl Options {
+    /// The defaults: the kernel's reference N, one nbody system, [`PI_SEED`].
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Problem size N.
+    #[must_use]
+    pub fn n(mut self, n: u64) -> Options {
+        self.n = Some(n);
+        self
+    }
+
+    /// nbody: number of independent systems.
+    #[must_use]
+    pub fn systems(mut self, systems: u64) -> Options {
+        self.systems = systems;
+        self
+    }
+
+    /// pi: seed of the sample stream.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Options {
+        self.seed = seed;
+        self
+    }
+}
+
+/// Result of a program run. Only programs make one; fields may be added.
+///
+/// ```compile_fail,E0639
+/// # use kernelpool_kernels::programs::Outcome;
+/// let o = Outcome { stdout: vec![], notes: vec![], elapsed: std::time::Duration::ZERO };
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outcome {
     /// The canonical output (what `kpool run` prints on stdout).
     pub stdout: Vec<u8>,

@@ -12,11 +12,20 @@ use std::sync::Arc;
 /// The C-compatible signature every kernel has (see `native/include/kernels.h`).
 pub type RawKernelFn = unsafe extern "C" fn(*const sys::kp_kargs, u64, u64) -> i32;
 
-/// Implementation language of a kernel.
+/// Implementation language of a kernel. More may come (JIT languages): matches outside
+/// this crate need a wildcard arm.
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Lang;
+/// fn suffix(l: Lang) -> &'static str {
+///     match l { Lang::C => "c", Lang::Cpp => "cpp", Lang::Fortran => "f90", Lang::Rust => "rs" }
+/// }
+/// ```
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Lang {
     /// C, compiled by gcc.
     C,
@@ -62,8 +71,14 @@ impl FromStr for Lang {
     }
 }
 
-/// How one slot of a reduction partial is combined.
+/// How one slot of a reduction partial is combined. More may come (min, float sums).
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Reduce;
+/// fn name(r: Reduce) -> &'static str { match r { Reduce::Sum => "sum", Reduce::Max => "max" } }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reduce {
     /// Wrapping integer sum (identity 0).
     Sum,
@@ -88,11 +103,22 @@ impl Reduce {
     }
 }
 
-/// The built-in kernels.
+/// The built-in kernels. More will come: matches outside this crate need a wildcard arm.
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::KernelName as K;
+/// fn size(k: K) -> u64 {
+///     match k {
+///         K::Seed | K::Nbody | K::Spectralnorm | K::Mandelbrot => 1,
+///         K::Fannkuch | K::Triad | K::Pi => 2,
+///     }
+/// }
+/// ```
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KernelName {
     /// The course example: a 10,000,000-trip loop `j += x*x` per argument.
     Seed,
@@ -165,7 +191,14 @@ impl FromStr for KernelName {
 }
 
 /// Where a kernel's code comes from, in a form that survives process boundaries and ASLR.
+/// More may come (JIT-compiled sources, kernels registered through the C ABI).
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Origin;
+/// fn builtin(o: &Origin) -> bool { match o { Origin::Builtin => true, Origin::Library { .. } => false } }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum Origin {
     /// Built into kernelpool: named by (kernel, language).
     Builtin,

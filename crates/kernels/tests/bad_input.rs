@@ -18,25 +18,12 @@ fn unknown_names_are_errors() {
 #[test]
 fn invalid_sizes_are_refused_before_allocation() {
     for k in KernelName::ALL {
-        let e = programs::validate(
-            k,
-            &Options {
-                n: Some(0),
-                ..Options::default()
-            },
-        )
-        .unwrap_err();
+        let e = programs::validate(k, &Options::new().n(0)).unwrap_err();
         assert!(matches!(e, Error::InvalidSize { .. }), "{k}: {e}");
     }
-    let fk = Options {
-        n: Some(13),
-        ..Options::default()
-    };
+    let fk = Options::new().n(13);
     assert!(programs::validate(KernelName::Fannkuch, &fk).is_err());
-    let huge = Options {
-        n: Some(u64::MAX / 2),
-        ..Options::default()
-    };
+    let huge = Options::new().n(u64::MAX / 2);
     for k in [
         KernelName::Seed,
         KernelName::Mandelbrot,
@@ -49,10 +36,7 @@ fn invalid_sizes_are_refused_before_allocation() {
             "{k}: {e}"
         );
     }
-    let no_systems = Options {
-        systems: 0,
-        ..Options::default()
-    };
+    let no_systems = Options::new().systems(0);
     assert!(programs::validate(KernelName::Nbody, &no_systems).is_err());
 }
 
@@ -125,4 +109,23 @@ fn native_kernels_reject_bad_ranges_themselves() {
             assert_eq!(code, kernelpool_kernels::ffi::KP_KERNEL_BAD_ARGS, "{k}/{l}");
         }
     }
+}
+
+#[test]
+fn memory_that_cannot_hold_a_buffer_is_a_typed_error_without_a_kernel() {
+    let mem = kernelpool_kernels::HeapMemory::new(16, "small").expect("alloc");
+    let e = Buffer::from_memory(Elem::F64, 4, Box::new(mem)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::BadMemory {
+                elem: Elem::F64,
+                len: 4,
+                bytes: 16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("kernel"), "{e}");
 }

@@ -6,16 +6,9 @@ use kernelpool_kernels::{
 };
 
 fn run(k: KernelName, l: Lang, n: u64) -> Vec<u8> {
-    programs::run(
-        Kernel::get(k, l),
-        &Options {
-            n: Some(n),
-            ..Options::default()
-        },
-        &Serial,
-    )
-    .unwrap_or_else(|e| panic!("{k}/{l} N={n}: {e}"))
-    .stdout
+    programs::run(Kernel::get(k, l), &Options::new().n(n), &Serial)
+        .unwrap_or_else(|e| panic!("{k}/{l} N={n}: {e}"))
+        .stdout
 }
 
 #[test]
@@ -90,11 +83,7 @@ fn triad_validates_and_pi_agrees_across_languages() {
 
 #[test]
 fn nbody_ensemble_system_zero_is_the_published_problem() {
-    let opts = Options {
-        n: Some(1000),
-        systems: 5,
-        ..Options::default()
-    };
+    let opts = Options::new().n(1000).systems(5);
     let mut outs = Vec::new();
     for l in Lang::ALL {
         let out = programs::run(Kernel::get(KernelName::Nbody, l), &opts, &Serial)

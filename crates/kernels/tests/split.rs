@@ -58,6 +58,7 @@ fn run_step(
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
                 .collect(),
+            other => panic!("no test view of {other:?}"),
         })
         .collect();
     (bytes, partial)

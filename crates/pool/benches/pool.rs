@@ -74,10 +74,7 @@ fn triad(c: &mut Criterion, pool: &Processes) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
-    let opts = Options {
-        n: Some(n),
-        ..Options::default()
-    };
+    let opts = Options::new().n(n);
     let kernel = Kernel::get(KernelName::Triad, Lang::C);
     let threads = Threads::new(2).expect("threads");
     let mut g = c.benchmark_group(format!("triad C n={n} (41 steps, time in steps)"));

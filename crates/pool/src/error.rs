@@ -6,67 +6,9 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
-/// How a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WorkerExit {
-    /// Killed by this signal (SIGSEGV = 11, SIGABRT = 6, SIGKILL = 9, ...).
-    Signal(i32),
-    /// Exited on its own with this status.
-    Status(i32),
-    /// The exit could not be observed (the child was reaped elsewhere).
-    Unknown,
-}
-
-impl WorkerExit {
-    /// The cause of a finished child.
-    pub(crate) fn from_status(status: std::process::ExitStatus) -> WorkerExit {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.signal(), status.code()) {
-            (Some(sig), _) => WorkerExit::Signal(sig),
-            (None, Some(code)) => WorkerExit::Status(code),
-            (None, None) => WorkerExit::Unknown,
-        }
-    }
-}
-
-/// Conventional name of a signal number (`SIGSEGV`), or `None`.
-pub fn signal_name(sig: i32) -> Option<&'static str> {
-    Some(match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        31 => "SIGSYS",
-        _ => return None,
-    })
-}
-
-impl fmt::Display for WorkerExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            WorkerExit::Signal(sig) => match signal_name(sig) {
-                Some(name) => write!(f, "was killed by signal {sig} ({name})"),
-                None => write!(f, "was killed by signal {sig}"),
-            },
-            WorkerExit::Status(code) => write!(f, "exited with status {code}"),
-            WorkerExit::Unknown => f.write_str("ended for an unknown reason"),
-        }
-    }
-}
+/// How a worker process ended, and signal names: defined in the kernels crate, so that
+/// [`kernelpool_kernels::Error`] carries them typed.
+pub use kernelpool_kernels::{WorkerExit, signal_name};
 
 /// The chunk of a kernel step that a failed task was running: which kernel, which items.
 ///
@@ -353,7 +295,35 @@ impl PoolError {
 }
 
 impl From<PoolError> for kernelpool_kernels::Error {
+    /// The typed executor error: the fault of each variant, the task and the items of the
+    /// kernel step chunk it ran, with the `PoolError` itself as the source.
     fn from(e: PoolError) -> Self {
-        kernelpool_kernels::Error::Executor(Box::new(e))
+        use kernelpool_kernels::{ExecutorError, Fault};
+        let fault = match &e {
+            PoolError::Crashed { pid, cause, .. } => Fault::Crashed {
+                pid: *pid,
+                cause: *cause,
+            },
+            PoolError::TimedOut { pid, timeout, .. } => Fault::TimedOut {
+                pid: *pid,
+                timeout: *timeout,
+            },
+            PoolError::Panicked { message, .. } => Fault::Panicked {
+                message: message.clone(),
+            },
+            PoolError::Remote { message, .. } => Fault::Failed {
+                message: message.clone(),
+            },
+            _ => Fault::Other,
+        };
+        let (task, items) = (e.task(), e.chunk().map(|c| c.items.clone()));
+        let mut x = ExecutorError::new(fault, e);
+        if let Some(task) = task {
+            x = x.with_task(task);
+        }
+        if let Some(items) = items {
+            x = x.with_items(items);
+        }
+        kernelpool_kernels::Error::Executor(x)
     }
 }

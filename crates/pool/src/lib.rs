@@ -11,7 +11,7 @@
 //! use kernelpool_pool::Threads;
 //!
 //! let kernel = Kernel::get(KernelName::Mandelbrot, Lang::C);
-//! let opts = Options { n: Some(64), ..Options::default() };
+//! let opts = Options::new().n(64);
 //! let threads = Threads::new(2)?;
 //! assert_eq!(programs::run(kernel.clone(), &opts, &threads)?.stdout,
 //!            programs::run(kernel, &opts, &Serial)?.stdout);
@@ -34,7 +34,7 @@
 //!     let pool = Processes::new(2)?;
 //!     assert_eq!(pool.map(square, 1..=3)?, vec![1, 4, 9]);
 //!     let kernel = Kernel::get(KernelName::Triad, Lang::C);
-//!     let out = programs::run(kernel, &Options { n: Some(1000), ..Options::default() }, &pool)?;
+//!     let out = programs::run(kernel, &Options::new().n(1000), &pool)?;
 //!     print!("{}", String::from_utf8_lossy(&out.stdout));
 //!     Ok(())
 //! }

@@ -105,25 +105,9 @@ fn nothing_is_left_behind() {
         assert_eq!(pool.map(square, 0..300u64).expect("map").len(), 300);
         // Shared buffers, several steps, kept mapped by the workers.
         let kernel = Kernel::get(KernelName::Spectralnorm, Lang::C);
-        programs::run(
-            kernel,
-            &Options {
-                n: Some(30),
-                ..Options::default()
-            },
-            &pool,
-        )
-        .expect("spectralnorm");
+        programs::run(kernel, &Options::new().n(30), &pool).expect("spectralnorm");
         let kernel = Kernel::get(KernelName::Triad, Lang::Rust);
-        programs::run(
-            kernel,
-            &Options {
-                n: Some(1000),
-                ..Options::default()
-            },
-            &pool,
-        )
-        .expect("triad");
+        programs::run(kernel, &Options::new().n(1000), &pool).expect("triad");
         // A crash and a timeout: two workers replaced.
         let r: Vec<_> = pool
             .with_chunksize(1)

@@ -121,21 +121,17 @@ const CHUNK: u64 = 100;
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn options(bad_item: u64) -> Options {
-    Options {
-        n: Some(ITEMS),
-        seed: bad_item,
-        ..Options::default()
-    }
+    Options::new().n(ITEMS).seed(bad_item)
 }
 
-/// The pool error inside a kernels error.
+/// The pool error inside a kernels error (the tests check its `StepChunk`, which names the
+/// kernel and language too).
 fn pool_error(e: &Error) -> &PoolError {
-    match e {
-        Error::Executor(inner) => inner
-            .downcast_ref::<PoolError>()
-            .unwrap_or_else(|| panic!("not a PoolError: {inner}")),
-        other => panic!("not an executor error: {other:?}"),
-    }
+    e.executor()
+        .unwrap_or_else(|| panic!("not an executor error: {e:?}"))
+        .get_ref()
+        .downcast_ref::<PoolError>()
+        .unwrap_or_else(|| panic!("not a PoolError: {e}"))
 }
 
 /// No core file of these workers in the directory they ran in.
@@ -172,6 +168,19 @@ fn fault_case(symbol: &str, check: impl Fn(&PoolError)) {
         let first = bad / CHUNK * CHUNK;
         let items = first..first + CHUNK;
         assert_eq!(e.task(), Some((bad / CHUNK) as usize), "{e}");
+        // The kernels error says as much without a downcast.
+        assert_eq!(err.task(), e.task(), "{err}");
+        assert_eq!(err.items(), Some(items.clone()), "{err}");
+        assert_eq!(
+            (
+                err.is_crash(),
+                err.is_timeout(),
+                err.signal(),
+                err.exit_status()
+            ),
+            (e.is_crash(), e.is_timeout(), e.signal(), e.exit_status()),
+            "{err}"
+        );
         assert_eq!(
             e.chunk(),
             Some(&StepChunk {

@@ -463,12 +463,12 @@ fn steps_need_shared_memory() {
     let e = pool
         .run(&step)
         .expect_err("heap memory cannot reach workers");
-    let inner = match &e {
-        kernelpool_kernels::Error::Executor(inner) => {
-            inner.downcast_ref::<PoolError>().expect("a PoolError")
-        }
-        other => panic!("{other}"),
-    };
+    // Not a fault of a task: the pool's own error says what it is.
+    assert_eq!(e.fault(), Some(&kernelpool_kernels::Fault::Other), "{e}");
+    let inner = e
+        .executor()
+        .and_then(|x| x.get_ref().downcast_ref::<PoolError>())
+        .unwrap_or_else(|| panic!("not a PoolError: {e}"));
     assert!(
         matches!(inner, PoolError::NotShared { slot: 0, .. }),
         "{inner}"
@@ -525,10 +525,7 @@ fn kernels_from_a_shared_object_cross_to_workers() {
     // no buffer and adds to partial[0] only).
     let kernel =
         unsafe { Kernel::load(&lib, "count_sevens", KernelName::Pi, Lang::C) }.expect("load");
-    let opts = kernelpool_kernels::Options {
-        n: Some(100_000),
-        ..Default::default()
-    };
+    let opts = kernelpool_kernels::Options::new().n(100_000);
     let want =
         kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
             .expect("serial");
@@ -541,10 +538,7 @@ fn kernels_from_a_shared_object_cross_to_workers() {
     // SAFETY: as above; `fails_at_500` returns -7 for the chunk holding item 500.
     let failing =
         unsafe { Kernel::load(&lib, "fails_at_500", KernelName::Pi, Lang::C) }.expect("load");
-    let opts = kernelpool_kernels::Options {
-        n: Some(1000),
-        ..Default::default()
-    };
+    let opts = kernelpool_kernels::Options::new().n(1000);
     let chunked = Processes::builder()
         .workers(2)
         .chunk(100)
@@ -649,10 +643,7 @@ fn several_threads_share_a_pool() {
                         let got = pool.map(square, base..base + 30).expect("map");
                         assert_eq!(got, (base..base + 30).map(square).collect::<Vec<_>>());
                         let k = Kernel::get(KernelName::Pi, Lang::Rust);
-                        let opts = kernelpool_kernels::Options {
-                            n: Some(3000 + t),
-                            ..Default::default()
-                        };
+                        let opts = kernelpool_kernels::Options::new().n(3000 + t);
                         let want = kernelpool_kernels::programs::run(
                             k.clone(),
                             &opts,
@@ -847,10 +838,7 @@ fn replacement_workers_that_never_get_ready_are_an_error() {
         .build()
         .expect("the first start works");
     let kernel = Kernel::get(KernelName::Pi, Lang::C);
-    let opts = kernelpool_kernels::Options {
-        n: Some(1000),
-        ..Default::default()
-    };
+    let opts = kernelpool_kernels::Options::new().n(1000);
     let want =
         kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
             .expect("serial");
@@ -867,12 +855,12 @@ fn replacement_workers_that_never_get_ready_are_an_error() {
     let e =
         kernelpool_kernels::programs::run(kernel, &opts, &pool).expect_err("no worker can start");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let inner = match &e {
-        kernelpool_kernels::Error::Executor(inner) => {
-            inner.downcast_ref::<PoolError>().expect("a PoolError")
-        }
-        other => panic!("{other}"),
-    };
+    // Not a fault of a task: the pool's own error says what it is.
+    assert_eq!(e.fault(), Some(&kernelpool_kernels::Fault::Other), "{e}");
+    let inner = e
+        .executor()
+        .and_then(|x| x.get_ref().downcast_ref::<PoolError>())
+        .unwrap_or_else(|| panic!("not a PoolError: {e}"));
     assert!(matches!(inner, PoolError::Start { .. }), "{inner}");
     assert!(inner.to_string().contains("ready"), "{inner}");
 }
@@ -936,10 +924,7 @@ fn a_shared_object_replaced_after_loading_is_not_run_by_workers() {
     // SAFETY: `k` has the kernel signature and follows pi's contract (no buffers; it adds
     // to partial[0] only).
     let kernel = unsafe { Kernel::load(&lib, "k", KernelName::Pi, Lang::C) }.expect("load");
-    let opts = kernelpool_kernels::Options {
-        n: Some(1000),
-        ..Default::default()
-    };
+    let opts = kernelpool_kernels::Options::new().n(1000);
     let want =
         kernelpool_kernels::programs::run(kernel.clone(), &opts, &kernelpool_kernels::Serial)
             .expect("serial");
@@ -999,10 +984,7 @@ fn extreme_options_are_errors_or_work() {
         (0..10u64).map(square).collect::<Vec<_>>()
     );
     let k = Kernel::get(KernelName::Pi, Lang::C);
-    let opts = kernelpool_kernels::Options {
-        n: Some(1000),
-        ..Default::default()
-    };
+    let opts = kernelpool_kernels::Options::new().n(1000);
     assert_eq!(
         kernelpool_kernels::programs::run(k.clone(), &opts, &pool)
             .expect("pi")

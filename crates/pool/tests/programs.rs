@@ -24,12 +24,9 @@ fn options(kernel: KernelName) -> Options {
         KernelName::Fannkuch => 6,
         KernelName::Triad => 500,
         KernelName::Pi => 5000,
+        other => panic!("no test size for {other}"),
     };
-    Options {
-        n: Some(n),
-        systems: 3,
-        ..Options::default()
-    }
+    Options::new().n(n).systems(3)
 }
 
 fn executors() -> Vec<Box<dyn Executor>> {
