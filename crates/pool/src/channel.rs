@@ -269,8 +269,8 @@ impl Channel {
             let r = if with_fds {
                 let fds: Vec<BorrowedFd<'_>> =
                     self.attached[0].1.iter().map(|f| f.as_fd()).collect();
-                let mut space =
-                    [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
+                let mut space = [MaybeUninit::<u8>::uninit();
+                    rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME))];
                 let mut control = SendAncillaryBuffer::new(&mut space);
                 let pushed = control.push(SendAncillaryMessage::ScmRights(&fds));
                 debug_assert!(pushed, "at most MAX_FDS_PER_FRAME descriptors a frame");
@@ -320,7 +320,12 @@ impl Channel {
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let spare = inbox.spare();
             let room = spare.len();
-            let r = recvmsg(&self.sock, &mut [IoSliceMut::new(spare)], &mut control, flags);
+            let r = recvmsg(
+                &self.sock,
+                &mut [IoSliceMut::new(spare)],
+                &mut control,
+                flags,
+            );
             let mut got_fds = false;
             for m in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = m {
@@ -329,11 +334,9 @@ impl Channel {
                 }
             }
             return match r {
-                Ok(msg) if msg.flags.contains(ReturnFlags::CTRUNC) => {
-                    Err(ChannelError::Protocol(format!(
-                        "more than {MAX_FDS_PER_FRAME} descriptors attached to one message"
-                    )))
-                }
+                Ok(msg) if msg.flags.contains(ReturnFlags::CTRUNC) => Err(ChannelError::Protocol(
+                    format!("more than {MAX_FDS_PER_FRAME} descriptors attached to one message"),
+                )),
                 Ok(msg) if msg.bytes == 0 => Ok(Received::Closed),
                 Ok(msg) => {
                     inbox.filled(msg.bytes);
@@ -366,9 +369,15 @@ mod tests {
         push_frame(&mut out, &(7u64, "abc")).unwrap();
         push_frame(&mut out, &[1u8, 2]).unwrap();
         let mut pos = 0;
-        let f1 = next_frame(&out[..out.len() - 1], &mut pos).unwrap().unwrap();
+        let f1 = next_frame(&out[..out.len() - 1], &mut pos)
+            .unwrap()
+            .unwrap();
         assert_eq!(postcard::from_bytes::<(u64, &str)>(f1).unwrap(), (7, "abc"));
-        assert!(next_frame(&out[..out.len() - 1], &mut pos).unwrap().is_none());
+        assert!(
+            next_frame(&out[..out.len() - 1], &mut pos)
+                .unwrap()
+                .is_none()
+        );
         let f2 = next_frame(&out, &mut pos).unwrap().unwrap();
         assert_eq!(postcard::from_bytes::<[u8; 2]>(f2).unwrap(), [1, 2]);
         assert_eq!(pos, out.len());
@@ -395,7 +404,10 @@ mod tests {
         assert!(inbox.next_frame().unwrap().is_none(), "incomplete");
         // The frame claims 8 MiB; the buffer grows by at most doubling per receive.
         let room = inbox.spare().len();
-        assert!(room <= 2 * RECV_INITIAL, "{room} bytes of room for 4 received");
+        assert!(
+            room <= 2 * RECV_INITIAL,
+            "{room} bytes of room for 4 received"
+        );
     }
 
     #[test]
@@ -430,14 +442,22 @@ mod tests {
         let memfd: Attached = Arc::new(OwnedFd::from(
             rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
         ));
-        assert!(a.push(&1u32, vec![memfd.clone(); MAX_FDS_PER_FRAME + 1]).is_err());
+        assert!(
+            a.push(&1u32, vec![memfd.clone(); MAX_FDS_PER_FRAME + 1])
+                .is_err()
+        );
         // A peer that attaches more than a frame may carry (bypassing `push`).
         let fds: Vec<BorrowedFd<'_>> = (0..MAX_FDS_PER_FRAME + 4).map(|_| memfd.as_fd()).collect();
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(16))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-        sendmsg(a.socket(), &[IoSlice::new(&[0; 8])], &mut control, SendFlags::NOSIGNAL)
-            .unwrap();
+        sendmsg(
+            a.socket(),
+            &[IoSlice::new(&[0; 8])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .unwrap();
         match b.receive(&mut RecvBuffer::new(), true) {
             Err(ChannelError::Protocol(m)) => assert!(m.contains("descriptors"), "{m}"),
             other => panic!("{other:?}"),

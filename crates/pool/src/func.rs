@@ -13,10 +13,10 @@
 
 use crate::error::PoolError;
 use crate::protocol::FnRef;
-use std::ops::Range;
-use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 /// What a trampoline returns when the call did not produce a value.
 pub(crate) type CallError = String;
@@ -130,7 +130,9 @@ impl FnRef {
     ///
     /// # Errors
     /// [`PoolError::FunctionNotInExecutable`] for a function outside the executable.
-    pub(crate) fn of1<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> Result<FnRef, PoolError> {
+    pub(crate) fn of1<A: DeserializeOwned, R: Serialize>(
+        f: fn(A) -> R,
+    ) -> Result<FnRef, PoolError> {
         let call: Trampoline = call1::<A, R>;
         portable(f as usize, call as usize)
     }

@@ -285,7 +285,9 @@ impl<'p> Mapper<'p> {
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                r.unwrap_or_else(|| Err(PoolError::Internal(format!("task {i} produced no result"))))
+                r.unwrap_or_else(|| {
+                    Err(PoolError::Internal(format!("task {i} produced no result")))
+                })
             })
             .collect()
     }

@@ -222,7 +222,6 @@ pub(crate) fn check_value_size(what: &str, bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +283,11 @@ mod tests {
     #[test]
     fn long_messages_are_clipped_at_a_character_boundary() {
         let m = clip_message("é".repeat(MAX_MESSAGE));
-        assert!(m.len() <= MAX_MESSAGE + 6 && m.ends_with("[...]"), "{}", m.len());
+        assert!(
+            m.len() <= MAX_MESSAGE + 6 && m.ends_with("[...]"),
+            "{}",
+            m.len()
+        );
         assert_eq!(clip_message("short".into()), "short");
     }
 }

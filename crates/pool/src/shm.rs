@@ -9,12 +9,12 @@
 
 use kernelpool_kernels::Memory;
 use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::SealFlags;
 use std::any::Any;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::SealFlags;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -189,7 +189,10 @@ mod tests {
         let shm = SharedMemory::new(3 * 4096).unwrap();
         let fd = shm.inner().as_fd();
         assert_eq!(rustix::fs::ftruncate(fd, 0), Err(rustix::io::Errno::PERM));
-        assert_eq!(rustix::fs::ftruncate(fd, 1 << 20), Err(rustix::io::Errno::PERM));
+        assert_eq!(
+            rustix::fs::ftruncate(fd, 1 << 20),
+            Err(rustix::io::Errno::PERM)
+        );
         assert_eq!(rustix::fs::fstat(fd).unwrap().st_size, 3 * 4096);
         let received = SharedMemory::from_fd(7, fd.try_clone_to_owned().unwrap(), 3 * 4096);
         assert_eq!(received.unwrap().len(), 3 * 4096);

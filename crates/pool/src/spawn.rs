@@ -63,11 +63,7 @@ fn spawn_now(program: PathBuf, child_end: OwnedFd) -> io::Result<Child> {
     // Inheritable only for this spawn: this thread is the only one that spawns workers.
     fcntl_setfd(&child_end, FdFlags::empty())?;
     let inode = rustix::fs::fstat(&child_end)?.st_ino;
-    let token = format!(
-        "{},{},{inode}",
-        child_end.as_raw_fd(),
-        std::process::id()
-    );
+    let token = format!("{},{},{inode}", child_end.as_raw_fd(), std::process::id());
     let child = Command::new(&program)
         .env(crate::protocol::TOKEN, token)
         .stdin(Stdio::null())

@@ -263,7 +263,11 @@ mod tests {
 
     #[test]
     fn many_callers_at_once_get_serial_results() {
-        let threads = Threads::builder().workers(3).chunk(5).build().expect("threads");
+        let threads = Threads::builder()
+            .workers(3)
+            .chunk(5)
+            .build()
+            .expect("threads");
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let threads = &threads;
@@ -286,7 +290,11 @@ mod tests {
 
     #[test]
     fn reductions_over_one_item_chunks_match_serial() {
-        let threads = Threads::builder().workers(2).chunk(1).build().expect("threads");
+        let threads = Threads::builder()
+            .workers(2)
+            .chunk(1)
+            .build()
+            .expect("threads");
         let args = StepArgs::new(3, 6);
         let step =
             Step::new(Kernel::get(KernelName::Fannkuch, Lang::C), args, vec![]).expect("step");

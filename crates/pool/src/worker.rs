@@ -73,7 +73,10 @@ pub(crate) fn parse_token(token: &str) -> Option<(i32, i32, u64)> {
 fn socket_inode(fd: i32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
     let link = link.to_str()?;
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// True when this process has one thread.

@@ -24,8 +24,8 @@ mod step;
 mod task;
 mod worker_handle;
 
-pub use builder::ProcessesBuilder;
 pub(crate) use builder::Config;
+pub use builder::ProcessesBuilder;
 pub(crate) use scheduler::Engine;
 pub(crate) use task::{Done, Item, ItemData, Op, OpKind, Payload};
 
@@ -144,4 +144,3 @@ impl Processes {
         })
     }
 }
-

@@ -154,9 +154,9 @@ impl Executor for Processes {
                         begin: range(i).start,
                         end: range(i).end,
                     },
-                    Ok(Payload::Bytes(_) | Payload::Mapped(_)) => PoolError::Internal(
-                        format!("a value came back for chunk {i} of a kernel step"),
-                    )
+                    Ok(Payload::Bytes(_) | Payload::Mapped(_)) => PoolError::Internal(format!(
+                        "a value came back for chunk {i} of a kernel step"
+                    ))
                     .into(),
                     // A crash, timeout or panic: name the kernel and the items as a
                     // kernel's own failure does.
@@ -189,7 +189,6 @@ impl Executor for Processes {
         Ok(total)
     }
 }
-
 
 #[cfg(test)]
 pub(super) mod tests {
@@ -224,8 +223,8 @@ pub(super) mod tests {
             .alloc(Elem::U8, (n * n.div_ceil(8)) as usize, "bitmap")
             .expect("buffer");
         {
-            let step = Step::new(kernel.clone(), StepArgs::new(n, n), vec![&mut out])
-                .expect("step");
+            let step =
+                Step::new(kernel.clone(), StepArgs::new(n, n), vec![&mut out]).expect("step");
             PANIC_MID_STEP.set(true);
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| pool.run(&step)));
             assert!(r.is_err(), "the panic unwinds out of run");
@@ -240,10 +239,18 @@ pub(super) mod tests {
         // ... so nothing writes into the buffer any more.
         let snapshot = out.as_slice::<u8>().expect("u8").to_vec();
         std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(snapshot == out.as_slice::<u8>().expect("u8"), "the buffer changed");
+        assert!(
+            snapshot == out.as_slice::<u8>().expect("u8"),
+            "the buffer changed"
+        );
         // The pool is still usable, with new workers.
         let step = Step::new(kernel, StepArgs::new(64, 64), vec![&mut out]).expect("step");
         pool.run(&step).expect("a step after the panic");
-        assert!(pool.pids().expect("pids").iter().all(|p| !before.contains(p)));
+        assert!(
+            pool.pids()
+                .expect("pids")
+                .iter()
+                .all(|p| !before.contains(p))
+        );
     }
 }

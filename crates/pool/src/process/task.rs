@@ -130,7 +130,6 @@ impl Op {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,14 +87,13 @@ impl WorkerHandle {
         let control = Control::new(shm).ok_or_else(|| {
             PoolError::Internal("a control block does not fit in CTRL_BYTES".into())
         })?;
-        let child =
-            spawn::spawn(program.to_path_buf(), OwnedFd::from(theirs)).map_err(|e| {
-                PoolError::Start {
-                    program: program.display().to_string(),
-                    reason: e.to_string(),
-                    exit: None,
-                }
-            })?;
+        let child = spawn::spawn(program.to_path_buf(), OwnedFd::from(theirs)).map_err(|e| {
+            PoolError::Start {
+                program: program.display().to_string(),
+                reason: e.to_string(),
+                exit: None,
+            }
+        })?;
         let mut w = WorkerHandle {
             pid: child.id(),
             child,
