@@ -98,11 +98,11 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
     match kind {
         ExecKind::Serial => Ok(Box::new(Serial)),
         ExecKind::Threads => {
-            let mut t = kernelpool::pool::Threads::new(workers).map_err(|e| e.to_string())?;
+            let mut b = kernelpool::pool::Threads::builder().workers(workers);
             if let Some(c) = args.chunk {
-                t = t.with_chunk(c);
+                b = b.chunk(c);
             }
-            Ok(Box::new(t))
+            Ok(Box::new(b.build().map_err(|e| e.to_string())?))
         }
         ExecKind::Processes => {
             let mut b = kernelpool::pool::Processes::builder().workers(workers);

@@ -18,10 +18,6 @@ use std::os::unix::fs::FileExt;
 /// Encoded values longer than this travel in a sealed memfd.
 pub(crate) const SEALED_ABOVE: usize = 256 * 1024;
 
-/// Most sealed values named by one frame (the worker receives at most this many
-/// descriptors at once).
-pub(crate) const MAX_SEALED_PER_FRAME: usize = 8;
-
 /// Seals that make a memfd's contents and size final.
 fn final_seals() -> SealFlags {
     SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL

@@ -169,6 +169,24 @@ pub enum PoolError {
     /// The pool is in use by an `imap` iterator of this thread (finish or drop it first).
     #[error("the process pool is busy with an imap iterator held by this thread")]
     Busy,
+    /// A function to send to workers lives outside the executable (in a shared library or
+    /// a plugin), where workers cannot find it.
+    #[error("{0}")]
+    FunctionNotInExecutable(String),
+    /// The task never ran to the end because the pool itself failed (workers could not be
+    /// started, a worker broke the protocol); `cause` says how. Lazy iterators yield it for
+    /// every task they had taken, then end.
+    #[error("task {task} was not run: the pool failed: {cause}")]
+    PoolFailed {
+        /// Index of the task.
+        task: usize,
+        /// The failure of the pool.
+        #[source]
+        cause: std::sync::Arc<PoolError>,
+    },
+    /// A bug in kernelpool: an invariant of the pool did not hold.
+    #[error("internal error of the process pool: {0}")]
+    Internal(String),
     /// A worker sent something that is not a valid message.
     #[error("protocol error with worker process {pid}: {message}")]
     Protocol {
@@ -195,14 +213,23 @@ impl PoolError {
         matches!(self, PoolError::Panicked { .. })
     }
 
-    /// The index of the task the error belongs to, if it belongs to one.
+    /// True when the task did not fail on its own: the pool failed (see
+    /// [`PoolError::PoolFailed`]).
+    pub fn is_pool_failure(&self) -> bool {
+        matches!(self, PoolError::PoolFailed { .. })
+    }
+
+    /// The index of the task the error belongs to, if it belongs to one. Errors of the
+    /// pool as a whole (bad options, workers that cannot start, a protocol violation)
+    /// belong to none.
     pub fn task(&self) -> Option<usize> {
         match *self {
             PoolError::Crashed { task, .. }
             | PoolError::TimedOut { task, .. }
             | PoolError::Panicked { task, .. }
             | PoolError::Remote { task, .. }
-            | PoolError::Codec { task, .. } => Some(task),
+            | PoolError::Codec { task, .. }
+            | PoolError::PoolFailed { task, .. } => Some(task),
             _ => None,
         }
     }

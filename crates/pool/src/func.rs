@@ -5,11 +5,18 @@
 //! trampoline that decodes the argument, calls it and encodes the result.
 //!
 //! This holds only within one image: the pool checks that workers run the same executable
-//! (same device and inode) before it sends functions, and workers check it again.
+//! (same device and inode) before it sends functions, and workers check it again; and a
+//! function (or its trampoline) that lives in another loaded object (a Rust dylib, a
+//! plugin loaded with `dlopen`) has no fixed offset from the anchor, so it is refused
+//! before anything is sent ([`FnRef::of1`] checks that both lie in the executable's own
+//! mappings).
 
-use crate::wire::FnRef;
+use crate::error::PoolError;
+use crate::protocol::FnRef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 /// What a trampoline returns when the call did not produce a value.
 pub(crate) type CallError = String;
@@ -61,29 +68,84 @@ fn call2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
 
 /// Encode a function's result into `out`, refusing one too large to be sent back.
 fn encode_result<R: Serialize>(out: &mut Vec<u8>, r: &R) -> Result<(), CallError> {
-    crate::wire::encode_into(out, r).map_err(|e| format!("cannot encode the result: {e}"))?;
-    crate::wire::check_value_size("the result", out.len()).inspect_err(|_| out.clear())
+    crate::protocol::encode_into(out, r).map_err(|e| format!("cannot encode the result: {e}"))?;
+    crate::protocol::check_value_size("the result", out.len()).inspect_err(|_| out.clear())
+}
+
+/// (device, inode) of the running executable.
+pub(crate) fn exe_identity() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// The address ranges at which the executable's file is mapped (read once: the image does
+/// not move), from `/proc/self/maps`.
+fn executable_ranges() -> &'static [Range<usize>] {
+    static RANGES: OnceLock<Vec<Range<usize>>> = OnceLock::new();
+    RANGES.get_or_init(|| {
+        let Some((dev, ino)) = exe_identity() else {
+            return Vec::new();
+        };
+        let file = (rustix::fs::major(dev), rustix::fs::minor(dev), ino);
+        // Some file systems (overlays) show another device in the maps than `stat` does:
+        // the executable's path identifies its mappings there.
+        let path = std::fs::read_link("/proc/self/exe").ok();
+        let path = path.as_ref().and_then(|p| p.to_str());
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        maps.lines()
+            .filter_map(|line| {
+                let (range, id) = crate::protocol::parse_maps_line(line)?;
+                let same_path = path.is_some_and(|p| line.ends_with(&format!(" {p}")));
+                (id == file || same_path).then_some(range)
+            })
+            .collect()
+    })
+}
+
+/// Is `addr` inside the executable's own mappings?
+fn in_executable(addr: usize) -> bool {
+    executable_ranges().iter().any(|r| r.contains(&addr))
+}
+
+/// Offsets of `f` and `call`, when both lie in the executable itself.
+fn portable(f: usize, call: usize) -> Result<FnRef, PoolError> {
+    for (what, addr) in [("function", f), ("its trampoline", call)] {
+        if !in_executable(addr) {
+            return Err(PoolError::FunctionNotInExecutable(format!(
+                "the {what} at {addr:#x} is not in the executable's own code (it lives in a \
+                 shared library or a plugin), so a worker cannot find it"
+            )));
+        }
+    }
+    Ok(FnRef {
+        f: offset(f),
+        call: offset(call),
+    })
 }
 
 impl FnRef {
     /// Name `f` (a `fn(A) -> R`) for a worker.
-    pub(crate) fn of1<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> FnRef {
+    ///
+    /// # Errors
+    /// [`PoolError::FunctionNotInExecutable`] for a function outside the executable.
+    pub(crate) fn of1<A: DeserializeOwned, R: Serialize>(
+        f: fn(A) -> R,
+    ) -> Result<FnRef, PoolError> {
         let call: Trampoline = call1::<A, R>;
-        FnRef {
-            f: offset(f as usize),
-            call: offset(call as usize),
-        }
+        portable(f as usize, call as usize)
     }
 
     /// Name `f` (a `fn(A, B) -> R`) for a worker.
+    ///
+    /// # Errors
+    /// [`PoolError::FunctionNotInExecutable`] for a function outside the executable.
     pub(crate) fn of2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
         f: fn(A, B) -> R,
-    ) -> FnRef {
+    ) -> Result<FnRef, PoolError> {
         let call: Trampoline = call2::<A, B, R>;
-        FnRef {
-            f: offset(f as usize),
-            call: offset(call as usize),
-        }
+        portable(f as usize, call as usize)
     }
 
     /// Worker side: the trampoline and the function address.
@@ -112,8 +174,26 @@ mod tests {
     }
 
     #[test]
+    fn functions_outside_the_executable_are_refused() {
+        // A function of libc (a shared object) is not in the executable's mappings.
+        let outside = libc_strlen_address();
+        assert!(!in_executable(outside));
+        assert!(in_executable(anchor()));
+        let e = portable(outside, anchor()).unwrap_err();
+        assert!(e.to_string().contains("not in the executable"), "{e}");
+        assert!(portable(anchor(), outside).is_err());
+    }
+
+    fn libc_strlen_address() -> usize {
+        unsafe extern "C" {
+            fn strlen(s: *const std::ffi::c_char) -> usize;
+        }
+        strlen as *const () as usize
+    }
+
+    #[test]
     fn functions_cross_as_offsets() {
-        let r = FnRef::of1(double);
+        let r = FnRef::of1(double).unwrap();
         // SAFETY: made by `of1` in this process.
         let (call, f) = unsafe { r.resolve() };
         let mut out = Vec::new();
@@ -121,7 +201,7 @@ mod tests {
         assert_eq!(postcard::from_bytes::<u64>(&out).unwrap(), 42);
         assert!(call(f, &[], &mut out).unwrap_err().contains("decode"));
 
-        let r = FnRef::of2(join);
+        let r = FnRef::of2(join).unwrap();
         // SAFETY: made by `of2` in this process.
         let (call, f) = unsafe { r.resolve() };
         let mut out = Vec::new();

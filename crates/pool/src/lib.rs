@@ -93,20 +93,23 @@
 //! wake-ups (`benches/pool.rs` measures it).
 //!
 //! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
-//! `bulk` (large values in sealed memfds), `process` (the pool: workers, scheduling,
-//! fault handling), `map` (the `map` family), `worker` (the worker process), `wire`
-//! (messages and the shared control block), `func` (functions named across processes),
-//! `spawn` (starting workers).
+//! `bulk` (large values in sealed memfds), `channel` (framed messages and descriptors over
+//! a socket, both ends), `protocol` (the messages), `control` (the control block shared
+//! with each worker), `process` (the pool: options, kernel steps, tasks, scheduling,
+//! faults), `map` (the `map` family), `worker` (the worker process), `func` (functions
+//! named across processes), `spawn` (starting workers).
 
 mod bulk;
+mod channel;
+mod control;
 mod error;
 mod func;
 mod map;
 mod process;
+mod protocol;
 mod shm;
 mod spawn;
 mod threads;
-mod wire;
 mod worker;
 
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
@@ -114,7 +117,7 @@ pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
 pub use process::{Processes, ProcessesBuilder};
 pub use shm::SharedMemory;
-pub use threads::Threads;
+pub use threads::{Threads, ThreadsBuilder};
 
 /// Turn this process into a worker when a process pool started it; otherwise return at
 /// once.

@@ -8,16 +8,23 @@
 //! Delivery is at least once for tasks that did not fail: a task that was waiting behind
 //! a task that killed its worker (or whose result had not yet left the worker) is run
 //! again on the replacement.
+//!
+//! Errors: a task's own failure carries its index ([`PoolError::task`]). A failure of the
+//! pool itself has none: `map`, `starmap` and `apply` return it as the call's error; the
+//! lazy iterators yield [`PoolError::PoolFailed`] (index and cause) for every task they had
+//! taken and not yet delivered, so that each item still belongs to its own task, and then
+//! end ([`Imap::pool_failure`] tells why; arguments not yet taken were never started).
 
 use crate::error::PoolError;
 use crate::process::{Done, Guard, Item, ItemData, Op, OpKind, Payload, Processes};
-use crate::wire::FnRef;
+use crate::protocol::FnRef;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::iter::Fuse;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// The map family with a given `chunksize` (see [`Processes::with_chunksize`]).
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +36,7 @@ pub struct Mapper<'p> {
 fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError)> {
     // A large argument is encoded straight into the shared memory that carries it.
     if let Ok(len) = postcard::experimental::serialized_size(value) {
-        if len > crate::bulk::SEALED_ABOVE && len <= crate::wire::MAX_VALUE {
+        if len > crate::bulk::SEALED_ABOVE && len <= crate::protocol::MAX_VALUE {
             if let Ok(sealed) = crate::bulk::Sealed::encode(value, len) {
                 return Ok(Item {
                     idx,
@@ -43,7 +50,7 @@ fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError
     postcard::to_stdvec(value)
         .map_err(|e| format!("cannot encode the argument: {e}"))
         .and_then(|a| {
-            crate::wire::check_value_size("the argument", a.len())?;
+            crate::protocol::check_value_size("the argument", a.len())?;
             let data = if a.len() > crate::bulk::SEALED_ABOVE {
                 let sealed = crate::bulk::Sealed::new(&a)
                     .map_err(|e| format!("cannot put the argument in shared memory: {e}"))?;
@@ -71,10 +78,7 @@ fn decode<R: DeserializeOwned>((idx, r): Done) -> (usize, Result<R, PoolError>) 
     let r = r.and_then(|p| match p {
         Payload::Bytes(b) => decode_value(idx, &b),
         Payload::Mapped(m) => decode_value(idx, &m),
-        _ => Err(PoolError::Protocol {
-            pid: 0,
-            message: format!("task {idx} returned no value"),
-        }),
+        _ => Err(PoolError::Internal(format!("task {idx} returned no value"))),
     });
     (idx, r)
 }
@@ -153,8 +157,8 @@ impl Processes {
     }
 
     /// As [`imap`](Processes::imap), but yields `(index, result)` as soon as each task
-    /// is done. An error of the pool itself (no worker could be started), which belongs
-    /// to no task, comes with index `usize::MAX` and ends the iterator.
+    /// is done. When the pool itself fails (no worker can be started), every task taken
+    /// and not yet delivered comes with [`PoolError::PoolFailed`], then the iterator ends.
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -212,7 +216,7 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.run_all(FnRef::of1(f), args)
+        self.run_all(FnRef::of1(f)?, args)
     }
 
     /// See [`Processes::starmap`].
@@ -226,7 +230,7 @@ impl<'p> Mapper<'p> {
         B: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.run_all(FnRef::of2(f), args)
+        self.run_all(FnRef::of2(f)?, args)
     }
 
     /// See [`Processes::apply`].
@@ -235,7 +239,7 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let mut v = self.run_all(FnRef::of1(f), [arg])?;
+        let mut v = self.run_all(FnRef::of1(f)?, [arg])?;
         Ok(v.pop().expect("one task, one result"))
     }
 
@@ -282,10 +286,7 @@ impl<'p> Mapper<'p> {
             .enumerate()
             .map(|(i, r)| {
                 r.unwrap_or_else(|| {
-                    Err(PoolError::Protocol {
-                        pid: 0,
-                        message: format!("task {i} produced no result"),
-                    })
+                    Err(PoolError::Internal(format!("task {i} produced no result")))
                 })
             })
             .collect()
@@ -305,7 +306,7 @@ impl<'p> Mapper<'p> {
             op,
             args: args.into_iter().fuse(),
             fed: 0,
-            failed: false,
+            failure: None,
         })
     }
 
@@ -320,7 +321,7 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let lazy = self.start(FnRef::of1(f), args)?;
+        let lazy = self.start(FnRef::of1(f)?, args)?;
         Ok(Imap {
             lazy,
             next: 0,
@@ -340,7 +341,7 @@ impl<'p> Mapper<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let lazy = self.start(FnRef::of1(f), args)?;
+        let lazy = self.start(FnRef::of1(f)?, args)?;
         Ok(ImapUnordered {
             lazy,
             _r: PhantomData,
@@ -355,8 +356,9 @@ struct Lazy<'p, I: Iterator> {
     op: Op,
     args: Fuse<I>,
     fed: usize,
-    /// The pool itself failed (a worker could not be started): the iterator ends.
-    failed: bool,
+    /// The pool itself failed (a worker could not be started): the tasks taken are
+    /// reported as not run, and the iterator ends.
+    failure: Option<Arc<PoolError>>,
 }
 
 impl<I: Iterator> Lazy<'_, I>
@@ -364,12 +366,12 @@ where
     I::Item: Serialize,
 {
     /// The next outcome in completion order; `None` when all are out.
-    fn next_done(&mut self) -> Option<Result<Done, PoolError>> {
+    fn next_done(&mut self) -> Option<Done> {
         loop {
             if let Some(d) = self.op.ready.pop_front() {
-                return Some(Ok(d));
+                return Some(d);
             }
-            if self.op.finished() || self.failed {
+            if self.op.finished() || self.failure.is_some() {
                 return None;
             }
             let Lazy {
@@ -386,19 +388,42 @@ where
                 Some(encode(idx, &a))
             };
             if let Err(e) = engine.step(op, &mut feed) {
-                self.failed = true;
-                return Some(Err(e));
+                // Every task taken and not delivered gets the pool's failure.
+                let cause = Arc::new(e);
+                for task in engine.abandon(op) {
+                    let err = PoolError::PoolFailed {
+                        task,
+                        cause: cause.clone(),
+                    };
+                    op.ready.push_back((task, Err(err)));
+                }
+                self.failure = Some(cause);
             }
         }
     }
 }
 
-/// The ordered lazy iterator of [`Processes::imap`]: each task's own result.
+/// The ordered lazy iterator of [`Processes::imap`]: item `i` is the result of task `i`
+/// (its own error included), whatever happens.
 pub struct Imap<'p, I: Iterator, R> {
     lazy: Lazy<'p, I>,
     next: usize,
     stash: BTreeMap<usize, Result<R, PoolError>>,
     _r: PhantomData<fn() -> R>,
+}
+
+impl<I: Iterator, R> Imap<'_, I, R> {
+    /// The failure of the pool that ended the iterator early, if one did.
+    pub fn pool_failure(&self) -> Option<&PoolError> {
+        self.lazy.failure.as_deref()
+    }
+}
+
+impl<I: Iterator, R> ImapUnordered<'_, I, R> {
+    /// The failure of the pool that ended the iterator early, if one did.
+    pub fn pool_failure(&self) -> Option<&PoolError> {
+        self.lazy.failure.as_deref()
+    }
 }
 
 impl<I: Iterator, R> fmt::Debug for Imap<'_, I, R> {
@@ -424,14 +449,8 @@ where
                 self.next += 1;
                 return Some(r);
             }
-            match self.lazy.next_done()? {
-                Ok(done) => {
-                    let (i, r) = decode(done);
-                    self.stash.insert(i, r);
-                }
-                // The pool failed: report it once, then end.
-                Err(e) => return Some(Err(e)),
-            }
+            let (i, r) = decode(self.lazy.next_done()?);
+            self.stash.insert(i, r);
         }
     }
 }
@@ -460,9 +479,6 @@ where
     type Item = (usize, Result<R, PoolError>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.lazy.next_done()? {
-            Ok(done) => Some(decode(done)),
-            Err(e) => Some((usize::MAX, Err(e))),
-        }
+        self.lazy.next_done().map(decode)
     }
 }

@@ -2,9 +2,14 @@
 //! memfd mapped `MAP_SHARED`. Nothing is created in `/dev/shm` or any file system, so
 //! nothing can be left behind: the memory is freed when the last descriptor and the last
 //! mapping (in any process) are gone.
+//!
+//! The memfd is sealed against shrinking as soon as it has its size, and its descriptor
+//! never leaves the crate (except to the pool's own workers), so no one can truncate it
+//! under a live mapping (which would make every access past the new end fault).
 
 use kernelpool_kernels::Memory;
 use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::SealFlags;
 use std::any::Any;
 use std::fmt;
 use std::fs::File;
@@ -16,8 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A block of shared memory (memfd + `mmap(MAP_SHARED)`), page aligned (so 64-byte
-/// aligned), zeroed, with an id unique in this process. Its descriptor can be passed to
-/// other processes (the process pool does so with `SCM_RIGHTS`) which map the same pages.
+/// aligned), zeroed, with an id unique in this process. The process pool passes its
+/// descriptor to its workers (with `SCM_RIGHTS`), which map the same pages; the descriptor
+/// is not handed out otherwise, and the memfd is sealed against shrinking.
 ///
 /// ```
 /// use kernelpool_kernels::{Buffer, Elem};
@@ -28,6 +34,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// buf.as_mut_slice::<f64>().unwrap()[99] = 1.5;
 /// assert_eq!(buf.as_slice::<f64>().unwrap()[99], 1.5);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Its descriptor is not for safe code to resize or write behind the slices' back:
+///
+/// ```compile_fail
+/// use std::os::fd::AsFd;
+/// let shm = kernelpool_pool::SharedMemory::new(4096).unwrap();
+/// rustix::fs::ftruncate(shm.as_fd(), 0).unwrap();
 /// ```
 pub struct SharedMemory {
     inner: Arc<ShmInner>,
@@ -51,19 +65,34 @@ impl fmt::Debug for SharedMemory {
 
 impl SharedMemory {
     /// `bytes` zeroed bytes of shared memory.
+    ///
+    /// # Errors
+    /// The OS error when the memfd cannot be created, sized, sealed or mapped (for
+    /// instance `ENOMEM` under `ulimit -v`).
     pub fn new(bytes: usize) -> io::Result<SharedMemory> {
-        use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
-        let fd = memfd_create("kernelpool-shm", MemfdFlags::CLOEXEC)?;
+        use rustix::fs::{MemfdFlags, fcntl_add_seals, ftruncate, memfd_create};
+        let fd = memfd_create(
+            "kernelpool-shm",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
         // A mapping cannot be empty; one byte still maps a page.
         ftruncate(&fd, bytes.max(1) as u64)?;
+        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(SharedMemory {
             inner: Arc::new(ShmInner::map(id, fd, bytes)?),
         })
     }
 
-    /// Map memory received from another process (its descriptor and size).
+    /// Map memory received from another process (its descriptor and size), which must be
+    /// sealed against shrinking.
     pub(crate) fn from_fd(id: u64, fd: OwnedFd, bytes: usize) -> io::Result<SharedMemory> {
+        if !rustix::fs::fcntl_get_seals(&fd)?.contains(SealFlags::SHRINK) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shared memory {id} is not sealed against shrinking"),
+            ));
+        }
         let size = rustix::fs::fstat(&fd)?.st_size;
         if (size as u128) < bytes.max(1) as u128 {
             return Err(io::Error::new(
@@ -98,12 +127,6 @@ impl SharedMemory {
     /// Another handle to the same mapping (worker-side views for `Buffer`s).
     pub(crate) fn from_inner(inner: Arc<ShmInner>) -> SharedMemory {
         SharedMemory { inner }
-    }
-}
-
-impl AsFd for SharedMemory {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.file.as_fd()
     }
 }
 
@@ -154,5 +177,28 @@ unsafe impl Memory for SharedMemory {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memfd_cannot_shrink_or_grow_and_workers_refuse_an_unsealed_one() {
+        let shm = SharedMemory::new(3 * 4096).unwrap();
+        let fd = shm.inner().as_fd();
+        assert_eq!(rustix::fs::ftruncate(fd, 0), Err(rustix::io::Errno::PERM));
+        assert_eq!(
+            rustix::fs::ftruncate(fd, 1 << 20),
+            Err(rustix::io::Errno::PERM)
+        );
+        assert_eq!(rustix::fs::fstat(fd).unwrap().st_size, 3 * 4096);
+        let received = SharedMemory::from_fd(7, fd.try_clone_to_owned().unwrap(), 3 * 4096);
+        assert_eq!(received.unwrap().len(), 3 * 4096);
+        let open = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&open, 4096).unwrap();
+        let e = SharedMemory::from_fd(8, open, 4096).unwrap_err();
+        assert!(e.to_string().contains("not sealed"), "{e}");
     }
 }

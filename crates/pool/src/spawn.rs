@@ -62,9 +62,10 @@ fn spawn_now(program: PathBuf, child_end: OwnedFd) -> io::Result<Child> {
     use rustix::io::{FdFlags, fcntl_setfd};
     // Inheritable only for this spawn: this thread is the only one that spawns workers.
     fcntl_setfd(&child_end, FdFlags::empty())?;
-    let token = format!("{},{}", child_end.as_raw_fd(), std::process::id());
+    let inode = rustix::fs::fstat(&child_end)?.st_ino;
+    let token = format!("{},{},{inode}", child_end.as_raw_fd(), std::process::id());
     let child = Command::new(&program)
-        .env(crate::wire::TOKEN, token)
+        .env(crate::protocol::TOKEN, token)
         .stdin(Stdio::null())
         .spawn();
     drop(child_end);

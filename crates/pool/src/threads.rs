@@ -30,7 +30,7 @@ const SPINS: u32 = 2000;
 /// use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, programs};
 /// use kernelpool_pool::Threads;
 ///
-/// let threads = Threads::new(2)?.with_chunk(3);
+/// let threads = Threads::builder().workers(2).chunk(3).build()?;
 /// let opts = Options { n: Some(7), ..Options::default() };
 /// let kernel = Kernel::get(KernelName::Fannkuch, Lang::Rust);
 /// assert_eq!(programs::run(kernel.clone(), &opts, &threads)?.stdout,
@@ -44,33 +44,87 @@ pub struct Threads {
     chunk: Option<u64>,
 }
 
-impl Threads {
-    /// An executor of `workers` threads (at least 1): the calling thread and a pool of
-    /// `workers - 1` threads (1 at least).
-    pub fn new(workers: usize) -> Result<Threads, PoolError> {
-        if workers == 0 {
+/// Options of a [`Threads`] executor.
+///
+/// ```
+/// let threads = kernelpool_pool::Threads::builder().workers(2).chunk(1000).build()?;
+/// # Ok::<(), kernelpool_pool::PoolError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ThreadsBuilder {
+    workers: usize,
+    chunk: Option<u64>,
+}
+
+impl Default for ThreadsBuilder {
+    fn default() -> Self {
+        ThreadsBuilder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk: None,
+        }
+    }
+}
+
+impl ThreadsBuilder {
+    /// Number of threads, the calling one included (at least 1; default: the number of
+    /// CPUs).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Items per chunk of a step (at least 1; default [`default_chunk`]: about four chunks
+    /// per thread).
+    pub fn chunk(mut self, chunk: u64) -> Self {
+        self.chunk = Some(chunk);
+        self
+    }
+
+    /// Check the options and start the threads.
+    ///
+    /// # Errors
+    /// [`PoolError::InvalidOption`] for 0 workers or a chunk of 0 items,
+    /// [`PoolError::ThreadPool`] when rayon cannot start the threads.
+    pub fn build(self) -> Result<Threads, PoolError> {
+        if self.workers == 0 {
             return Err(PoolError::invalid(
                 "number of threads",
                 "a thread pool needs at least 1 worker, got 0",
             ));
         }
+        if self.chunk == Some(0) {
+            return Err(PoolError::invalid(
+                "chunk",
+                "a step chunk must hold at least 1 item, got 0",
+            ));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads((workers - 1).max(1))
+            .num_threads((self.workers - 1).max(1))
             .thread_name(|i| format!("kpool-thread-{i}"))
             .build()
             .map_err(PoolError::ThreadPool)?;
         Ok(Threads {
             pool,
-            workers,
-            chunk: None,
+            workers: self.workers,
+            chunk: self.chunk,
         })
     }
+}
 
-    /// Split steps into chunks of `chunk` items (0 restores the default,
-    /// [`default_chunk`]: about four chunks per thread).
-    pub fn with_chunk(mut self, chunk: u64) -> Threads {
-        self.chunk = (chunk > 0).then_some(chunk);
-        self
+impl Threads {
+    /// An executor of `workers` threads (at least 1): the calling thread and a pool of
+    /// `workers - 1` threads (1 at least), with the default chunk.
+    ///
+    /// # Errors
+    /// As [`ThreadsBuilder::build`].
+    pub fn new(workers: usize) -> Result<Threads, PoolError> {
+        Threads::builder().workers(workers).build()
+    }
+
+    /// Options for a thread executor.
+    pub fn builder() -> ThreadsBuilder {
+        ThreadsBuilder::default()
     }
 
     /// The chunk size used for a step of `items` items.
@@ -104,7 +158,7 @@ struct Job {
 
 impl Job {
     fn range(&self, i: u64) -> Range<u64> {
-        chunk_range(self.items, self.chunk, i as u64)
+        chunk_range(self.items, self.chunk, i)
     }
 
     /// Claim and run chunks until none is left.
@@ -209,7 +263,11 @@ mod tests {
 
     #[test]
     fn many_callers_at_once_get_serial_results() {
-        let threads = Threads::new(3).expect("threads").with_chunk(5);
+        let threads = Threads::builder()
+            .workers(3)
+            .chunk(5)
+            .build()
+            .expect("threads");
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let threads = &threads;
@@ -232,7 +290,11 @@ mod tests {
 
     #[test]
     fn reductions_over_one_item_chunks_match_serial() {
-        let threads = Threads::new(2).expect("threads").with_chunk(1);
+        let threads = Threads::builder()
+            .workers(2)
+            .chunk(1)
+            .build()
+            .expect("threads");
         let args = StepArgs::new(3, 6);
         let step =
             Step::new(Kernel::get(KernelName::Fannkuch, Lang::C), args, vec![]).expect("step");

@@ -7,17 +7,18 @@
 //! so that many tiny tasks cost few system calls.
 
 use crate::bulk::{self, Sealed};
-use crate::shm::{SharedMemory, ShmInner};
-use crate::wire::{
-    self, BufRef, Bytes, Ctrl, FromWorker, InBuf, KernelRef, Outcome, ToWorker, Value,
+use crate::channel::{Channel, ChannelError, Received, RecvBuffer, shrink};
+use crate::control::{Control, now_ns, spin_until};
+use crate::protocol::{
+    self, BufRef, Bytes, FromWorker, KernelRef, Outcome, ToWorker, Value, clip_message,
 };
+use crate::shm::{SharedMemory, ShmInner};
 use kernelpool_kernels::{Buffer, Error, Kernel, KernelName, Lang, Step, StepArgs};
+use rustix::io::Errno;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,44 +31,57 @@ const LONG_TASK_NS: u64 = 20_000;
 const FLUSH_BYTES: usize = 256 * 1024;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
-/// Descriptors one `recvmsg` can take (the pool attaches at most this many to a frame).
-const MAX_FDS: usize = bulk::MAX_SEALED_PER_FRAME;
 
 /// Parse the token and, when it is ours, become a worker (never returns then).
+///
+/// The token names the socket by descriptor number and by inode, and the pool by pid: a
+/// process that inherited the variable but not the socket (a program started from inside
+/// a task) finds no socket of that inode at that number and is not a worker. In a worker
+/// the variable is removed at once, so its children do not inherit it at all.
 pub(crate) fn enter_if_token() {
-    let Some(token) = std::env::var_os(wire::TOKEN) else {
+    let Some(token) = std::env::var_os(protocol::TOKEN) else {
         return;
     };
-    let Some((fd, ppid)) = token.to_str().and_then(|t| {
-        let (fd, ppid) = t.split_once(',')?;
-        Some((fd.parse::<i32>().ok()?, ppid.parse::<i32>().ok()?))
-    }) else {
+    let Some((fd, ppid, inode)) = parse_token(token.to_str().unwrap_or("")) else {
         return;
     };
-    // A process started by a worker inherits the variable but not the descriptor (the
-    // worker marks it close-on-exec at once): only a process that really holds the
-    // socket is a worker.
-    if fd < 3 || !is_socket(fd) {
+    if fd < 3 || socket_inode(fd) != Some(inode) {
         return;
     }
-    // SAFETY: `fd` is open (checked just above) and is this process's end of the pool's
-    // socket pair, inherited for exactly this purpose; nothing else in the process knows
-    // about it, since `init()` runs first in `main`.
+    if single_threaded() {
+        // SAFETY: no other thread exists in this process (just checked), so nothing can
+        // read or write the environment concurrently.
+        unsafe { std::env::remove_var(protocol::TOKEN) };
+    }
+    // SAFETY: `fd` is open and is the very socket the pool made for this worker (same
+    // inode, checked just above), inherited for exactly this purpose; nothing else in the
+    // process knows about it, since `init()` runs first in `main`.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     main(sock, ppid)
 }
 
-fn is_socket(fd: i32) -> bool {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .is_ok_and(|p| p.to_string_lossy().starts_with("socket:"))
+/// `<fd>,<parent pid>,<socket inode>`.
+pub(crate) fn parse_token(token: &str) -> Option<(i32, i32, u64)> {
+    let mut parts = token.split(',');
+    let fd = parts.next()?.parse().ok()?;
+    let ppid = parts.next()?.parse().ok()?;
+    let inode = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((fd, ppid, inode))
 }
 
-/// (device, inode) of the running executable.
-pub(crate) fn exe_identity() -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/exe")
+/// The inode of the socket open at `fd`, if a socket is open there.
+fn socket_inode(fd: i32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
         .ok()
-        .map(|m| (m.dev(), m.ino()))
+}
+
+/// True when this process has one thread.
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
 }
 
 fn main(sock: OwnedFd, ppid: i32) -> ! {
@@ -131,33 +145,25 @@ struct Mapped {
 }
 
 struct Worker {
-    sock: OwnedFd,
-    fds: VecDeque<OwnedFd>,
-    out: Vec<u8>,
-    /// Offsets in `out` of frames that carry a sealed result, and its memfd (closed once
-    /// sent).
-    marks: VecDeque<(usize, Sealed)>,
+    channel: Channel,
     /// When the oldest unsent result was produced.
     pending_since: Option<u64>,
     /// How long the last task ran.
     last_task_ns: u64,
-    ctrl: Option<Ctrl>,
+    control: Option<Control>,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
-    libs: HashMap<(PathBuf, String, KernelName, Lang, wire::FileId), Kernel>,
+    libs: HashMap<(PathBuf, String, KernelName, Lang, protocol::FileId), Kernel>,
     scratch: Vec<u8>,
 }
 
 impl Worker {
     fn new(sock: OwnedFd) -> Worker {
         Worker {
-            sock,
-            fds: VecDeque::new(),
-            out: Vec::with_capacity(64 * 1024),
-            marks: VecDeque::new(),
+            channel: Channel::new(sock),
             pending_since: None,
             last_task_ns: 0,
-            ctrl: None,
+            control: None,
             same_exe: false,
             bufs: HashMap::new(),
             libs: HashMap::new(),
@@ -167,127 +173,64 @@ impl Worker {
 
     /// Serve until the pool closes the socket.
     fn serve(&mut self) -> Result<(), String> {
-        let mut inb = InBuf::new();
+        let mut inbox = RecvBuffer::new();
         loop {
-            while let Some(frame) = inb.next_frame()? {
+            while let Some(frame) = inbox.next_frame()? {
                 self.handle(frame)?;
             }
             self.flush()?;
             // Wait for more: look, spin a little on the pool's write counter (a pool that
             // answers at once is served without either side sleeping), then block.
-            let seen = self.ctrl.as_ref().map(|c| c.writes(false));
-            match self.receive(&mut inb, false)? {
-                Some(0) => return Ok(()),
-                Some(_) => continue,
-                None => {}
+            let seen = self.control.as_ref().map(|c| c.writes(false));
+            match self.receive(&mut inbox, false)? {
+                Received::Closed => return Ok(()),
+                Received::Bytes { .. } => continue,
+                Received::Nothing => {}
             }
-            if let (Some(c), Some(seen)) = (&self.ctrl, seen) {
-                if wire::spin_until(SPIN_NS, || c.writes(false) != seen) {
+            if let (Some(c), Some(seen)) = (&self.control, seen) {
+                if spin_until(SPIN_NS, || c.writes(false) != seen) {
                     continue;
                 }
             }
-            if self.receive(&mut inb, true)? == Some(0) {
+            if self.receive(&mut inbox, true)? == Received::Closed {
                 return Ok(());
             }
         }
     }
 
-    /// Receive more bytes (and descriptors): `Some(0)` at end of stream, `None` when
-    /// nothing is there and `wait` is false.
-    fn receive(&mut self, inb: &mut InBuf, wait: bool) -> Result<Option<usize>, String> {
-        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-        let flags = if wait {
-            RecvFlags::CMSG_CLOEXEC
-        } else {
-            RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT
-        };
-        loop {
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let spare = inb.spare();
-            match recvmsg(
-                &self.sock,
-                &mut [io::IoSliceMut::new(spare)],
-                &mut control,
-                flags,
-            ) {
-                Ok(msg) => {
-                    for m in control.drain() {
-                        if let RecvAncillaryMessage::ScmRights(fds) = m {
-                            self.fds.extend(fds);
-                        }
-                    }
-                    inb.filled(msg.bytes);
-                    return Ok(Some(msg.bytes));
-                }
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => return Ok(None),
-                Err(rustix::io::Errno::CONNRESET) => return Ok(Some(0)),
-                Err(e) => return Err(format!("cannot read from the pool: {e}")),
-            }
-        }
+    /// Receive more bytes (and descriptors).
+    fn receive(&mut self, inbox: &mut RecvBuffer, wait: bool) -> Result<Received, String> {
+        self.channel.receive(inbox, wait).map_err(|e| match e {
+            ChannelError::Os(e) => format!("cannot read from the pool: {e}"),
+            ChannelError::Protocol(m) => format!("bad message from the pool: {m}"),
+        })
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, send, sendmsg};
-        let mut sent = 0;
-        while sent < self.out.len() {
-            let with_fd = self.marks.front().is_some_and(|m| m.0 == sent);
-            let end = match (with_fd, self.marks.front(), self.marks.get(1)) {
-                (true, _, Some(next)) => next.0,
-                (true, _, None) | (false, None, _) => self.out.len(),
-                (false, Some(m), _) => m.0,
-            };
-            let bytes = &self.out[sent..end];
-            let r = if with_fd {
-                let fds = [self.marks[0].1.as_fd()];
-                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-                let mut control = SendAncillaryBuffer::new(&mut space);
-                control.push(SendAncillaryMessage::ScmRights(&fds));
-                sendmsg(
-                    &self.sock,
-                    &[io::IoSlice::new(bytes)],
-                    &mut control,
-                    SendFlags::NOSIGNAL,
-                )
-            } else {
-                send(&self.sock, bytes, SendFlags::NOSIGNAL)
-            };
-            match r {
-                Ok(n) => {
-                    sent += n;
-                    if with_fd {
-                        // Sent: the pool has its own descriptor now.
-                        self.marks.pop_front();
-                    }
+        match self.channel.send(true) {
+            Ok(wrote) => {
+                if let (true, Some(c)) = (wrote, &self.control) {
+                    c.wrote(true);
                 }
-                Err(rustix::io::Errno::INTR) => {}
-                // The pool is gone: nothing left to do.
-                Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => {
-                    std::process::exit(0)
-                }
-                Err(e) => return Err(format!("cannot write to the pool: {e}")),
+                self.pending_since = None;
+                Ok(())
             }
+            // The pool is gone: nothing left to do.
+            Err(Errno::PIPE | Errno::CONNRESET) => std::process::exit(0),
+            Err(e) => Err(format!("cannot write to the pool: {e}")),
         }
-        if sent > 0 {
-            if let Some(c) = &self.ctrl {
-                c.wrote(true);
-            }
-        }
-        self.out.clear();
-        wire::shrink(&mut self.out);
-        self.pending_since = None;
-        Ok(())
     }
 
-    fn push(&mut self, msg: &FromWorker<'_>) -> Result<(), String> {
-        debug_assert!(self.marks.back().is_none_or(|m| m.0 < self.out.len()));
-        wire::push_frame(&mut self.out, msg).map_err(|e| format!("cannot encode a reply: {e}"))
+    fn push(&mut self, msg: &FromWorker<'_>, sealed: Option<Sealed>) -> Result<(), String> {
+        let fds = sealed.map(|s| vec![Arc::new(s) as _]).unwrap_or_default();
+        self.channel
+            .push(msg, fds)
+            .map_err(|e| format!("cannot encode a reply: {e}"))
     }
 
     fn take_fd(&mut self, what: &str) -> Result<OwnedFd, String> {
-        self.fds
-            .pop_front()
+        self.channel
+            .take_fd()
             .ok_or_else(|| format!("{what} arrived without its descriptor"))
     }
 
@@ -299,12 +242,15 @@ impl Worker {
                 let fd = self.take_fd("the control block")?;
                 let shm = SharedMemory::from_fd(0, fd, ctrl_bytes as usize)
                     .map_err(|e| format!("cannot map the control block: {e}"))?;
-                self.ctrl = Some(Ctrl::new(shm).ok_or("control block too small")?);
-                self.same_exe = exe.is_some() && exe == exe_identity();
-                self.push(&FromWorker::Ready {
-                    pid: std::process::id(),
-                    same_exe: self.same_exe,
-                })?;
+                self.control = Some(Control::new(shm).ok_or("control block too small")?);
+                self.same_exe = exe.is_some() && exe == crate::func::exe_identity();
+                self.push(
+                    &FromWorker::Ready {
+                        pid: std::process::id(),
+                        same_exe: self.same_exe,
+                    },
+                    None,
+                )?;
                 self.flush()?;
             }
             ToWorker::Map { id, bytes } => {
@@ -376,17 +322,24 @@ impl Worker {
                         Ok(Ok(())) if scratch.len() > bulk::SEALED_ABOVE => {
                             match Sealed::new(&scratch) {
                                 Ok(s) => self.reply_sealed(id, s)?,
-                                // Too little memory for a copy: the socket carries it.
-                                Err(_) => self.reply(id, Outcome::Value(Bytes(&scratch)))?,
+                                // Large values never travel in frames.
+                                Err(e) => self.reply(
+                                    id,
+                                    Outcome::Failed(Cow::Owned(format!(
+                                        "cannot put the result in shared memory: {e}"
+                                    ))),
+                                )?,
                             }
                         }
                         Ok(Ok(())) => self.reply(id, Outcome::Value(Bytes(&scratch)))?,
                         Ok(Err(e)) => self.reply(id, Outcome::Failed(Cow::Owned(e)))?,
-                        Err(msg) => self.reply(id, Outcome::Panicked(Cow::Owned(msg)))?,
+                        Err(msg) => {
+                            self.reply(id, Outcome::Panicked(Cow::Owned(clip_message(msg))))?
+                        }
                     }
                 }
                 scratch.clear();
-                wire::shrink(&mut scratch);
+                shrink(&mut scratch);
                 self.scratch = scratch;
             }
             ToWorker::Step {
@@ -402,15 +355,15 @@ impl Worker {
 
     /// Run one task, recording it in the control block; `Err` carries a panic message.
     fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
-        let t0 = wire::now_ns();
-        if let Some(c) = &self.ctrl {
+        let t0 = now_ns();
+        if let Some(c) = &self.control {
             c.begin(id, t0);
         }
         IN_TASK.set(true);
         let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
         IN_TASK.set(false);
-        let t1 = wire::now_ns();
-        if let Some(c) = &self.ctrl {
+        let t1 = now_ns();
+        if let Some(c) = &self.control {
             c.end(id, t0, t1);
         }
         self.last_task_ns = t1.saturating_sub(t0);
@@ -421,27 +374,28 @@ impl Worker {
     /// task that took a while, the next one probably will too, so its result goes at once
     /// (the pool refills the queue as soon as it hears of it).
     fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
-        self.push(&FromWorker::Done { id, outcome })?;
+        self.push(&FromWorker::Done { id, outcome }, None)?;
         self.replied()
     }
 
     /// Queue the result of task `id`, which travels in `value`.
     fn reply_sealed(&mut self, id: u64, value: Sealed) -> Result<(), String> {
-        let at = self.out.len();
         let bytes = value.len() as u64;
-        self.push(&FromWorker::Done {
-            id,
-            outcome: Outcome::Sealed { bytes },
-        })?;
-        self.marks.push_back((at, value));
+        self.push(
+            &FromWorker::Done {
+                id,
+                outcome: Outcome::Sealed { bytes },
+            },
+            Some(value),
+        )?;
         self.replied()
     }
 
     /// A reply was queued: send it now or later.
     fn replied(&mut self) -> Result<(), String> {
-        let now = wire::now_ns();
+        let now = now_ns();
         let since = *self.pending_since.get_or_insert(now);
-        if self.out.len() >= FLUSH_BYTES
+        if self.channel.unsent() >= FLUSH_BYTES
             || now.saturating_sub(since) >= FLUSH_AFTER_NS
             || self.last_task_ns >= LONG_TASK_NS
         {
@@ -473,7 +427,7 @@ impl Worker {
                 // (checked just below).
                 let k = unsafe { Kernel::load(&key.0, &key.1, name, lang) }
                     .map_err(|e| e.to_string())?;
-                if wire::mapped_file(k.address()) != Some(file) {
+                if protocol::mapped_file(k.address()) != Some(file) {
                     return Err(format!(
                         "the shared object at {} is not the one the pool loaded kernel {} \
                          from (it was replaced since: drop the kernel and load it again)",
@@ -497,11 +451,11 @@ impl Worker {
     ) -> Result<(), String> {
         // Getting ready (loading a shared object runs its initialisers) counts as part of
         // the first task, so that a crash or a hang there is that task's, and is timed.
-        if let Some(c) = &self.ctrl {
-            c.begin(first, wire::now_ns());
+        if let Some(c) = &self.control {
+            c.begin(first, now_ns());
         }
         let kernel = self.kernel(kernel);
-        if let Some(c) = &self.ctrl {
+        if let Some(c) = &self.control {
             c.pause(first);
         }
         let kernel = match kernel {

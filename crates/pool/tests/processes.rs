@@ -544,7 +544,11 @@ fn kernels_from_a_shared_object_cross_to_workers() {
         .chunk(100)
         .build()
         .expect("pool");
-    let threads = Threads::new(2).expect("threads").with_chunk(100);
+    let threads = Threads::builder()
+        .workers(2)
+        .chunk(100)
+        .build()
+        .expect("threads");
     let execs: [&dyn Executor; 4] = [&kernelpool_kernels::Serial, &pool, &chunked, &threads];
     for exec in execs {
         match kernelpool_kernels::programs::run(failing.clone(), &opts, exec) {

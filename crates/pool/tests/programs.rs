@@ -32,10 +32,12 @@ fn options(kernel: KernelName) -> Options {
 fn executors() -> Vec<Box<dyn Executor>> {
     let mut v: Vec<Box<dyn Executor>> = Vec::new();
     for workers in [1, 2, 3] {
-        for chunk in [1, 7, 0] {
-            v.push(Box::new(
-                Threads::new(workers).expect("threads").with_chunk(chunk),
-            ));
+        for chunk in [Some(1), Some(7), None] {
+            let mut b = Threads::builder().workers(workers);
+            if let Some(c) = chunk {
+                b = b.chunk(c);
+            }
+            v.push(Box::new(b.build().expect("threads")));
         }
     }
     v.push(Box::new(

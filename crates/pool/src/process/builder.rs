@@ -1,0 +1,199 @@
+//! The options of a process pool, and starting it.
+
+use super::Processes;
+use super::scheduler::Engine;
+use crate::error::PoolError;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Most workers in one pool.
+const MAX_WORKERS: usize = 1 << 16;
+
+/// Settings of a pool, fixed when it is built.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub workers: usize,
+    pub chunk: Option<u64>,
+    pub chunksize: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub max_tasks: Option<u64>,
+    pub program: PathBuf,
+    /// (device, inode) of our executable when workers run it (functions may be sent).
+    pub exe: Option<(u64, u64)>,
+    pub start_timeout: Duration,
+}
+
+/// Options of a [`Processes`] pool.
+///
+/// ```no_run
+/// use kernelpool_pool::Processes;
+/// use std::time::Duration;
+///
+/// kernelpool_pool::init(); // first thing in main
+/// let pool = Processes::builder()
+///     .workers(4)
+///     .task_timeout(Duration::from_secs(10))
+///     .max_tasks_per_worker(1000)
+///     .build()?;
+/// # Ok::<(), kernelpool_pool::PoolError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProcessesBuilder {
+    workers: usize,
+    chunk: Option<u64>,
+    chunksize: Option<usize>,
+    timeout: Option<Duration>,
+    max_tasks: Option<u64>,
+    program: Option<PathBuf>,
+    start_timeout: Duration,
+}
+
+impl Default for ProcessesBuilder {
+    fn default() -> Self {
+        ProcessesBuilder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk: None,
+            chunksize: None,
+            timeout: None,
+            max_tasks: None,
+            program: None,
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ProcessesBuilder {
+    /// Number of worker processes (at least 1, at most 65,536; default: the number of
+    /// CPUs).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`]: about four
+    /// chunks per worker).
+    pub fn chunk(mut self, chunk: u64) -> Self {
+        self.chunk = Some(chunk);
+        self
+    }
+
+    /// Default `chunksize` of the map family (at least 1). Unset, `map` and `starmap`
+    /// use about four chunks per worker, as Python's `Pool.map`, and `imap` and
+    /// `imap_unordered` use 1.
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// Longest a single task may run, and longest a worker that holds tasks may go without
+    /// making progress on them (stopped by SIGSTOP or a debugger, frozen): a worker that
+    /// exceeds it is killed and replaced. A task that was running is reported as
+    /// [`PoolError::TimedOut`]; tasks that had not started run on another worker.
+    /// Default: no limit (then a stopped worker holds its tasks until it resumes).
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Replace each worker after it has been given this many tasks (at least 1; default:
+    /// never).
+    pub fn max_tasks_per_worker(mut self, max: u64) -> Self {
+        self.max_tasks = Some(max);
+        self
+    }
+
+    /// Start this program as the worker instead of the current executable, for hosts that
+    /// cannot call [`init`](crate::init) at the top of `main` (Python over the C ABI):
+    /// `kpool-worker`, built with this crate, is such a program. Such a pool runs kernels
+    /// but not Rust functions (`map` and friends return
+    /// [`PoolError::NotSameExecutable`]).
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// How long a worker may take to start, at build and when it replaces another
+    /// (default 10 s); one that takes longer is killed.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Check the options, start the workers and wait until every one is ready.
+    ///
+    /// # Errors
+    /// [`PoolError::InvalidOption`] for an option out of range, [`PoolError::Start`] when
+    /// a worker does not start or is not ready within the start timeout, [`PoolError::Io`]
+    /// when the current executable cannot be found or a socket cannot be made.
+    pub fn build(self) -> Result<Processes, PoolError> {
+        if self.workers == 0 {
+            return Err(PoolError::invalid(
+                "number of workers",
+                "a process pool needs at least 1 worker, got 0",
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(PoolError::invalid(
+                "number of workers",
+                format!(
+                    "{} workers are more than a process pool allows ({MAX_WORKERS})",
+                    self.workers
+                ),
+            ));
+        }
+        if self.chunk == Some(0) {
+            return Err(PoolError::invalid(
+                "chunk",
+                "a step chunk must hold at least 1 item, got 0",
+            ));
+        }
+        if self.chunksize == Some(0) {
+            return Err(PoolError::invalid(
+                "chunksize",
+                "chunksize must be at least 1, got 0",
+            ));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(PoolError::invalid(
+                "task timeout",
+                "a task timeout must be longer than 0",
+            ));
+        }
+        if self.max_tasks == Some(0) {
+            return Err(PoolError::invalid(
+                "max tasks per worker",
+                "must be at least 1, got 0",
+            ));
+        }
+        let custom_program = self.program.is_some();
+        let program = match self.program {
+            Some(p) => p,
+            None => std::env::current_exe()
+                .map_err(|e| PoolError::io("cannot find the current executable", e))?,
+        };
+        let exe = if custom_program {
+            None
+        } else {
+            crate::func::exe_identity()
+        };
+        let cfg = Arc::new(Config {
+            workers: self.workers,
+            chunk: self.chunk,
+            chunksize: self.chunksize,
+            timeout: self.timeout,
+            max_tasks: self.max_tasks,
+            program,
+            exe,
+            start_timeout: self.start_timeout,
+        });
+        let engine = Engine::start(cfg.clone())?;
+        Ok(Processes {
+            engine: Mutex::new(engine),
+            holder: AtomicUsize::new(0),
+            cfg,
+        })
+    }
+}

@@ -1,0 +1,589 @@
+//! The scheduler: the loop that keeps workers at full strength, sends them batches of
+//! tasks, waits (spinning briefly on the control blocks, then in `poll`) until one answers,
+//! dies or overruns a deadline, and takes in the answers.
+
+use super::Config;
+use super::faults::{HANGUP_GRACE, convert, deadline_ns};
+use super::task::{Feed, Item, ItemData, Op, OpKind, Payload, add_to_batch};
+use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle, reap};
+use crate::bulk;
+use crate::channel::{Attached, ChannelError, MAX_FRAME};
+use crate::control::{now_ns, spin_until};
+use crate::error::{PoolError, WorkerExit};
+use crate::protocol::{Bytes, FnRef, FromWorker, Outcome, ToWorker, Value};
+use crate::shm::ShmInner;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use std::collections::{HashMap, VecDeque};
+use std::process::Child;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How long workers get to exit when the pool is dropped before they are killed.
+const EXIT_GRACE: Duration = Duration::from_millis(250);
+/// Work to keep queued in each worker, in nanoseconds.
+const QUEUE_NS: f64 = 1_000_000.0;
+/// Most tasks queued in one worker.
+const MAX_DEPTH: usize = 1024;
+/// How long the pool watches for answers before it sleeps in `poll`...
+const SPIN_NS: u64 = 50_000;
+/// ... when tasks take less than this on average.
+const SPIN_IF_TASKS_UNDER_NS: f64 = 20_000.0;
+/// Longest single wait in `poll` (timeouts are checked at least this often).
+const MAX_WAIT: Duration = Duration::from_millis(500);
+/// Most bytes of encoded arguments in one batch (a frame holds the batch and its fields).
+const BATCH_BYTES: usize = MAX_FRAME - 64 * 1024;
+
+/// The pool's state: its workers and what is needed to feed them.
+pub(crate) struct Engine {
+    pub(super) cfg: Arc<Config>,
+    pub(super) slots: Vec<Option<WorkerHandle>>,
+    /// Workers told to exit (max tasks reached), not yet reaped.
+    retired: Vec<Child>,
+    next_id: u64,
+    next_generation: u64,
+    /// Buffers sent to workers, to tell them when the pool's side is gone.
+    shared: HashMap<u64, Weak<ShmInner>>,
+    /// Average task duration, from the control blocks.
+    avg_ns: Option<f64>,
+    pub(super) start_failures: u32,
+}
+
+impl Engine {
+    pub(super) fn start(cfg: Arc<Config>) -> Result<Engine, PoolError> {
+        let mut engine = Engine {
+            slots: (0..cfg.workers).map(|_| None).collect(),
+            cfg,
+            retired: Vec::new(),
+            next_id: 1,
+            next_generation: 0,
+            shared: HashMap::new(),
+            avg_ns: None,
+            start_failures: 0,
+        };
+        engine.fill_slots()?;
+        engine.wait_ready()?;
+        Ok(engine)
+    }
+
+    pub(super) fn program(&self) -> String {
+        self.cfg.program.display().to_string()
+    }
+
+    /// Process ids of the current workers.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.slots.iter().flatten().map(|w| w.pid).collect()
+    }
+
+    fn fill_slots(&mut self) -> Result<(), PoolError> {
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_none() {
+                let mut w = WorkerHandle::spawn(&self.cfg.program, self.cfg.exe)?;
+                w.flush();
+                self.slots[i] = Some(w);
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_ready(&mut self) -> Result<(), PoolError> {
+        let started = Instant::now();
+        let mut op = self.new_op(OpKind::Call(FnRef { f: 0, call: 0 }), 1);
+        loop {
+            for w in self.slots.iter_mut().flatten() {
+                if let Some(end) = w.end.take() {
+                    let exit = match end {
+                        WorkerEnd::ProtocolViolation(message) => {
+                            w.kill();
+                            return Err(PoolError::Protocol {
+                                pid: w.pid,
+                                message,
+                            });
+                        }
+                        _ => reap(&mut w.child, Instant::now() + HANGUP_GRACE)
+                            .map(WorkerExit::from_status),
+                    };
+                    return Err(PoolError::Start {
+                        program: self.cfg.program.display().to_string(),
+                        reason: "it exited before it was ready (a program that starts a process pool must call \
+                                 kernelpool_pool::init() first thing in main)"
+                            .into(),
+                        exit,
+                    });
+                }
+            }
+            if self.slots.iter().flatten().all(|w| w.ready) {
+                return Ok(());
+            }
+            let left = self.cfg.start_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(PoolError::Start {
+                    program: self.program(),
+                    reason: format!("not ready after {:?}", self.cfg.start_timeout),
+                    exit: None,
+                });
+            }
+            self.wait(&mut op, left.min(MAX_WAIT))?;
+            self.check_timeouts();
+        }
+    }
+
+    pub(crate) fn new_op(&mut self, kind: OpKind, chunk_len: usize) -> Op {
+        self.next_generation += 1;
+        self.release_unused();
+        Op {
+            generation: self.next_generation,
+            kind,
+            chunk_len: chunk_len.max(1),
+            pending: VecDeque::new(),
+            outstanding: 0,
+            ready: VecDeque::new(),
+            exhausted: true,
+            stop: false,
+        }
+    }
+
+    /// Tell workers to unmap buffers whose pool-side memory is gone.
+    fn release_unused(&mut self) {
+        let gone: Vec<u64> = self
+            .shared
+            .iter()
+            .filter(|(_, w)| w.strong_count() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            self.shared.remove(id);
+        }
+        for w in self.slots.iter_mut().flatten() {
+            let ids: Vec<u64> = gone
+                .iter()
+                .copied()
+                .filter(|id| w.mapped.remove(id))
+                .collect();
+            if !ids.is_empty() {
+                // Encoding a list of integers cannot fail.
+                let _ = w.channel.push(&ToWorker::Unmap { ids }, vec![]);
+            }
+        }
+    }
+
+    /// Number of tasks to keep queued in one worker.
+    fn depth(&self, chunk_len: usize) -> usize {
+        let d = match self.avg_ns {
+            Some(avg) => (QUEUE_NS / avg.max(1.0)) as usize,
+            None => 2,
+        };
+        d.clamp(2, MAX_DEPTH).max(chunk_len.saturating_mul(2))
+    }
+
+    /// One round: replace workers, send tasks, wait (when nothing is ready for the
+    /// caller) until a worker answers, dies or overruns a timeout, and handle that.
+    pub(crate) fn step(&mut self, op: &mut Op, feed: Feed<'_>) -> Result<(), PoolError> {
+        self.reap_retired();
+        self.retire_spent();
+        self.fill_slots()?;
+        self.dispatch(op, feed)?;
+        for w in self.slots.iter_mut().flatten() {
+            w.flush();
+        }
+        let busy = self.slots.iter().flatten().any(WorkerHandle::busy);
+        let timeout = if !op.ready.is_empty() || !busy || self.spin_for_results() {
+            Duration::ZERO
+        } else {
+            self.poll_timeout()
+        };
+        self.wait(op, timeout)?;
+        self.check_timeouts();
+        self.replace_ended(op)?;
+        // Back to full strength before the caller gets control.
+        self.fill_slots()
+    }
+
+    fn dispatch(&mut self, op: &mut Op, feed: Feed<'_>) -> Result<(), PoolError> {
+        if op.stop {
+            return Ok(());
+        }
+        let depth = self.depth(op.chunk_len);
+        let max_tasks = self.cfg.max_tasks.unwrap_or(u64::MAX);
+        let mut batches: Vec<Vec<Item>> = (0..self.slots.len()).map(|_| Vec::new()).collect();
+        // Bytes of arguments in each batch, and batches that one more would make too
+        // long for a frame (each argument fits in one on its own: see `MAX_VALUE`).
+        let mut bytes = vec![0usize; self.slots.len()];
+        let mut full = vec![false; self.slots.len()];
+        loop {
+            let mut best: Option<(usize, usize)> = None;
+            for (i, w) in self.slots.iter().enumerate() {
+                let Some(w) = w else { continue };
+                let load = w.sent.len() + batches[i].len();
+                if w.end.is_some()
+                    || full[i]
+                    || load >= depth
+                    || w.assigned + batches[i].len() as u64 >= max_tasks
+                {
+                    continue;
+                }
+                if best.is_none_or(|(_, l)| load < l) {
+                    best = Some((i, load));
+                }
+            }
+            let Some((i, _)) = best else { break };
+            while op.pending.len() < op.chunk_len && !op.exhausted {
+                match feed() {
+                    None => op.exhausted = true,
+                    Some(Ok(item)) => op.pending.push_back(item),
+                    Some(Err((idx, e))) => {
+                        // Let the caller have it before taking more arguments: an
+                        // endless run of arguments that cannot be sent must not keep
+                        // this loop (and the queue of errors) growing forever.
+                        op.ready.push_back((idx, Err(e)));
+                        break;
+                    }
+                }
+            }
+            if op.pending.is_empty() {
+                break;
+            }
+            full[i] = !add_to_batch(
+                &mut batches[i],
+                &mut bytes[i],
+                &mut op.pending,
+                op.chunk_len,
+                BATCH_BYTES,
+            );
+        }
+        for (i, batch) in batches.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let w = self.slots[i].as_mut().expect("batches go to live workers");
+            let first = self.next_id;
+            self.next_id += batch.len() as u64;
+            let encoded = match &op.kind {
+                OpKind::Call(fun) => {
+                    let mut fds: Vec<Attached> = Vec::new();
+                    let args = batch
+                        .iter()
+                        .map(|it| match &it.data {
+                            ItemData::Arg(a) => Value::Inline(Bytes(a.as_slice())),
+                            ItemData::Sealed(s) => {
+                                fds.push(s.clone());
+                                Value::Sealed {
+                                    bytes: s.len() as u64,
+                                }
+                            }
+                            ItemData::Range(..) => Value::Inline(Bytes(&[])),
+                        })
+                        .collect();
+                    let msg = ToWorker::Call {
+                        first,
+                        fun: *fun,
+                        args,
+                    };
+                    w.channel.push(&msg, fds)
+                }
+                OpKind::Step {
+                    kernel,
+                    args,
+                    bufs,
+                    shms,
+                } => {
+                    let mut r = Ok(());
+                    for shm in shms {
+                        if r.is_ok() && w.mapped.insert(shm.id()) {
+                            let msg = ToWorker::Map {
+                                id: shm.id(),
+                                bytes: shm.bytes() as u64,
+                            };
+                            r = w.channel.push(&msg, vec![shm.clone() as Attached]);
+                            self.shared
+                                .entry(shm.id())
+                                .or_insert_with(|| Arc::downgrade(shm));
+                        }
+                    }
+                    let ranges = batch
+                        .iter()
+                        .map(|it| match it.data {
+                            ItemData::Range(a, b) => (a, b),
+                            ItemData::Arg(_) | ItemData::Sealed(_) => (0, 0),
+                        })
+                        .collect();
+                    r.and_then(|()| {
+                        let msg = ToWorker::Step {
+                            first,
+                            kernel: kernel.clone(),
+                            args: *args,
+                            bufs: bufs.clone(),
+                            ranges,
+                        };
+                        w.channel.push(&msg, vec![])
+                    })
+                }
+            };
+            if let Err(e) = encoded {
+                return Err(PoolError::Protocol {
+                    pid: w.pid,
+                    message: format!("cannot encode tasks: {e}"),
+                });
+            }
+            w.assigned += batch.len() as u64;
+            op.outstanding += batch.len();
+            if w.sent.is_empty() {
+                // Idle until now: its progress deadline counts from here.
+                w.progress.1 = now_ns();
+            }
+            for (k, it) in batch.into_iter().enumerate() {
+                w.sent.push_back(SentTask {
+                    id: first + k as u64,
+                    generation: op.generation,
+                    idx: it.idx,
+                    data: it.data,
+                    tries: it.tries,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// When tasks are short, watch the workers' write counters for a little while
+    /// before sleeping in `poll`: an answer that comes within microseconds is then taken
+    /// without a wake-up. True when a worker has written.
+    fn spin_for_results(&self) -> bool {
+        if !self.avg_ns.is_some_and(|a| a < SPIN_IF_TASKS_UNDER_NS) {
+            return false;
+        }
+        let busy: Vec<&WorkerHandle> = self.slots.iter().flatten().filter(|w| w.busy()).collect();
+        spin_until(SPIN_NS, || {
+            busy.iter().any(|w| w.control.writes(true) != w.seen_writes)
+        })
+    }
+
+    /// How long to wait: until the earliest deadline of a busy worker (see
+    /// [`deadline_ns`]), at most `MAX_WAIT`.
+    fn poll_timeout(&self) -> Duration {
+        let Some(t) = self.cfg.timeout else {
+            return MAX_WAIT;
+        };
+        let now = now_ns();
+        let t_ns = t.as_nanos().min(u64::MAX as u128) as u64;
+        let mut wait = MAX_WAIT.as_nanos() as u64;
+        for w in self.slots.iter().flatten() {
+            if let Some(deadline) = deadline_ns(w, t_ns) {
+                wait = wait.min(deadline.saturating_sub(now));
+            }
+        }
+        // Wake just after the deadline rather than just before it.
+        Duration::from_nanos(wait) + Duration::from_micros(100)
+    }
+
+    /// Wait up to `timeout` for any worker to be readable (or writable when it has unsent
+    /// bytes), then read and write what can be.
+    fn wait(&mut self, op: &mut Op, timeout: Duration) -> Result<(), PoolError> {
+        let mut who = Vec::with_capacity(self.slots.len());
+        let revents: Vec<PollFlags> = {
+            let mut fds = Vec::with_capacity(self.slots.len());
+            for (i, w) in self.slots.iter().enumerate() {
+                let Some(w) = w else { continue };
+                if w.end.is_some() {
+                    continue;
+                }
+                let flags = if w.channel.unsent() > 0 {
+                    PollFlags::IN | PollFlags::OUT
+                } else {
+                    PollFlags::IN
+                };
+                fds.push(PollFd::new(w.channel.socket(), flags));
+                who.push(i);
+            }
+            if fds.is_empty() {
+                return Ok(());
+            }
+            let ts = Timespec::try_from(timeout).unwrap_or(Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+            match poll(&mut fds, Some(&ts)) {
+                Ok(_) => {}
+                Err(Errno::INTR) => return Ok(()),
+                Err(e) => return Err(PoolError::io("poll on the workers' sockets", e.into())),
+            }
+            fds.iter().map(|f| f.revents()).collect()
+        };
+        for (k, i) in who.into_iter().enumerate() {
+            let ev = revents[k];
+            if ev.is_empty() {
+                continue;
+            }
+            if ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                self.read_from(i, op);
+            }
+            let w = self.slots[i].as_mut().expect("polled workers are live");
+            if ev.contains(PollFlags::OUT) {
+                w.flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Take in what worker `i` has sent.
+    fn read_from(&mut self, i: usize, op: &mut Op) {
+        let Engine {
+            slots,
+            start_failures,
+            avg_ns,
+            ..
+        } = self;
+        let w = slots[i].as_mut().expect("read from a live worker");
+        let eof = match w.fill() {
+            Ok(eof) => eof,
+            Err(ChannelError::Protocol(m)) => {
+                w.end = Some(WorkerEnd::ProtocolViolation(m));
+                true
+            }
+            Err(ChannelError::Os(_)) => true,
+        };
+        while w.end.is_none() {
+            let frame = match w.inbox.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(m) => {
+                    w.end = Some(WorkerEnd::ProtocolViolation(m));
+                    break;
+                }
+            };
+            let (id, outcome) = match postcard::from_bytes::<FromWorker<'_>>(frame) {
+                Ok(FromWorker::Ready { .. }) => {
+                    w.ready = true;
+                    *start_failures = 0;
+                    continue;
+                }
+                Ok(FromWorker::Done { id, outcome }) => (id, outcome),
+                Err(e) => {
+                    w.end = Some(WorkerEnd::ProtocolViolation(format!(
+                        "undecodable message: {e}"
+                    )));
+                    break;
+                }
+            };
+            // A sealed result's descriptor came with its frame: claim it whatever becomes
+            // of the task (it is closed once mapped, or dropped).
+            let sealed = match outcome {
+                Outcome::Sealed { bytes } => match w.channel.take_fd() {
+                    Some(fd) => Some(bulk::Mapped::open(fd, bytes as usize)),
+                    None => {
+                        w.end = Some(WorkerEnd::ProtocolViolation(format!(
+                            "the result of task {id} came without its descriptor"
+                        )));
+                        break;
+                    }
+                },
+                _ => None,
+            };
+            let Some(f) = w.sent.pop_front().filter(|f| f.id == id) else {
+                w.end = Some(WorkerEnd::ProtocolViolation(format!(
+                    "an answer for task {id}, which it does not hold"
+                )));
+                break;
+            };
+            if f.generation == op.generation {
+                op.outstanding -= 1;
+                let r = match sealed {
+                    Some(Ok(m)) => Ok(Payload::Mapped(m)),
+                    Some(Err(e)) => Err(PoolError::Codec {
+                        task: f.idx,
+                        message: format!("cannot map the result: {e}"),
+                    }),
+                    None => convert(outcome, f.idx, w.pid),
+                };
+                op.ready.push_back((f.idx, r));
+            }
+        }
+        if matches!(w.end, Some(WorkerEnd::ProtocolViolation(_))) {
+            w.kill();
+        } else if eof && w.end.is_none() {
+            w.end = Some(WorkerEnd::ChannelClosed);
+        }
+        let (busy, done) = w.control.totals();
+        if done > w.seen_totals.1 {
+            let sample =
+                busy.saturating_sub(w.seen_totals.0) as f64 / (done - w.seen_totals.1) as f64;
+            *avg_ns = Some(avg_ns.map_or(sample, |a| 0.7 * a + 0.3 * sample));
+            w.seen_totals = (busy, done);
+        }
+    }
+
+    /// Let workers that reached the task limit go (they exit when their channel closes).
+    fn retire_spent(&mut self) {
+        let Some(max) = self.cfg.max_tasks else {
+            return;
+        };
+        for slot in &mut self.slots {
+            if slot
+                .as_ref()
+                .is_some_and(|w| w.assigned >= max && w.sent.is_empty() && w.end.is_none())
+            {
+                let w = slot.take().expect("checked above");
+                self.retired.push(w.child);
+            }
+        }
+    }
+
+    fn reap_retired(&mut self) {
+        self.retired
+            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    }
+
+    /// Give up `op` after a failure of the pool: nothing more of it is sent, answers still
+    /// to come are ignored, and the indices of its tasks that were queued or out (taken
+    /// and not delivered) are returned, in order.
+    pub(crate) fn abandon(&mut self, op: &mut Op) -> Vec<usize> {
+        let mut lost: Vec<usize> = op.pending.iter().map(|it| it.idx).collect();
+        for w in self.slots.iter_mut().flatten() {
+            for f in &w.sent {
+                if f.generation == op.generation {
+                    lost.push(f.idx);
+                }
+            }
+        }
+        lost.sort_unstable();
+        op.halt();
+        op.outstanding = 0;
+        // Answers to it that still come belong to no operation.
+        op.generation = u64::MAX;
+        lost
+    }
+
+    /// Kill the workers holding tasks of `op` (after a failure that stops the operation:
+    /// nothing of it may go on running).
+    pub(crate) fn abort(&mut self, op: &Op) {
+        for slot in &mut self.slots {
+            if slot
+                .as_ref()
+                .is_some_and(|w| w.sent.iter().any(|f| f.generation == op.generation))
+            {
+                let mut w = slot.take().expect("checked above");
+                w.kill();
+                let _ = w.child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Closing a channel tells its worker to exit; all are told before any is waited for.
+        let mut children: Vec<Child> = self
+            .slots
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|w| w.child)
+            .collect();
+        children.append(&mut self.retired);
+        let deadline = Instant::now() + EXIT_GRACE;
+        for c in &mut children {
+            reap(c, deadline);
+        }
+    }
+}

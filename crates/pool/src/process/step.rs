@@ -1,0 +1,256 @@
+//! Kernel steps on the process pool: the pool as an [`Executor`]. A step's buffers live
+//! in shared memory that each worker maps once; only the kernel's portable name, the step's
+//! arguments, buffer ids and chunk ranges cross the channel.
+
+use super::task::{Item, ItemData, Op, OpKind, Payload};
+use super::{Engine, Processes};
+use crate::error::{PoolError, StepChunk};
+use crate::protocol::{BufRef, KernelRef};
+use crate::shm::SharedMemory;
+use kernelpool_kernels::{
+    Buffer, Elem, Error, Executor, Kernel, Origin, Partial, Step, chunk_count, chunk_range,
+    default_chunk,
+};
+
+/// A step whose chunks are out: if it ends before all of them are back (an error, or a
+/// panic that unwinds through `run`), the workers holding its tasks are killed and reaped
+/// before the caller gets its buffers back, as rayon's scope waits for its jobs.
+struct RunningStep<'e> {
+    engine: &'e mut Engine,
+    op: Op,
+    finished: bool,
+}
+
+impl Drop for RunningStep<'_> {
+    fn drop(&mut self) {
+        if !self.finished || !self.op.finished() {
+            self.engine.abort(&self.op);
+        }
+    }
+}
+
+/// The portable name of a kernel.
+fn kernel_ref(kernel: &Kernel) -> Result<KernelRef, PoolError> {
+    let (name, lang) = (kernel.name(), kernel.lang());
+    match kernel.origin() {
+        // A built-in is whatever `Kernel::get` gives in the worker: make sure it is the
+        // same function here.
+        Origin::Builtin if Kernel::get(name, lang).address() == kernel.address() => {
+            Ok(KernelRef::Builtin { name, lang })
+        }
+        // Workers load it again by path, and check that they got the same file.
+        Origin::Library { path, symbol } => match crate::protocol::mapped_file(kernel.address()) {
+            Some(file) => Ok(KernelRef::Library {
+                name,
+                lang,
+                path: path.clone(),
+                symbol: symbol.clone(),
+                file,
+            }),
+            None => Err(PoolError::KernelNotPortable(format!(
+                "{kernel:?}, whose file cannot be identified in /proc/self/maps,"
+            ))),
+        },
+        _ => Err(PoolError::KernelNotPortable(format!("{kernel:?}"))),
+    }
+}
+
+impl Executor for Processes {
+    fn describe(&self) -> String {
+        match self.cfg.chunk {
+            Some(c) => format!("processes({}, chunk {c})", self.cfg.workers),
+            None => format!("processes({})", self.cfg.workers),
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.cfg.workers
+    }
+
+    fn alloc(&self, elem: Elem, len: usize, what: &str) -> kernelpool_kernels::Result<Buffer> {
+        let bytes = len as u128 * elem.size() as u128;
+        kernelpool_kernels::buffer::check_fits(bytes, what)?;
+        let shm = SharedMemory::new(bytes as usize).map_err(|source| Error::Io {
+            context: format!("cannot allocate shared memory for {what}"),
+            source,
+        })?;
+        Buffer::from_memory(elem, len, Box::new(shm))
+    }
+
+    fn run(&self, step: &Step<'_>) -> kernelpool_kernels::Result<Partial> {
+        let kernel = step.kernel();
+        let name = kernel.name();
+        let portable = kernel_ref(kernel)?;
+        let mut bufs = Vec::with_capacity(step.buffers().len());
+        let mut shms = Vec::with_capacity(step.buffers().len());
+        for (slot, b) in step.buffers().enumerate() {
+            let shm =
+                b.memory()
+                    .as_any()
+                    .downcast_ref::<SharedMemory>()
+                    .ok_or(PoolError::NotShared {
+                        kernel: name.name(),
+                        slot,
+                    })?;
+            bufs.push(BufRef {
+                id: shm.id(),
+                elem: b.elem(),
+                len: b.len() as u64,
+            });
+            shms.push(shm.inner().clone());
+        }
+        let items = step.items();
+        if items == 0 {
+            return Ok(Partial::identity(name));
+        }
+        let chunk = self
+            .cfg
+            .chunk
+            .unwrap_or_else(|| default_chunk(items, self.cfg.workers));
+        let count = chunk_count(items, chunk)? as usize;
+        let range = |i: usize| chunk_range(items, chunk, i as u64);
+
+        let mut engine = self.lock()?;
+        let op = engine.new_op(
+            OpKind::Step {
+                kernel: portable,
+                args: *step.args(),
+                bufs,
+                shms,
+            },
+            1,
+        );
+        // Whatever happens below (an error or a panic), nothing of this step may go on
+        // running once `run` has returned: the buffers are the caller's again.
+        let mut running = RunningStep {
+            engine: &mut engine,
+            op,
+            finished: false,
+        };
+        running.op.pending.extend((0..count).map(|i| {
+            let r = range(i);
+            Item {
+                idx: i,
+                data: ItemData::Range(r.start, r.end),
+                tries: 0,
+            }
+        }));
+        let mut parts: Vec<Option<Partial>> = vec![None; count];
+        let mut failure: Option<(usize, Error)> = None;
+        while !running.op.finished() {
+            running.engine.step(&mut running.op, &mut || None)?;
+            #[cfg(test)]
+            tests::maybe_panic_mid_step();
+            while let Some((i, r)) = running.op.ready.pop_front() {
+                let err = match r {
+                    Ok(Payload::Partial(p)) => {
+                        parts[i] = Some(p);
+                        continue;
+                    }
+                    Ok(Payload::KernelFailed(code)) => Error::KernelFailed {
+                        kernel: name.to_string(),
+                        lang: kernel.lang().to_string(),
+                        code,
+                        begin: range(i).start,
+                        end: range(i).end,
+                    },
+                    Ok(Payload::Bytes(_) | Payload::Mapped(_)) => PoolError::Internal(format!(
+                        "a value came back for chunk {i} of a kernel step"
+                    ))
+                    .into(),
+                    // A crash, timeout or panic: name the kernel and the items as a
+                    // kernel's own failure does.
+                    Err(e) => e
+                        .in_chunk(StepChunk {
+                            kernel: name,
+                            lang: kernel.lang(),
+                            items: range(i),
+                        })
+                        .into(),
+                };
+                if failure.as_ref().is_none_or(|(j, _)| i < *j) {
+                    failure = Some((i, err));
+                }
+                // No point in running the rest; wait for what is running.
+                running.op.halt();
+            }
+        }
+        running.finished = true;
+        drop(running);
+        drop(engine);
+        if let Some((_, e)) = failure {
+            return Err(e);
+        }
+        let mut total = Partial::identity(name);
+        for p in parts {
+            let p = p.ok_or_else(|| PoolError::Internal("a chunk produced no result".into()))?;
+            total.combine(name, &p);
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use kernelpool_kernels::{KernelName, Lang, StepArgs};
+    use std::cell::Cell;
+    use std::panic::AssertUnwindSafe;
+
+    thread_local!(static PANIC_MID_STEP: Cell<bool> = const { Cell::new(false) });
+
+    /// Panics once, in the middle of a step, when a test asked for it.
+    pub(in crate::process) fn maybe_panic_mid_step() {
+        if PANIC_MID_STEP.replace(false) {
+            panic!("a panic injected in the middle of a step");
+        }
+    }
+
+    // SAFETY: runs before `main`; `init` reads one environment variable and returns,
+    // except in a worker, where it serves the pool and exits.
+    #[ctor::ctor(unsafe)]
+    fn worker_entry() {
+        crate::init();
+    }
+
+    #[test]
+    fn a_panic_mid_step_stops_the_workers_writing_its_buffers_before_it_unwinds_out() {
+        let pool = Processes::new(2).expect("pool");
+        let before = pool.pids().expect("pids");
+        let n = 4000u64;
+        let kernel = Kernel::get(KernelName::Mandelbrot, Lang::C);
+        let mut out = pool
+            .alloc(Elem::U8, (n * n.div_ceil(8)) as usize, "bitmap")
+            .expect("buffer");
+        {
+            let step =
+                Step::new(kernel.clone(), StepArgs::new(n, n), vec![&mut out]).expect("step");
+            PANIC_MID_STEP.set(true);
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| pool.run(&step)));
+            assert!(r.is_err(), "the panic unwinds out of run");
+        }
+        // The workers that held chunks are gone (killed and reaped) ...
+        for pid in &before {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "worker {pid} still exists after the step unwound"
+            );
+        }
+        // ... so nothing writes into the buffer any more.
+        let snapshot = out.as_slice::<u8>().expect("u8").to_vec();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            snapshot == out.as_slice::<u8>().expect("u8"),
+            "the buffer changed"
+        );
+        // The pool is still usable, with new workers.
+        let step = Step::new(kernel, StepArgs::new(64, 64), vec![&mut out]).expect("step");
+        pool.run(&step).expect("a step after the panic");
+        assert!(
+            pool.pids()
+                .expect("pids")
+                .iter()
+                .all(|p| !before.contains(p))
+        );
+    }
+}

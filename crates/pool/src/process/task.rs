@@ -1,0 +1,173 @@
+//! Tasks and operations: what a task carries, what it produced, the queue of one
+//! operation, and how tasks are packed into batches for a worker.
+
+use crate::bulk::{self, Sealed};
+use crate::channel::MAX_FDS_PER_FRAME;
+use crate::error::PoolError;
+use crate::protocol::{BufRef, FnRef, KernelRef};
+use crate::shm::ShmInner;
+use kernelpool_kernels::{Partial, StepArgs};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What a task carries.
+#[derive(Debug)]
+pub(crate) enum ItemData {
+    /// The encoded argument of a function.
+    Arg(Vec<u8>),
+    /// The encoded argument of a function, in a sealed memfd (kept for retries: the
+    /// worker gets a new descriptor of it each time).
+    Sealed(Arc<Sealed>),
+    /// The range of a kernel chunk.
+    Range(u64, u64),
+}
+
+/// Move up to `n` tasks from `pending` to `batch` while the batch's encoded arguments
+/// (`bytes`) stay within `limit` and it names at most [`MAX_FDS_PER_FRAME`] sealed
+/// arguments; a task alone in a batch always goes. False when the next task did not fit:
+/// the batch is full.
+pub(super) fn add_to_batch(
+    batch: &mut Vec<Item>,
+    bytes: &mut usize,
+    pending: &mut VecDeque<Item>,
+    n: usize,
+    limit: usize,
+) -> bool {
+    for _ in 0..n {
+        let Some(size) = pending.front().map(Item::wire_bytes) else {
+            break;
+        };
+        if !batch.is_empty() && *bytes + size > limit {
+            return false;
+        }
+        if pending.front().is_some_and(Item::is_sealed)
+            && batch.iter().filter(|it| it.is_sealed()).count() >= MAX_FDS_PER_FRAME
+        {
+            return false;
+        }
+        *bytes += size;
+        batch.extend(pending.pop_front());
+    }
+    true
+}
+
+/// A task waiting to be sent.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub idx: usize,
+    pub data: ItemData,
+    pub tries: u8,
+}
+
+impl Item {
+    /// About how many bytes the task adds to the frame that carries it (at least).
+    pub(super) fn wire_bytes(&self) -> usize {
+        match &self.data {
+            ItemData::Arg(a) => a.len() + 10,
+            ItemData::Sealed(_) | ItemData::Range(..) => 20,
+        }
+    }
+
+    pub(super) fn is_sealed(&self) -> bool {
+        matches!(self.data, ItemData::Sealed(_))
+    }
+}
+
+/// What a task produced.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Bytes(Vec<u8>),
+    /// An encoded value received in a sealed memfd, mapped.
+    Mapped(bulk::Mapped),
+    Partial(Partial),
+    KernelFailed(i32),
+}
+
+/// A task's index and outcome.
+pub(crate) type Done = (usize, Result<Payload, PoolError>);
+
+/// Where lazily produced tasks come from: `None` when there are no more; `Err` for a
+/// task that failed before it could be sent.
+pub(crate) type Feed<'f> = &'f mut dyn FnMut() -> Option<Result<Item, (usize, PoolError)>>;
+
+pub(crate) enum OpKind {
+    Call(FnRef),
+    Step {
+        kernel: KernelRef,
+        args: StepArgs,
+        bufs: Vec<BufRef>,
+        shms: Vec<Arc<ShmInner>>,
+    },
+}
+
+/// One operation: its queue, how many of its tasks are out, and the outcomes not yet
+/// taken by the caller.
+pub(crate) struct Op {
+    pub(super) generation: u64,
+    pub(super) kind: OpKind,
+    /// Tasks per batch (the map family's `chunksize`).
+    pub(super) chunk_len: usize,
+    pub pending: VecDeque<Item>,
+    /// Tasks sent and not yet answered.
+    pub(super) outstanding: usize,
+    pub ready: VecDeque<Done>,
+    /// No more tasks will come from the feed.
+    pub exhausted: bool,
+    /// Send nothing more (the operation has failed).
+    pub(super) stop: bool,
+}
+
+impl Op {
+    pub(crate) fn finished(&self) -> bool {
+        self.exhausted && self.pending.is_empty() && self.outstanding == 0
+    }
+
+    /// Send nothing more; what is out still completes.
+    pub(crate) fn halt(&mut self) {
+        self.stop = true;
+        self.exhausted = true;
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(idx: usize, bytes: usize) -> Item {
+        Item {
+            idx,
+            data: ItemData::Arg(vec![0; bytes]),
+            tries: 0,
+        }
+    }
+
+    #[test]
+    fn batches_stay_within_the_byte_limit() {
+        let mut pending: VecDeque<Item> = [90, 90, 5, 200, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| arg(i, b))
+            .collect();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        // 90 + 10 fits in 120; the next 100 does not.
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [0]);
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [1, 2]);
+        // A task larger than the limit goes alone.
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [3]);
+        // At most `n` tasks, and no more than there are.
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
+        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [4]);
+        assert!(pending.is_empty());
+        let mut pending: VecDeque<Item> = (0..5).map(|i| arg(i, 1)).collect();
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 2, 120));
+        assert_eq!((batch.len(), pending.len(), bytes), (2, 3, 22));
+    }
+}

@@ -1,0 +1,215 @@
+//! The pool's side of one worker: its child process, its channel, its control block, the
+//! tasks it holds, and how it is started and reaped.
+
+use super::task::ItemData;
+use crate::channel::{Attached, Channel, ChannelError, Received, RecvBuffer};
+use crate::control::{CTRL_BYTES, Control};
+use crate::error::PoolError;
+use crate::protocol::ToWorker;
+use crate::shm::SharedMemory;
+use crate::spawn;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// A task sent to a worker and not yet answered.
+#[derive(Debug)]
+pub(super) struct SentTask {
+    /// Wire id (ids of one worker's tasks increase along its queue).
+    pub id: u64,
+    /// The operation it belongs to.
+    pub generation: u64,
+    /// Index of the task in its operation.
+    pub idx: usize,
+    pub data: ItemData,
+    /// Times it went back to the queue because its worker died running another task.
+    pub tries: u8,
+}
+
+/// Why a worker is being replaced.
+#[derive(Debug)]
+pub(super) enum WorkerEnd {
+    /// The channel closed: the worker exited or was killed.
+    ChannelClosed,
+    /// The worker was not ready within the start timeout; it was killed.
+    NotReady,
+    /// Task `id` overran the task timeout; the worker was killed.
+    TaskTimedOut { id: u64 },
+    /// The worker held tasks but ran none of them and finished none for the task timeout
+    /// (stopped, frozen); it was killed.
+    Stalled,
+    /// The worker broke the protocol; it was killed.
+    ProtocolViolation(String),
+}
+
+/// The pool's side of one worker.
+#[derive(Debug)]
+pub(super) struct WorkerHandle {
+    pub child: Child,
+    pub pid: u32,
+    pub channel: Channel,
+    /// What it has sent that is not handled yet.
+    pub inbox: RecvBuffer,
+    pub control: Control,
+    /// Tasks sent and not answered, in the order the worker runs them.
+    pub sent: VecDeque<SentTask>,
+    /// Tasks given to it in all.
+    pub assigned: u64,
+    /// It has said it is ready.
+    pub ready: bool,
+    /// Buffers it has mapped.
+    pub mapped: HashSet<u64>,
+    /// (busy ns, tasks done) of its control block when last read, for the average.
+    pub seen_totals: (u64, u64),
+    /// The worker's write count when its socket was last drained.
+    pub seen_writes: u64,
+    /// (task word, tasks done) of its control block when it last changed, and when
+    /// (CLOCK_MONOTONIC ns) that was noticed, or when it was given work while idle.
+    pub progress: ((u64, u64), u64),
+    /// Set when it is to be replaced.
+    pub end: Option<WorkerEnd>,
+    /// When it was started.
+    pub born: Instant,
+}
+
+impl WorkerHandle {
+    /// Start `program` as a worker and queue its set-up message (sent by the first flush).
+    pub(super) fn spawn(program: &Path, exe: Option<(u64, u64)>) -> Result<Self, PoolError> {
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| PoolError::io("cannot create a socket pair", e))?;
+        let shm = SharedMemory::new(CTRL_BYTES)
+            .map_err(|e| PoolError::io("cannot create a control block", e))?;
+        let control = Control::new(shm).ok_or_else(|| {
+            PoolError::Internal("a control block does not fit in CTRL_BYTES".into())
+        })?;
+        let child = spawn::spawn(program.to_path_buf(), OwnedFd::from(theirs)).map_err(|e| {
+            PoolError::Start {
+                program: program.display().to_string(),
+                reason: e.to_string(),
+                exit: None,
+            }
+        })?;
+        let mut w = WorkerHandle {
+            pid: child.id(),
+            child,
+            channel: Channel::new(OwnedFd::from(ours)),
+            inbox: RecvBuffer::new(),
+            control,
+            sent: VecDeque::new(),
+            assigned: 0,
+            ready: false,
+            mapped: HashSet::new(),
+            seen_totals: (0, 0),
+            seen_writes: 0,
+            progress: ((0, 0), crate::control::now_ns()),
+            end: None,
+            born: Instant::now(),
+        };
+        let setup = ToWorker::Setup {
+            ctrl_bytes: CTRL_BYTES as u64,
+            exe,
+        };
+        let block: Attached = w.control.shm().inner().clone();
+        if let Err(message) = w.channel.push(&setup, vec![block]) {
+            w.kill();
+            let _ = w.child.wait();
+            return Err(PoolError::Protocol {
+                pid: w.pid,
+                message,
+            });
+        }
+        Ok(w)
+    }
+
+    /// Write what the socket takes without blocking; a failed write marks the worker
+    /// gone.
+    pub(super) fn flush(&mut self) {
+        if self.end.is_some() {
+            return;
+        }
+        match self.channel.send(false) {
+            Ok(true) => self.control.wrote(false),
+            Ok(false) => {}
+            Err(_) => self.end = Some(WorkerEnd::ChannelClosed),
+        }
+    }
+
+    /// Read what is there (and the descriptors that come with it) without blocking.
+    /// True at end of stream.
+    pub(super) fn fill(&mut self) -> Result<bool, ChannelError> {
+        // Read before draining: a write the worker makes later bumps the count past it.
+        self.seen_writes = self.control.writes(true);
+        loop {
+            match self.channel.receive(&mut self.inbox, false) {
+                Ok(Received::Closed) => return Ok(true),
+                Ok(Received::Nothing) => return Ok(false),
+                Ok(Received::Bytes { more: true, .. }) => {}
+                Ok(Received::Bytes { more: false, .. }) => return Ok(false),
+                Err(ChannelError::Os(Errno::CONNRESET)) => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Is task `id` one of ours?
+    pub(super) fn holds(&self, id: u64) -> bool {
+        match (self.sent.front(), self.sent.back()) {
+            (Some(a), Some(b)) => a.id <= id && id <= b.id,
+            _ => false,
+        }
+    }
+
+    /// Holds tasks and is not being replaced.
+    pub(super) fn busy(&self) -> bool {
+        !self.sent.is_empty() && self.end.is_none()
+    }
+
+    pub(super) fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Wait for `child` to end until `deadline`, kill it if it has not, and reap it.
+pub(super) fn reap(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    let pid = rustix::process::Pid::from_child(child);
+    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(pidfd) => loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ts = Timespec::try_from(left).unwrap_or(Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Err(Errno::INTR) => continue,
+                _ => break,
+            }
+        },
+        Err(_) => {
+            let mut nap = Duration::from_micros(50);
+            while Instant::now() < deadline {
+                if let Ok(Some(s)) = child.try_wait() {
+                    return Some(s);
+                }
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
+        }
+    }
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}

@@ -1,0 +1,293 @@
+//! The messages between the pool and a worker: serde enums encoded with postcard, one per
+//! frame of a [`Channel`](crate::channel::Channel). Only small things cross: function
+//! offsets, kernel names, step arguments, buffer ids, index ranges, and the serialised
+//! arguments and results of user functions up to 256 KiB. Buffer contents never do; their
+//! memfds travel once per worker attached to a `Map` frame. Larger arguments and results
+//! travel in sealed memfds attached the same way to the frame that names them (see
+//! [`crate::bulk`]).
+
+use kernelpool_kernels::{Elem, KernelName, Lang, Partial, StepArgs};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+/// Name of the environment variable that turns a process into a worker:
+/// `<socket fd>,<parent pid>,<socket inode>` (see `worker::enter_if_token`).
+pub(crate) const TOKEN: &str = "KERNELPOOL_WORKER";
+
+/// Bytes that serialise as one length-prefixed byte string (serde's `&[u8]` would
+/// serialise element by element).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bytes<'a>(pub &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("borrowed bytes")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(
+                self,
+                v: &'de [u8],
+            ) -> Result<Self::Value, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A function that crosses to a worker: offsets from `func::anchor` of the
+/// user's function and of the monomorphised trampoline that decodes, calls and encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FnRef {
+    pub f: i64,
+    pub call: i64,
+}
+
+/// A kernel named in a way that survives process boundaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum KernelRef {
+    /// A built-in kernel.
+    Builtin { name: KernelName, lang: Lang },
+    /// A kernel loaded from a shared object, following the contract of `name`.
+    Library {
+        name: KernelName,
+        lang: Lang,
+        path: PathBuf,
+        symbol: String,
+        /// The file the pool loaded (the one at `path` may have been replaced since).
+        file: FileId,
+    },
+}
+
+/// Which file a mapping comes from: (device major, device minor, inode).
+pub(crate) type FileId = (u32, u32, u64);
+
+/// The file mapped at `addr` in this process, from `/proc/self/maps`.
+pub(crate) fn mapped_file(addr: usize) -> Option<FileId> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let (range, id) = parse_maps_line(line)?;
+        range.contains(&addr).then_some(id)
+    })
+}
+
+/// (address range, file) of one line of `/proc/self/maps` that maps a file:
+/// `start-end perms offset major:minor inode [path]`.
+pub(crate) fn parse_maps_line(line: &str) -> Option<(std::ops::Range<usize>, FileId)> {
+    let mut f = line.split_ascii_whitespace();
+    let (lo, hi) = f.next()?.split_once('-')?;
+    let lo = usize::from_str_radix(lo, 16).ok()?;
+    let hi = usize::from_str_radix(hi, 16).ok()?;
+    let (major, minor) = f.nth(2)?.split_once(':')?;
+    let inode: u64 = f.next()?.parse().ok()?;
+    let id = (
+        u32::from_str_radix(major, 16).ok()?,
+        u32::from_str_radix(minor, 16).ok()?,
+        inode,
+    );
+    (inode != 0).then_some((lo..hi, id))
+}
+
+/// A buffer of a step: which shared memory, seen as what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BufRef {
+    pub id: u64,
+    pub elem: Elem,
+    pub len: u64,
+}
+
+/// Pool -> worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker<'a> {
+    /// First frame; the control block's memfd is attached.
+    Setup {
+        /// Size of the control block.
+        ctrl_bytes: u64,
+        /// (device, inode) of the pool's executable, when functions may be sent.
+        exe: Option<(u64, u64)>,
+    },
+    /// A buffer's memfd is attached: map it and keep it under `id`.
+    Map { id: u64, bytes: u64 },
+    /// Forget these buffers.
+    Unmap { ids: Vec<u64> },
+    /// Call a function on each argument; task ids `first`, `first + 1`, ...
+    Call {
+        first: u64,
+        fun: FnRef,
+        #[serde(borrow)]
+        args: Vec<Value<'a>>,
+    },
+    /// Run a kernel step on each range; task ids `first`, `first + 1`, ...
+    Step {
+        first: u64,
+        kernel: KernelRef,
+        args: StepArgs,
+        bufs: Vec<BufRef>,
+        ranges: Vec<(u64, u64)>,
+    },
+}
+
+/// An encoded argument of a function.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) enum Value<'a> {
+    /// In the frame itself.
+    #[serde(borrow)]
+    Inline(Bytes<'a>),
+    /// In a sealed memfd of `bytes` bytes (see [`crate::bulk`]); the frame carries the
+    /// descriptors of its sealed values, in order.
+    Sealed { bytes: u64 },
+}
+
+/// Worker -> pool.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker<'a> {
+    /// The worker has mapped its control block and waits for tasks.
+    Ready { pid: u32, same_exe: bool },
+    /// The outcome of task `id`.
+    Done {
+        id: u64,
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
+}
+
+/// How one task ended in the worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome<'a> {
+    /// The serialised result of a function.
+    #[serde(borrow)]
+    Value(Bytes<'a>),
+    /// The serialised result of a function, in a sealed memfd of `bytes` bytes whose
+    /// descriptor the frame carries (see [`crate::bulk`]).
+    Sealed { bytes: u64 },
+    /// The partial of a kernel chunk.
+    Partial(Partial),
+    /// The function panicked.
+    Panicked(Cow<'a, str>),
+    /// The kernel returned a non-zero status.
+    KernelFailed { code: i32 },
+    /// Anything else (argument could not be decoded, step could not be rebuilt, ...).
+    Failed(Cow<'a, str>),
+}
+
+/// Append a postcard encoding of `value` to `out` (no frame).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), postcard::Error> {
+    let start = out.len();
+    postcard::to_io(value, &mut *out)
+        .map(drop)
+        .inspect_err(|_| out.truncate(start))
+}
+
+/// Largest encoded argument or result of a function (such values travel in sealed memfds,
+/// not in frames).
+pub(crate) const MAX_VALUE: usize = 1 << 30;
+
+/// Longest message (a panic's, an error's) a worker sends back; longer ones are cut.
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character boundary).
+pub(crate) fn clip_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" [...]");
+    }
+    message
+}
+
+/// Why a value of `bytes` bytes cannot cross, if it cannot.
+pub(crate) fn check_value_size(what: &str, bytes: usize) -> Result<(), String> {
+    if bytes > MAX_VALUE {
+        return Err(format!(
+            "{what} takes {bytes} bytes encoded, more than the {MAX_VALUE} bytes a message \
+             between the pool and a worker can carry"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{next_frame, push_frame};
+
+    #[test]
+    fn messages_round_trip_and_borrow() {
+        let mut out = Vec::new();
+        let args = [
+            Value::Inline(Bytes(b"abc")),
+            Value::Sealed { bytes: 5 },
+            Value::Inline(Bytes(b"")),
+        ];
+        push_frame(
+            &mut out,
+            &ToWorker::Call {
+                first: 7,
+                fun: FnRef { f: -5, call: 9 },
+                args: args.to_vec(),
+            },
+        )
+        .unwrap();
+        push_frame(
+            &mut out,
+            &FromWorker::Done {
+                id: 3,
+                outcome: Outcome::Value(Bytes(&[1, 2])),
+            },
+        )
+        .unwrap();
+        let mut pos = 0;
+        let f1 = next_frame(&out, &mut pos).unwrap().unwrap();
+        match postcard::from_bytes::<ToWorker<'_>>(f1).unwrap() {
+            ToWorker::Call { first, fun, args } => {
+                assert_eq!((first, fun), (7, FnRef { f: -5, call: 9 }));
+                assert!(matches!(
+                    args[..],
+                    [
+                        Value::Inline(Bytes(b"abc")),
+                        Value::Sealed { bytes: 5 },
+                        Value::Inline(Bytes(b""))
+                    ]
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        let f2 = next_frame(&out, &mut pos).unwrap().unwrap();
+        assert!(matches!(
+            postcard::from_bytes::<FromWorker<'_>>(f2).unwrap(),
+            FromWorker::Done {
+                id: 3,
+                outcome: Outcome::Value(Bytes(&[1, 2]))
+            }
+        ));
+        assert!(check_value_size("x", MAX_VALUE).is_ok());
+        assert!(check_value_size("x", MAX_VALUE + 1).is_err());
+    }
+
+    #[test]
+    fn long_messages_are_clipped_at_a_character_boundary() {
+        let m = clip_message("é".repeat(MAX_MESSAGE));
+        assert!(
+            m.len() <= MAX_MESSAGE + 6 && m.ends_with("[...]"),
+            "{}",
+            m.len()
+        );
+        assert_eq!(clip_message("short".into()), "short");
+    }
+}

@@ -1,0 +1,194 @@
+//! Workers that stop making progress (SIGSTOP, a debugger, a frozen container), pools that
+//! fail in the middle of a lazy iterator, and what a task's children inherit.
+
+use kernelpool_pool::{PoolError, Processes};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// While this file exists, workers started by the test process whose pid it names hang
+/// before they are ready (replacements then never get ready).
+fn hang_marker(pool_pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("kp-stalls-hang-{pool_pid}"))
+}
+
+// SAFETY: runs before `main`; it reads a file name and the environment, and in a worker
+// serves the pool on its inherited socket and exits.
+#[ctor::ctor(unsafe)]
+fn worker_entry() {
+    if std::env::var_os("KERNELPOOL_WORKER").is_some() {
+        let parent = std::os::unix::process::parent_id();
+        if hang_marker(parent).exists() {
+            std::thread::sleep(Duration::from_secs(120));
+        }
+    }
+    kernelpool_pool::init();
+}
+
+/// The tests of this file run one at a time: the hang marker concerns every pool of the
+/// process.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn triple(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+fn nap_then_triple(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(2));
+    x.wrapping_mul(3)
+}
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process(pid, sig).expect("kill");
+}
+
+#[test]
+fn a_worker_stopped_between_tasks_is_replaced_and_imap_unordered_completes() {
+    let _serial = serial();
+    // The repro, scaled to the test suite: a worker stopped while it holds queued
+    // tasks used to hang the call forever, whatever the task timeout.
+    let pool = Processes::builder()
+        .workers(2)
+        .task_timeout(Duration::from_millis(1000))
+        .build()
+        .expect("pool");
+    let victim = pool.pids().expect("pids")[0];
+    let n = 1_000_000u64;
+    let started = Instant::now();
+    let mut seen = HashSet::new();
+    let mut errors = 0;
+    for (i, r) in pool.imap_unordered(triple, 0..n).expect("imap") {
+        if seen.len() == 10_000 {
+            // Both workers hold queued tasks by now.
+            signal(victim, rustix::process::Signal::STOP);
+        }
+        assert!(seen.insert(i), "task {i} delivered twice");
+        match r {
+            Ok(v) => assert_eq!(v, triple(i as u64), "task {i}"),
+            Err(e) => {
+                // A stopped worker runs nothing: no task is to blame, but a task it held
+                // may have been running when it was stopped.
+                assert!(e.is_timeout(), "task {i}: {e}");
+                assert_eq!(e.task(), Some(i));
+                errors += 1;
+            }
+        }
+    }
+    assert_eq!(seen.len() as u64, n, "every task delivered");
+    assert!(errors <= 1, "{errors} tasks reported as timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let now = pool.pids().expect("pids");
+    assert!(!now.contains(&victim), "the stopped worker was replaced");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{victim}")).exists(),
+        "the stopped worker was killed and reaped"
+    );
+}
+
+#[test]
+fn a_worker_stopped_in_a_task_times_that_task_out_and_the_rest_run() {
+    let _serial = serial();
+    let pool = Processes::builder()
+        .workers(2)
+        .task_timeout(Duration::from_millis(500))
+        .build()
+        .expect("pool");
+    let victim = pool.pids().expect("pids")[1];
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        signal(victim, rustix::process::Signal::STOP);
+    });
+    let results: Vec<_> = pool
+        .with_chunksize(1)
+        .imap(nap_then_triple, 0..400u64)
+        .expect("imap")
+        .collect();
+    stopper.join().expect("stopper");
+    assert_eq!(results.len(), 400);
+    let mut timed_out = 0;
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(*v, 3 * i as u64),
+            Err(e) => {
+                assert!(e.is_timeout(), "task {i}: {e}");
+                assert_eq!(e.task(), Some(i), "item {i} is task {i}'s");
+                timed_out += 1;
+            }
+        }
+    }
+    assert!(timed_out <= 1, "{timed_out}");
+    assert!(!pool.pids().expect("pids").contains(&victim));
+}
+
+#[test]
+fn a_pool_that_fails_mid_imap_reports_every_task_it_had_taken() {
+    let _serial = serial();
+    let marker = hang_marker(std::process::id());
+    let _ = std::fs::remove_file(&marker);
+    let pool = Processes::builder()
+        .workers(2)
+        .start_timeout(Duration::from_millis(300))
+        .build()
+        .expect("pool");
+    let pids = pool.pids().expect("pids");
+    // From now on, replacement workers never get ready.
+    std::fs::write(&marker, b"").expect("marker");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        for pid in pids {
+            signal(pid, rustix::process::Signal::KILL);
+        }
+    });
+    let mut it = pool
+        .with_chunksize(1)
+        .imap(nap_then_triple, 0..1_000_000u64)
+        .expect("imap");
+    let mut count = 0;
+    let mut not_run = 0;
+    for (i, r) in it.by_ref().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(v, 3 * i as u64),
+            Err(e) => {
+                assert_eq!(e.task(), Some(i), "item {i} belongs to task {i}: {e}");
+                if e.is_pool_failure() {
+                    not_run += 1;
+                } else {
+                    assert!(e.is_crash(), "{e}");
+                }
+            }
+        }
+        count += 1;
+    }
+    killer.join().expect("killer");
+    std::fs::remove_file(&marker).expect("remove marker");
+    assert!(not_run > 0, "tasks taken when the pool failed are reported");
+    assert!(count < 1_000_000, "the iterator ended early");
+    match it.pool_failure() {
+        Some(PoolError::Start { .. }) => {}
+        other => panic!("the pool's failure is kept: {other:?}"),
+    }
+}
+
+fn token_seen_by_a_child(_: u32) -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "echo ${KERNELPOOL_WORKER:-none}"])
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn programs_started_by_a_task_do_not_inherit_the_worker_token() {
+    let _serial = serial();
+    let pool = Processes::new(1).expect("pool");
+    assert_eq!(pool.apply(token_seen_by_a_child, 0).expect("apply"), "none");
+}
