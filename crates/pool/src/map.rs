@@ -113,6 +113,13 @@ impl Processes {
     /// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
     /// # Ok::<(), kernelpool_pool::PoolError>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`PoolError::NotSameExecutable`] for a pool whose workers run another program,
+    /// [`PoolError::FunctionNotInExecutable`] for a function in a shared library,
+    /// [`PoolError::InvalidOption`] for chunksize 0, [`PoolError::Busy`] while an `imap`
+    /// of this thread holds the pool; the first failed task's error (it carries the
+    /// task's index: [`PoolError::task`]); or a failure of the pool itself (no index).
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -126,6 +133,9 @@ impl Processes {
     }
 
     /// `f(a, b)` for every pair, as [`map`](Processes::map).
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map).
     pub fn starmap<A, B, R>(
         &self,
         f: fn(A, B) -> R,
@@ -142,7 +152,13 @@ impl Processes {
     /// A lazy iterator of `f` on each argument, in argument order: arguments are taken
     /// from `args` as workers have room, and each task yields its own result (a failed
     /// task does not hide the others). Default chunksize 1. The pool serves nothing else
-    /// until the iterator is finished or dropped.
+    /// until the iterator is finished or dropped. Item `i` is always task `i`'s: when the
+    /// pool itself fails, each task taken and not yet delivered yields
+    /// [`PoolError::PoolFailed`] and the iterator ends ([`Imap::pool_failure`]).
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map) for what is checked before the first task; the tasks'
+    /// own errors come as items.
     pub fn imap<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -159,6 +175,10 @@ impl Processes {
     /// As [`imap`](Processes::imap), but yields `(index, result)` as soon as each task
     /// is done. When the pool itself fails (no worker can be started), every task taken
     /// and not yet delivered comes with [`PoolError::PoolFailed`], then the iterator ends.
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map) for what is checked before the first task; the tasks'
+    /// own errors come as items.
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -173,6 +193,9 @@ impl Processes {
     }
 
     /// `f(arg)` in a worker.
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map).
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
         A: Serialize + DeserializeOwned,
@@ -207,6 +230,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::map`].
+    ///
+    /// # Errors
+    /// As [`Processes::map`].
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -220,6 +246,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::starmap`].
+    ///
+    /// # Errors
+    /// As [`Processes::starmap`].
     pub fn starmap<A, B, R>(
         &self,
         f: fn(A, B) -> R,
@@ -234,13 +263,17 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::apply`].
+    ///
+    /// # Errors
+    /// As [`Processes::apply`].
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
         let mut v = self.run_all(FnRef::of1(f)?, [arg])?;
-        Ok(v.pop().expect("one task, one result"))
+        v.pop()
+            .ok_or_else(|| PoolError::Internal("one task gave no result".into()))
     }
 
     /// The function `fun` names on every argument (a tuple for `starmap`); every task runs
@@ -311,6 +344,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::imap`].
+    ///
+    /// # Errors
+    /// As [`Processes::imap`].
     pub fn imap<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -331,6 +367,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::imap_unordered`].
+    ///
+    /// # Errors
+    /// As [`Processes::imap_unordered`].
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,
