@@ -46,7 +46,9 @@
 //! reported as [`PoolError::Crashed`] with the task's index and the signal or exit status;
 //! one that overruns [`ProcessesBuilder::task_timeout`] (counted from the task's start) as
 //! [`PoolError::TimedOut`] (its worker is killed); a panic as [`PoolError::Panicked`] (its
-//! worker lives on). For a kernel step the task is a chunk, and the error also names the
+//! worker lives on). A worker that holds tasks and makes no progress on them for the task
+//! timeout (stopped by SIGSTOP or a debugger, frozen with its container) is killed as
+//! well: the task it was running, if any, timed out, and the others run elsewhere. For a kernel step the task is a chunk, and the error also names the
 //! kernel and the chunk's items ([`PoolError::chunk`], a [`StepChunk`]), as
 //! [`Error::KernelFailed`](kernelpool_kernels::Error::KernelFailed) does for a kernel's own
 //! error status; the step fails with the error of the lowest-numbered chunk that failed,
@@ -56,7 +58,10 @@
 //! The worker is replaced and the pool stays usable. The other tasks the dead worker held
 //! run again elsewhere (one whose workers died under it three times, running other tasks,
 //! is reported as crashed too); `imap` and `imap_unordered` yield every task's own
-//! result, `map` the error of the first failed task. Such tasks may run twice (at
+//! result, `map` the error of the first failed task. An error of the pool itself (workers
+//! that cannot be started, a worker that breaks the protocol) belongs to no task
+//! ([`PoolError::task`] is `None`): `map` returns it, and the lazy iterators yield
+//! [`PoolError::PoolFailed`] at the index of every task they had taken, then end. Such tasks may run twice (at
 //! least once delivery), so a task should not rely on running exactly once; each result
 //! is delivered once. A replacement worker that is not ready within
 //! [`ProcessesBuilder::start_timeout`] is killed; three workers in a row that die or hang
