@@ -350,7 +350,10 @@ pub fn pi_hits(seed: u64, begin: u64, end: u64) -> i64 {
 
 /// The Rust kernels behind the C-compatible range-kernel signature.
 pub mod raw {
-    use kernelpool_kernels_sys::{KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, kp_kargs};
+    use kernelpool_kernels_sys::{
+        KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, KP_MANDELBROT_MAX_N, KP_MAX_ITEMS, KP_PI_MAX_SAMPLES,
+        KP_SPECTRALNORM_MAX_N, kp_kargs,
+    };
     use std::slice;
 
     /// Arguments checked for the range; `None` when the range is invalid.
@@ -360,7 +363,7 @@ pub mod raw {
     unsafe fn args<'a>(a: *const kp_kargs, begin: u64, end: u64) -> Option<&'a kp_kargs> {
         // SAFETY: the caller passes null or a valid pointer.
         let a = unsafe { a.as_ref()? };
-        (begin <= end && end <= a.items).then_some(a)
+        (begin <= end && end <= a.items && a.items <= KP_MAX_ITEMS as u64).then_some(a)
     }
 
     /// The part `[begin*per, end*per)` of buffer `slot` as a mutable slice.
@@ -414,6 +417,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `seed` kernel.
         seed, |a, b, e| {
+        if a.iparam[0] < 0 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 holds `items` i64 values; this chunk owns [b, e).
         let out = unsafe { part::<i64>(a, 0, b, e, 1) };
         super::seed(a.iparam[0] as u64, b, out);
@@ -423,6 +429,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `nbody` kernel.
         nbody, |a, b, e| {
+        if a.iparam[0] < 0 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 holds 2*items f64 values; this chunk owns [2b, 2e).
         let out = unsafe { part::<f64>(a, 0, b, e, 2) };
         super::nbody(a.iparam[0] as u64, b, out);
@@ -432,6 +441,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `spectralnorm` kernel.
         spectralnorm, |a, b, e| {
+        if a.n > KP_SPECTRALNORM_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 is the read-only input of n f64; no chunk writes it during the step.
         let u = unsafe { slice::from_raw_parts(a.buf[0] as *const f64, a.n as usize) };
         // SAFETY: buffer 1 holds n f64; this chunk owns rows [b, e).
@@ -443,6 +455,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `mandelbrot` kernel.
         mandelbrot, |a, b, e| {
+        if a.n > KP_MANDELBROT_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         let bpr = a.n.div_ceil(8);
         // SAFETY: buffer 0 holds n*bpr bytes; this chunk owns rows [b, e).
         let out = unsafe { part::<u8>(a, 0, b, e, bpr) };
@@ -453,7 +468,7 @@ pub mod raw {
     raw_kernel!(
         /// Rust `fannkuch` kernel.
         fannkuch, |a, b, e| {
-        if !(1..=12).contains(&a.n) || a.partial.is_null() {
+        if !(1..=kernelpool_kernels_sys::KP_FANNKUCH_MAX_N as u64).contains(&a.n) || a.partial.is_null() {
             return KP_KERNEL_BAD_ARGS;
         }
         let (sum, max) = super::fannkuch(a.n as usize, b, e);
@@ -475,7 +490,7 @@ pub mod raw {
     raw_kernel!(
         /// Rust `pi` kernel.
         pi, |a, b, e| {
-        if a.partial.is_null() {
+        if a.partial.is_null() || a.items > KP_PI_MAX_SAMPLES as u64 {
             return KP_KERNEL_BAD_ARGS;
         }
         let hits = super::pi_hits(a.iparam[0] as u64, b, e);
