@@ -268,6 +268,12 @@ fn mem_available_kib() -> u64 {
 
 #[test]
 fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
+    for exec in ["serial", "processes"] {
+        allocation_refused_under_ulimit(exec);
+    }
+}
+
+fn allocation_refused_under_ulimit(exec: &str) {
     // Each STREAM array takes a sixth of the memory available and the address space is
     // limited to a quarter: all three fit in memory, the second one not under the limit.
     let avail = mem_available_kib();
@@ -276,7 +282,7 @@ fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "ulimit -v {limit} && exec \"$0\" run triad --n {n}"
+            "ulimit -v {limit} && exec \"$0\" run triad --n {n} --exec {exec}"
         ))
         .arg(env!("CARGO_BIN_EXE_kpool"))
         .output()

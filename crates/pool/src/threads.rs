@@ -201,6 +201,12 @@ impl Executor for Threads {
         self.workers
     }
 
+    /// Refuses a step cut into more than [`MAX_CHUNKS`](kernelpool_kernels::MAX_CHUNKS)
+    /// chunks at this executor's chunk size.
+    fn check_items(&self, items: u64) -> Result<()> {
+        chunk_count(items, self.chunk_for(items)).map(drop)
+    }
+
     fn run(&self, step: &Step<'_>) -> Result<Partial> {
         let items = step.items();
         let chunk = self.chunk_for(items);
