@@ -112,15 +112,19 @@ mod func;
 mod map;
 mod process;
 mod protocol;
+mod shared_array;
 mod shm;
 mod spawn;
 mod threads;
 mod worker;
 
+/// Plain data that shared arrays hold (re-exported from `bytemuck`).
+pub use bytemuck::Pod;
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
 pub use process::{Processes, ProcessesBuilder};
+pub use shared_array::{SharedChunkMut, SharedSlice, SharedVec};
 pub use shm::SharedMemory;
 pub use threads::{Threads, ThreadsBuilder};
 

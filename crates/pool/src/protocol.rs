@@ -116,9 +116,9 @@ pub(crate) enum ToWorker<'a> {
         /// (device, inode) of the pool's executable, when functions may be sent.
         exe: Option<(u64, u64)>,
     },
-    /// A buffer's memfd is attached: map it and keep it under `id`.
-    Map { id: u64, bytes: u64 },
-    /// Forget these buffers.
+    /// A memfd is attached: map it and keep it under `id`.
+    Map { id: u64, bytes: u64, kind: MapKind },
+    /// Forget these buffers and arrays.
     Unmap { ids: Vec<u64> },
     /// Call a function on each argument; task ids `first`, `first + 1`, ...
     Call {
@@ -135,6 +135,17 @@ pub(crate) enum ToWorker<'a> {
         bufs: Vec<BufRef>,
         ranges: Vec<(u64, u64)>,
     },
+}
+
+/// What a mapped memfd is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum MapKind {
+    /// A kernel buffer (read and written by kernel steps).
+    Buffer,
+    /// A shared array sealed against writes, mapped read-only (`SharedSlice`).
+    ReadOnlyArray,
+    /// An output array, mapped writable (`SharedChunkMut`).
+    OutputArray,
 }
 
 /// An encoded argument of a function.

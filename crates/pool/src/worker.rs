@@ -10,7 +10,7 @@ use crate::bulk::{self, Sealed};
 use crate::channel::{Channel, ChannelError, Received, RecvBuffer, shrink};
 use crate::control::{Control, now_ns, spin_until};
 use crate::protocol::{
-    self, BufRef, Bytes, FromWorker, KernelRef, Outcome, ToWorker, Value, clip_message,
+    self, BufRef, Bytes, FromWorker, KernelRef, MapKind, Outcome, ToWorker, Value, clip_message,
 };
 use crate::shm::{SharedMemory, ShmInner};
 use kernelpool_kernels::{Buffer, Error, Kernel, KernelName, Lang, Step, StepArgs};
@@ -253,21 +253,30 @@ impl Worker {
                 )?;
                 self.flush()?;
             }
-            ToWorker::Map { id, bytes } => {
+            ToWorker::Map { id, bytes, kind } => {
                 let fd = self.take_fd("a buffer")?;
-                let shm = SharedMemory::from_fd(id, fd, bytes as usize)
+                let read_only = kind == MapKind::ReadOnlyArray;
+                let shm = ShmInner::receive(id, fd, bytes as usize, read_only)
                     .map_err(|e| format!("cannot map buffer {id}: {e}"))?;
-                self.bufs.insert(
-                    id,
-                    Mapped {
-                        shm: shm.inner().clone(),
-                        view: None,
-                    },
-                );
+                match kind {
+                    MapKind::Buffer => {
+                        self.bufs.insert(
+                            id,
+                            Mapped {
+                                shm: Arc::new(shm),
+                                view: None,
+                            },
+                        );
+                    }
+                    MapKind::ReadOnlyArray | MapKind::OutputArray => {
+                        crate::shared_array::worker_map(id, Arc::new(shm));
+                    }
+                }
             }
             ToWorker::Unmap { ids } => {
                 for id in ids {
                     self.bufs.remove(&id);
+                    crate::shared_array::worker_unmap(id);
                 }
             }
             ToWorker::Call { first, fun, args } => {

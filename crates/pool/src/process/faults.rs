@@ -153,6 +153,7 @@ impl Engine {
                     idx: f.idx,
                     data: f.data,
                     tries: f.tries,
+                    arrays: f.arrays,
                 });
             } else if f.tries + 1 >= MAX_TRIES {
                 let err = if stalled {
@@ -176,6 +177,7 @@ impl Engine {
                     idx: f.idx,
                     data: f.data,
                     tries: f.tries + 1,
+                    arrays: f.arrays,
                 });
             }
         }

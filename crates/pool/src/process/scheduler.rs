@@ -10,7 +10,7 @@ use crate::bulk;
 use crate::channel::{Attached, ChannelError, MAX_FRAME};
 use crate::control::{now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
-use crate::protocol::{Bytes, FnRef, FromWorker, Outcome, ToWorker, Value};
+use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Value};
 use crate::shm::ShmInner;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -263,6 +263,26 @@ impl Engine {
             self.next_id += batch.len() as u64;
             let encoded = match &op.kind {
                 OpKind::Call(fun) => {
+                    // Shared arrays the batch names that the worker has not mapped yet.
+                    let mut r = Ok(());
+                    for shm in batch.iter().flat_map(|it| &it.arrays) {
+                        if r.is_ok() && w.mapped.insert(shm.id()) {
+                            let kind = if shm.is_read_only() {
+                                MapKind::ReadOnlyArray
+                            } else {
+                                MapKind::OutputArray
+                            };
+                            let msg = ToWorker::Map {
+                                id: shm.id(),
+                                bytes: shm.bytes() as u64,
+                                kind,
+                            };
+                            r = w.channel.push(&msg, vec![shm.clone() as Attached]);
+                            self.shared
+                                .entry(shm.id())
+                                .or_insert_with(|| Arc::downgrade(shm));
+                        }
+                    }
                     let mut fds: Vec<Attached> = Vec::new();
                     let args = batch
                         .iter()
@@ -282,7 +302,7 @@ impl Engine {
                         fun: *fun,
                         args,
                     };
-                    w.channel.push(&msg, fds)
+                    r.and_then(|()| w.channel.push(&msg, fds))
                 }
                 OpKind::Step {
                     kernel,
@@ -296,6 +316,7 @@ impl Engine {
                             let msg = ToWorker::Map {
                                 id: shm.id(),
                                 bytes: shm.bytes() as u64,
+                                kind: MapKind::Buffer,
                             };
                             r = w.channel.push(&msg, vec![shm.clone() as Attached]);
                             self.shared
@@ -341,6 +362,7 @@ impl Engine {
                     idx: it.idx,
                     data: it.data,
                     tries: it.tries,
+                    arrays: it.arrays,
                 });
             }
         }

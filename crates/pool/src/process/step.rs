@@ -154,6 +154,7 @@ impl Executor for Processes {
                 idx: i,
                 data: ItemData::Range(r.start, r.end),
                 tries: 0,
+                arrays: Vec::new(),
             }
         }));
         let mut parts: Vec<Option<Partial>> = vec![None; count];

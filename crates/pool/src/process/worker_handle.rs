@@ -7,6 +7,7 @@ use crate::control::{CTRL_BYTES, Control};
 use crate::error::PoolError;
 use crate::protocol::ToWorker;
 use crate::shm::SharedMemory;
+use crate::shm::ShmInner;
 use crate::spawn;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -15,6 +16,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A task sent to a worker and not yet answered.
@@ -29,6 +31,8 @@ pub(super) struct SentTask {
     pub data: ItemData,
     /// Times it went back to the queue because its worker died running another task.
     pub tries: u8,
+    /// Shared arrays its arguments name.
+    pub arrays: Vec<Arc<ShmInner>>,
 }
 
 /// Why a worker is being replaced.
