@@ -325,7 +325,6 @@ fn nbody_with_2_pow_63_steps_is_refused_in_every_language() {
 }
 
 #[test]
-#[ignore = "needs Executor::check_items in kernelpool-pool's Threads (the pool's side of #7)"]
 fn too_many_chunks_are_refused_before_the_buffers_are_allocated() {
     // Under an address-space limit that the second STREAM array exceeds, the step size
     // (more than 2^24 chunks of one item) must be refused first: TooManyChunks, not an

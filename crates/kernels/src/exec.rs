@@ -84,7 +84,9 @@ pub fn default_chunk(items: u64, workers: usize) -> u64 {
 /// otherwise exhaust memory; [`chunk_count`] refuses it with a clear error instead.
 pub const MAX_CHUNKS: u64 = 1 << 24;
 
-/// Number of chunks of `chunk` items (at least 1) in `[0, items)`, or
+/// Number of chunks of `chunk` items (at least 1) in `[0, items)`.
+///
+/// # Errors
 /// [`Error::TooManyChunks`](crate::Error::TooManyChunks) past [`MAX_CHUNKS`].
 pub fn chunk_count(items: u64, chunk: u64) -> Result<u64> {
     let chunk = chunk.max(1);

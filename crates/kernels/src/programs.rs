@@ -27,6 +27,7 @@ pub const STREAM_NTIMES: usize = 10;
 /// assert_eq!((opts.n, opts.systems), (Some(64), 4));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Options {
     /// N (kernel specific); `None` for the kernel's reference size.
     pub n: Option<u64>,
@@ -375,6 +376,9 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
 
 /// STREAM's checkSTREAMresults: average absolute error of each array against the value the
 /// recurrence gives, relative to it, must be at most 1e-13.
+///
+/// # Errors
+/// [`Error::Validation`] naming each array that fails.
 pub fn stream_validate(a: &[f64], b: &[f64], c: &[f64]) -> Result<String> {
     let (mut aj, mut bj, mut cj) = (1.0f64, 2.0f64, 0.0f64);
     aj *= 2.0;

@@ -335,7 +335,10 @@ impl Kernel {
         &self.origin
     }
 
-    /// Look up a kernel by its command-line names.
+    /// Look up a kernel by its command-line names (`"nbody"`, `"fortran"`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKernel`] or [`Error::UnknownLang`].
     pub fn by_names(name: &str, lang: &str) -> Result<Kernel> {
         Ok(Kernel::get(name.parse()?, lang.parse()?))
     }

@@ -194,6 +194,9 @@ pub fn spectralnorm(transpose: bool, begin: u64, u: &[f64], out: &mut [f64]) {
 /// `mandelbrot`: rows `begin..` of the N x N PBM bitmap, `(n+7)/8` bytes per row.
 pub fn mandelbrot(n: u64, begin: u64, out: &mut [u8]) {
     let bpr = n.div_ceil(8) as usize;
+    if bpr == 0 {
+        return; // an empty image, as in C (and no chunks of 0 bytes)
+    }
     let (w, h, limit) = (n as f64, n as f64, 2.0f64);
     for (r, row) in out.chunks_exact_mut(bpr).enumerate() {
         let y = begin + r as u64;
@@ -232,6 +235,9 @@ pub fn mandelbrot(n: u64, begin: u64, out: &mut [u8]) {
 }
 
 /// `fannkuch`: permutation indices `[begin, end)` of n; returns (checksum, max flips).
+///
+/// # Panics
+/// When `n` is not in `1..=12`; it may when `end` is past `n!`.
 pub fn fannkuch(n: usize, begin: u64, end: u64) -> (i64, i64) {
     assert!((1..=12).contains(&n), "fannkuch n must be in 1..=12");
     if begin == end {
@@ -303,7 +309,11 @@ pub fn fannkuch(n: usize, begin: u64, end: u64) -> (i64, i64) {
     (checksum, max_flips)
 }
 
-/// STREAM operation applied to elements of `a`, `b`, `c`.
+/// STREAM operation `op` (0 init, 1 copy, 2 scale, 3 add, 4 triad) applied to elements of
+/// `a`, `b`, `c`; false for an unknown op.
+///
+/// # Panics
+/// Copy (op 1) when `a` and `c` differ in length.
 pub fn triad(op: i64, scalar: f64, a: &mut [f64], b: &mut [f64], c: &mut [f64]) -> bool {
     match op {
         0 => {

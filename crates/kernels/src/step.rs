@@ -248,6 +248,11 @@ unsafe impl Send for Step<'_> {}
 
 impl<'a> Step<'a> {
     /// Check `bufs` against what `kernel` needs for `args` and build the step.
+    ///
+    /// # Errors
+    /// Those of [`expected_buffers`] ([`Error::InvalidSize`], [`Error::BadBuffers`]), and
+    /// [`Error::BadBuffers`] when a buffer is missing, extra, of another element type or
+    /// too short.
     pub fn new(kernel: Kernel, args: StepArgs, bufs: Vec<&'a mut Buffer>) -> Result<Step<'a>> {
         let name = kernel.name();
         let expected = expected_buffers(name, &args)?;
@@ -326,6 +331,10 @@ impl<'a> Step<'a> {
     }
 
     /// Run the kernel on `range` and return the chunk's partial.
+    ///
+    /// # Errors
+    /// [`Error::BadBuffers`] when `range` is not inside `[0, items)`;
+    /// [`Error::KernelFailed`] when the kernel returns a non-zero status.
     pub fn run_chunk(&self, range: Range<u64>) -> Result<Partial> {
         if range.start > range.end || range.end > self.args.items {
             return Err(Error::BadBuffers {
@@ -355,6 +364,9 @@ impl<'a> Step<'a> {
     }
 
     /// Run the chunks in order and combine their partials in that order.
+    ///
+    /// # Errors
+    /// The first error of [`Step::run_chunk`]; later chunks are not run.
     pub fn run_chunks(&self, chunks: impl IntoIterator<Item = Range<u64>>) -> Result<Partial> {
         let name = self.kernel.name();
         let mut total = Partial::identity(name);
