@@ -115,6 +115,8 @@ pub(crate) enum ToWorker<'a> {
         ctrl_bytes: u64,
         /// (device, inode) of the pool's executable, when functions may be sent.
         exe: Option<(u64, u64)>,
+        /// The function to run once before the worker is ready, and its encoded argument.
+        init: Option<(FnRef, Vec<u8>)>,
     },
     /// A memfd is attached: map it and keep it under `id`.
     Map { id: u64, bytes: u64, kind: MapKind },
@@ -162,8 +164,14 @@ pub(crate) enum Value<'a> {
 /// Worker -> pool.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker<'a> {
-    /// The worker has mapped its control block and waits for tasks.
+    /// The worker has mapped its control block (and run the initializer) and waits for
+    /// tasks.
     Ready { pid: u32, same_exe: bool },
+    /// The pool's initializer failed in this worker (it exits).
+    InitFailed {
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+    },
     /// The outcome of task `id`.
     Done {
         id: u64,

@@ -238,12 +238,28 @@ impl Worker {
         let msg: ToWorker<'_> =
             postcard::from_bytes(frame).map_err(|e| format!("bad message from the pool: {e}"))?;
         match msg {
-            ToWorker::Setup { ctrl_bytes, exe } => {
+            ToWorker::Setup {
+                ctrl_bytes,
+                exe,
+                init,
+            } => {
                 let fd = self.take_fd("the control block")?;
                 let shm = SharedMemory::from_fd(0, fd, ctrl_bytes as usize)
                     .map_err(|e| format!("cannot map the control block: {e}"))?;
                 self.control = Some(Control::new(shm).ok_or("control block too small")?);
                 self.same_exe = exe.is_some() && exe == crate::func::exe_identity();
+                if let Some((fun, arg)) = init {
+                    if let Err(message) = self.initialize(fun, &arg) {
+                        self.push(
+                            &FromWorker::InitFailed {
+                                message: Cow::Owned(clip_message(message)),
+                            },
+                            None,
+                        )?;
+                        self.flush()?;
+                        std::process::exit(0);
+                    }
+                }
                 self.push(
                     &FromWorker::Ready {
                         pid: std::process::id(),
@@ -360,6 +376,24 @@ impl Worker {
             } => self.step(first, kernel, args, &bufs, &ranges)?,
         }
         Ok(())
+    }
+
+    /// Run the pool's initializer: the error (or panic) message when it fails.
+    fn initialize(&mut self, fun: crate::protocol::FnRef, arg: &[u8]) -> Result<(), String> {
+        if !self.same_exe {
+            return Err("this worker runs another executable".into());
+        }
+        // SAFETY: the pool made `fun` with `FnRef::of1`, and this worker runs the pool's
+        // executable (same device and inode, checked just above).
+        let (call, f) = unsafe { fun.resolve() };
+        let mut out = Vec::new();
+        IN_TASK.set(true);
+        let r = catch_unwind(AssertUnwindSafe(|| call(f, arg, &mut out)));
+        IN_TASK.set(false);
+        match r {
+            Ok(r) => r,
+            Err(payload) => Err(format!("it panicked: {}", panic_message(payload))),
+        }
     }
 
     /// Run one task, recording it in the control block; `Err` carries a panic message.

@@ -184,8 +184,19 @@ impl Engine {
         for item in requeue.into_iter().rev() {
             op.pending.push_front(item);
         }
-        if let WorkerEnd::ProtocolViolation(message) = end {
-            return Err(PoolError::Protocol { pid, message });
+        match end {
+            WorkerEnd::ProtocolViolation(message) => {
+                return Err(PoolError::Protocol { pid, message });
+            }
+            // It would fail the same way in every replacement.
+            WorkerEnd::InitFailed(message) => {
+                return Err(super::scheduler::init_failed(
+                    self.program(),
+                    message,
+                    Some(cause),
+                ));
+            }
+            _ => {}
         }
         if !ready {
             self.start_failures += 1;

@@ -34,6 +34,15 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Most bytes of encoded arguments in one batch (a frame holds the batch and its fields).
 const BATCH_BYTES: usize = MAX_FRAME - 64 * 1024;
 
+/// The start error of a worker whose initializer failed.
+pub(super) fn init_failed(program: String, message: String, exit: Option<WorkerExit>) -> PoolError {
+    PoolError::Start {
+        program,
+        reason: format!("its initializer failed: {message}"),
+        exit,
+    }
+}
+
 /// The pool's state: its workers and what is needed to feed them.
 pub(crate) struct Engine {
     pub(super) cfg: Arc<Config>,
@@ -78,7 +87,7 @@ impl Engine {
     fn fill_slots(&mut self) -> Result<(), PoolError> {
         for i in 0..self.slots.len() {
             if self.slots[i].is_none() {
-                let mut w = WorkerHandle::spawn(&self.cfg.program, self.cfg.exe)?;
+                let mut w = WorkerHandle::spawn(&self.cfg)?;
                 w.flush();
                 self.slots[i] = Some(w);
             }
@@ -99,6 +108,11 @@ impl Engine {
                                 pid: w.pid,
                                 message,
                             });
+                        }
+                        WorkerEnd::InitFailed(message) => {
+                            let exit = reap(&mut w.child, Instant::now() + HANGUP_GRACE)
+                                .map(WorkerExit::from_status);
+                            return Err(init_failed(self.program(), message, exit));
                         }
                         _ => reap(&mut w.child, Instant::now() + HANGUP_GRACE)
                             .map(WorkerExit::from_status),
@@ -480,6 +494,10 @@ impl Engine {
                     w.ready = true;
                     *start_failures = 0;
                     continue;
+                }
+                Ok(FromWorker::InitFailed { message }) => {
+                    w.end = Some(WorkerEnd::InitFailed(message.into_owned()));
+                    break;
                 }
                 Ok(FromWorker::Done { id, outcome }) => (id, outcome),
                 Err(e) => {
