@@ -25,12 +25,18 @@ use std::sync::Arc;
 
 /// Flush results older than this.
 const FLUSH_AFTER_NS: u64 = 100_000;
-/// Send the result of a task that ran this long at once.
+/// Send the result of a task that ran this long at once, when the worker is about to
+/// run out of tasks (the pool then refills its queue in time) ...
 const LONG_TASK_NS: u64 = 20_000;
+/// ... and hold results of long tasks at most this long while more of its frame follow
+/// (every write wakes the pool, which then competes with the workers for the cores).
+const HOLD_LONG_NS: u64 = 2_000_000;
 /// Flush results once this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
+/// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
+const MAX_SPIN_NS: u64 = 1_000_000;
 
 /// Parse the token and, when it is ours, become a worker (never returns then).
 ///
@@ -150,6 +156,10 @@ struct Worker {
     pending_since: Option<u64>,
     /// How long the last task ran.
     last_task_ns: u64,
+    /// Tasks of the frame being served that still follow the current one.
+    queued: usize,
+    /// How long to spin for the next batch before sleeping.
+    spin_ns: u64,
     control: Option<Control>,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
@@ -163,6 +173,8 @@ impl Worker {
             channel: Channel::new(sock),
             pending_since: None,
             last_task_ns: 0,
+            queued: 0,
+            spin_ns: SPIN_NS,
             control: None,
             same_exe: false,
             bufs: HashMap::new(),
@@ -187,15 +199,30 @@ impl Worker {
                 Received::Bytes { .. } => continue,
                 Received::Nothing => {}
             }
+            let idle_from = now_ns();
             if let (Some(c), Some(seen)) = (&self.control, seen) {
-                if spin_until(SPIN_NS, || c.writes(false) != seen) {
+                if spin_until(self.spin_ns, || c.writes(false) != seen) {
+                    self.learn_gap(now_ns() - idle_from);
                     continue;
                 }
             }
             if self.receive(&mut inbox, true)? == Received::Closed {
                 return Ok(());
             }
+            self.learn_gap(now_ns() - idle_from);
         }
+    }
+
+    /// Adapt the spin to the gaps between the pool's batches: an iterative program sends
+    /// its next step within microseconds of the last answer, and a worker that is still
+    /// spinning takes it without a wake-up; gaps longer than [`MAX_SPIN_NS`] are not worth
+    /// spinning for.
+    fn learn_gap(&mut self, gap_ns: u64) {
+        self.spin_ns = if gap_ns <= MAX_SPIN_NS / 2 {
+            (2 * gap_ns).clamp(SPIN_NS, MAX_SPIN_NS)
+        } else {
+            SPIN_NS
+        };
     }
 
     /// Receive more bytes (and descriptors).
@@ -321,6 +348,7 @@ impl Worker {
                 let (call, f) = unsafe { fun.resolve() };
                 let mut scratch = std::mem::take(&mut self.scratch);
                 for (i, arg) in args.iter().enumerate() {
+                    self.queued = args.len() - i - 1;
                     let id = first + i as u64;
                     scratch.clear();
                     let mapped = match *arg {
@@ -434,14 +462,20 @@ impl Worker {
         self.replied()
     }
 
-    /// A reply was queued: send it now or later.
+    /// A reply was queued: send it now or later. Results of short tasks go in batches
+    /// at least every 100 µs; results of long ones (a kernel chunk) wait while more tasks
+    /// of the same frame follow, up to 2 ms, so that a step costs the pool one wake-up
+    /// per worker rather than one per chunk; the worker's last tasks report at once.
     fn replied(&mut self) -> Result<(), String> {
         let now = now_ns();
         let since = *self.pending_since.get_or_insert(now);
-        if self.channel.unsent() >= FLUSH_BYTES
-            || now.saturating_sub(since) >= FLUSH_AFTER_NS
-            || self.last_task_ns >= LONG_TASK_NS
-        {
+        let age = now.saturating_sub(since);
+        let flush = if self.last_task_ns >= LONG_TASK_NS {
+            self.queued <= 1 || age >= HOLD_LONG_NS
+        } else {
+            age >= FLUSH_AFTER_NS
+        };
+        if flush || self.channel.unsent() >= FLUSH_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -550,6 +584,7 @@ impl Worker {
             Ok(step) => {
                 for (i, &(begin, end)) in ranges.iter().enumerate() {
                     let id = first + i as u64;
+                    self.queued = ranges.len() - i - 1;
                     let outcome = match self.task(id, || step.run_chunk(begin..end)) {
                         Ok(Ok(p)) => Outcome::Partial(p),
                         Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },
