@@ -83,6 +83,18 @@
 //! the step ([`PoolError::Remote`]): drop every handle to the old kernel, then load it
 //! again (while a library is loaded, loading the same path gives that library again).
 //!
+//! # What is copied, for each kind of argument
+//!
+//! - Kernel buffers of a step ([`Executor::alloc`] on the pool: shared memory): never
+//!   copied; each worker maps them once, and only (buffer id, element type, length)
+//!   cross with each step.
+//! - [`SharedSlice`] and [`SharedChunkMut`] handles, anywhere in the arguments of the map
+//!   family (also inside your own serde types): never copied; they cross as (array id,
+//!   range), the array's memfd once per worker. Inputs are sealed and mapped read-only in
+//!   workers; each output range belongs to one task (see [`SharedVec`]).
+//! - Every other value (numbers, strings, `Vec`s, structs) and every result: encoded with
+//!   postcard and copied, through the socket up to 256 KiB, through a sealed memfd above.
+//!
 //! # Costs
 //!
 //! Only small things cross to workers: kernel names, step arguments, buffer ids and
