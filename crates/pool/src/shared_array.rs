@@ -34,7 +34,7 @@ use std::ops::{Deref, DerefMut, Range};
 use std::sync::Arc;
 
 /// An array of plain data in shared memory, owned and written by this process. See the
-/// [module docs](self).
+/// [crate docs](crate#what-is-copied-for-each-kind-of-argument).
 ///
 /// ```
 /// use kernelpool_pool::SharedVec;
@@ -179,7 +179,7 @@ impl<T: Pod> DerefMut for SharedVec<T> {
 }
 
 /// A read-only array of plain data in shared memory, or a range of one: cheap to clone,
-/// seen in workers without a copy. See the [module docs](self).
+/// seen in workers without a copy. See the [crate docs](crate#what-is-copied-for-each-kind-of-argument).
 pub struct SharedSlice<T: Pod> {
     mem: Arc<ShmInner>,
     range: Range<usize>,
@@ -259,7 +259,7 @@ impl<T: Pod> Deref for SharedSlice<T> {
 
 /// One task's own range of a [`SharedVec`] output array (from
 /// [`SharedVec::chunks_mut`]): in the worker that runs the task it is a `&mut [T]` over
-/// the array's pages. See the [module docs](self).
+/// the array's pages. See the [crate docs](crate#what-is-copied-for-each-kind-of-argument).
 pub struct SharedChunkMut<'a, T: Pod> {
     mem: Arc<ShmInner>,
     range: Range<usize>,

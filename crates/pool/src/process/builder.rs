@@ -81,7 +81,7 @@ impl ProcessesBuilder {
         self
     }
 
-    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`]: about four
+    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`](kernelpool_kernels::default_chunk): about four
     /// chunks per worker).
     pub fn chunk(mut self, chunk: u64) -> Self {
         self.chunk = Some(chunk);
