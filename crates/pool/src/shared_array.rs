@@ -310,6 +310,43 @@ impl<T: Pod> DerefMut for SharedChunkMut<'_, T> {
     }
 }
 
+#[cfg(feature = "ndarray")]
+impl<T: Pod> SharedSlice<T> {
+    /// The slice as an `ndarray` view of `shape` (row-major; its elements must number
+    /// `self.len()`), without a copy.
+    ///
+    /// # Errors
+    /// `ndarray`'s shape error when `shape` does not hold `self.len()` elements.
+    pub fn view<Sh, D>(
+        &self,
+        shape: Sh,
+    ) -> Result<ndarray::ArrayView<'_, T, D>, ndarray::ShapeError>
+    where
+        D: ndarray::Dimension,
+        Sh: Into<ndarray::StrideShape<D>>,
+    {
+        ndarray::ArrayView::from_shape(shape, &self[..])
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl<T: Pod> SharedChunkMut<'_, T> {
+    /// The range as a mutable `ndarray` view of `shape` (row-major), without a copy.
+    ///
+    /// # Errors
+    /// `ndarray`'s shape error when `shape` does not hold `self.len()` elements.
+    pub fn view_mut<Sh, D>(
+        &mut self,
+        shape: Sh,
+    ) -> Result<ndarray::ArrayViewMut<'_, T, D>, ndarray::ShapeError>
+    where
+        D: ndarray::Dimension,
+        Sh: Into<ndarray::StrideShape<D>>,
+    {
+        ndarray::ArrayViewMut::from_shape(shape, &mut self[..])
+    }
+}
+
 /// What a handle is on the wire.
 #[derive(Serialize, Deserialize)]
 struct Wire {
@@ -528,6 +565,21 @@ mod tests {
         assert!(postcard::from_bytes::<(u8, SharedChunkMut<f64>)>(&bytes).is_err());
         worker_unmap(input.mem.id());
         assert!(postcard::from_bytes::<(u8, SharedSlice<f64>)>(&bytes).is_err());
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn ndarray_views_see_the_same_elements() {
+        let mut v = SharedVec::<f64>::zeroed(6).unwrap();
+        {
+            let mut chunks = v.chunks_mut(6);
+            let mut view = chunks[0].view_mut((2, 3)).unwrap();
+            view[[1, 2]] = 4.5;
+        }
+        let s = v.into_shared().unwrap();
+        let view = s.view((3, 2)).unwrap();
+        assert_eq!(view[[2, 1]], 4.5);
+        assert!(s.view((4, 2)).is_err());
     }
 
     #[test]
