@@ -314,7 +314,7 @@ impl<'a> Step<'a> {
     /// the memory behind each (to recognise shared memory), never their contents, which
     /// the kernel writes while the step runs.
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0599
     /// # use kernelpool_kernels::{Buffer, Elem, Kernel, KernelName, Lang, Step, StepArgs};
     /// let mut buf = Buffer::heap(Elem::I64, 4, "out").unwrap();
     /// let step = Step::new(Kernel::get(KernelName::Seed, Lang::C), StepArgs::new(4, 4),

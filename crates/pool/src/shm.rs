@@ -38,10 +38,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Its descriptor is not for safe code to resize or write behind the slices' back:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use std::os::fd::AsFd;
 /// let shm = kernelpool_pool::SharedMemory::new(4096).unwrap();
-/// rustix::fs::ftruncate(shm.as_fd(), 0).unwrap();
+/// let fd: std::os::fd::BorrowedFd<'_> = shm.as_fd(); // no descriptor to truncate
 /// ```
 pub struct SharedMemory {
     inner: Arc<ShmInner>,
