@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = SharedVec::from_slice(&vec![1.5; 1 << 20])?.into_shared()?;
     let sums = p.map_chunks(sum, &input, 1 << 18)?; // 4 tasks, nothing copied
     let mut out = SharedVec::<f64>::zeroed(1 << 20)?;
-    p.map(square_into, input.chunks(1 << 18).zip(out.chunks_mut(1 << 18)))?;
+    p.map(
+        square_into,
+        input.chunks(1 << 18).zip(out.chunks_mut(1 << 18)),
+    )?;
     println!("sums {sums:?} out[7] {}", out[7]);
     Ok(())
 }
