@@ -10,7 +10,7 @@
 //!   around it, in the same language and translation unit ([`ElementFn`], [`map`]);
 //! - a **range kernel** following the one contract of `native/include/kernels.h`
 //!   (`int32_t k(const kp_kargs *, uint64_t begin, uint64_t end)`), with a
-//!   [`Signature`](kernelpool_kernels::Signature) of its own or a built-in kernel's
+//!   [`Signature`] of its own or a built-in kernel's
 //!   ([`Jit::range_kernel`]). `#include "kernels.h"` finds the contract.
 //!
 //! ```
