@@ -59,7 +59,7 @@ pub struct JitArgs {
     /// Items of the range kernel's step (default: N).
     #[arg(long)]
     items: Option<u64>,
-    /// The range kernel's own signature, e.g. "in f64[items], out f64[items], sum f64".
+    /// The range kernel's own signature, e.g. `in f64[items], out f64[items], sum f64`.
     #[arg(long, conflicts_with = "contract")]
     sig: Option<String>,
     /// The range kernel follows this built-in kernel's contract: its program runs it
