@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub use kernelpool_jit as jit;
 pub use kernelpool_kernels as kernels;
 pub use kernelpool_pool as pool;
 

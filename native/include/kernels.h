@@ -11,8 +11,11 @@
  *   - reduction kernels write a fixed-size partial into `args->partial` (KP_PARTIAL_LEN
  *     int64 slots, initialised by the caller to the identity of each slot's operation)
  *     and the caller combines partials of consecutive chunks in range order.
- *     All reductions are over integers (sum, max), so they are exact and associative:
- *     the result never depends on how [0, items) was split.
+ *     The built-in kernels' reductions are over integers (sum, max), so they are exact
+ *     and associative: the result never depends on how [0, items) was split. A kernel
+ *     with a signature of its own (JIT) may also declare float slots (sum, max, min of
+ *     double, stored as the double's bits in the int64 slot); a float sum depends on
+ *     the chunk size (partials are combined in chunk order), never on the executor.
  * The return value is KP_KERNEL_OK, or a negative code (e.g. a C++ exception caught
  * by the extern "C" shim, or parameters outside what the kernel supports).
  *

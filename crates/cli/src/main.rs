@@ -4,6 +4,7 @@
 //! kpool run mandelbrot --lang fortran --n 200 > out.pbm
 //! kpool run nbody --lang cpp --exec threads --workers 2
 //! kpool bench --quick
+//! kpool jit examples/jit/seed.c --symbol f --map 1,2,3 --exec processes
 //! kpool info
 //! ```
 //! The binary is also the process pool's worker: `kernelpool::init()` comes first in `main`.
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod bench;
+mod jit;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +37,8 @@ enum Command {
     Run(RunArgs),
     /// The cross-language benchmark: every kernel x language x executor, verified and timed.
     Bench(bench::BenchArgs),
+    /// Compile a C, C++ or Fortran source at run time (cached) and run it on any executor.
+    Jit(jit::JitArgs),
     /// List kernels, languages and the compilers that built them.
     Info,
 }
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(a) => run(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Jit(a) => jit::jit(a),
         Command::Info => {
             info();
             Ok(ExitCode::SUCCESS)
