@@ -114,8 +114,9 @@ impl RecvBuffer {
     }
 
     /// Room to receive into, made by compacting the buffer or, when the frame being
-    /// received needs it, by growing it: at most doubling at a time, so a length read
-    /// from the wire never allocates more than the bytes already received.
+    /// received needs it, by growing it: by at most the bytes held (so at most doubling
+    /// with the bytes that arrived), so a length read from the wire never allocates more
+    /// than the bytes already received.
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
@@ -128,7 +129,11 @@ impl RecvBuffer {
             Ok(Some(len)) => (4 + len).saturating_sub(self.end - self.start),
             _ => 0,
         };
-        let want = missing.clamp(RECV_INITIAL / 4, self.buf.len().max(RECV_INITIAL));
+        // At most as much room as the bytes held (not as the buffer, which earlier calls
+        // may have grown): a frame that trickles in a byte at a time, each receive asking
+        // for room, must not grow the buffer by more than it brought.
+        let held = self.end - self.start;
+        let want = missing.clamp(RECV_INITIAL / 4, held.max(RECV_INITIAL));
         if self.buf.len() - self.end < want {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -408,6 +413,30 @@ mod tests {
             room <= 2 * RECV_INITIAL,
             "{room} bytes of room for 4 received"
         );
+    }
+
+    #[test]
+    fn a_frame_that_trickles_in_grows_the_buffer_only_with_the_bytes_that_arrive() {
+        // A peer that sends a (garbage, but not over the limit) length and then the frame
+        // a byte at a time: each receive asks for room, and the room may not grow faster
+        // than the bytes that came (the bound fuzz/fuzz_targets/frames.rs checks).
+        let mut inbox = RecvBuffer::new();
+        let header = (MAX_FRAME as u32).to_le_bytes();
+        inbox.spare()[..4].copy_from_slice(&header);
+        inbox.filled(4);
+        let mut received = 4;
+        for _ in 0..4000 {
+            let spare = inbox.spare();
+            spare[0] = 7;
+            inbox.filled(1);
+            received += 1;
+            assert!(inbox.next_frame().unwrap().is_none(), "incomplete");
+            let held = inbox.buf.len();
+            assert!(
+                held <= 2 * received + 2 * RECV_INITIAL,
+                "{held} bytes held for {received} received"
+            );
+        }
     }
 
     #[test]
