@@ -308,7 +308,7 @@ impl Channel {
     ///
     /// # Errors
     /// The OS error, or [`ChannelError::Protocol`] when the other end attached more
-    /// descriptors than a frame may carry (they were cut off: `MSG_CTRUNC`).
+    /// descriptors than a frame may carry (counted, or cut off: `MSG_CTRUNC`).
     pub(crate) fn receive(
         &mut self,
         inbox: &mut RecvBuffer,
@@ -331,23 +331,32 @@ impl Channel {
                 &mut control,
                 flags,
             );
-            let mut got_fds = false;
+            // One receive brings the descriptors of one message at most (the kernel stops
+            // after the first message that carries some).
+            let mut got_fds = 0;
             for m in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = m {
-                    got_fds = true;
+                    let before = self.fds.len();
                     self.fds.extend(fds);
+                    got_fds += self.fds.len() - before;
                 }
             }
             return match r {
-                Ok(msg) if msg.flags.contains(ReturnFlags::CTRUNC) => Err(ChannelError::Protocol(
-                    format!("more than {MAX_FDS_PER_FRAME} descriptors attached to one message"),
-                )),
+                // Cut off (MSG_CTRUNC), or more than a frame may carry that still fitted
+                // (the control space has room for alignment beyond MAX_FDS_PER_FRAME).
+                Ok(msg)
+                    if msg.flags.contains(ReturnFlags::CTRUNC) || got_fds > MAX_FDS_PER_FRAME =>
+                {
+                    Err(ChannelError::Protocol(format!(
+                        "more than {MAX_FDS_PER_FRAME} descriptors attached to one message"
+                    )))
+                }
                 Ok(msg) if msg.bytes == 0 => Ok(Received::Closed),
                 Ok(msg) => {
                     inbox.filled(msg.bytes);
                     Ok(Received::Bytes {
                         bytes: msg.bytes,
-                        more: msg.bytes == room || got_fds,
+                        more: msg.bytes == room || got_fds > 0,
                     })
                 }
                 Err(Errno::INTR) => continue,
@@ -490,6 +499,33 @@ mod tests {
         match b.receive(&mut RecvBuffer::new(), true) {
             Err(ChannelError::Protocol(m)) => assert!(m.contains("descriptors"), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_descriptor_too_many_is_refused_by_the_receiver() {
+        // The receive buffer's control space may hold a few more descriptors than a frame
+        // may carry (rustix adds room for alignment), so that the kernel does not cut them
+        // off: they must be refused all the same (found by fuzz/fuzz_targets/descriptors.rs).
+        let memfd = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        for n in MAX_FDS_PER_FRAME + 1..=MAX_FDS_PER_FRAME + 4 {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (a, mut b) = (Channel::new(a.into()), Channel::new(b.into()));
+            let fds: Vec<BorrowedFd<'_>> = (0..n).map(|_| memfd.as_fd()).collect();
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(16))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+            sendmsg(
+                a.socket(),
+                &[IoSlice::new(&[0; 8])],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            )
+            .unwrap();
+            match b.receive(&mut RecvBuffer::new(), true) {
+                Err(ChannelError::Protocol(m)) => assert!(m.contains("descriptors"), "{m}"),
+                other => panic!("{n} descriptors on one message: {other:?}"),
+            }
         }
     }
 }
