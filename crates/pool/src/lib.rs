@@ -112,6 +112,11 @@ mod spawn;
 mod threads;
 mod worker;
 
+/// Internals for the fuzz targets in `fuzz/`: not part of the API (see the module's own
+/// documentation in `src/fuzzing.rs`).
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
