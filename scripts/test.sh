@@ -8,3 +8,5 @@ bash scripts/setup.sh --tests
 cargo build --workspace --release
 cargo test --workspace --release
 cargo test --release -p kernelpool-kernels-sys --features bindgen
+# the optional ndarray views over shared arrays
+cargo test --release -p kernelpool-pool --features ndarray --lib shared_array

@@ -54,3 +54,22 @@ fn pool_map_prints_the_squares_and_leaves_no_worker() {
     // Dropping the pool reaps its workers before `main` returns: none may outlive it.
     assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
 }
+
+#[test]
+fn shared_arrays_sums_and_fills_without_copying() {
+    let exe = example("shared_arrays");
+    let out = Command::new(&exe)
+        .output()
+        .expect("run the shared_arrays example");
+    assert!(
+        out.status.success(),
+        "shared_arrays failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sums [393216.0, 393216.0, 393216.0, 393216.0] out[7] 2.25\n"
+    );
+    assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
+}

@@ -8,7 +8,8 @@
 
 #define CHECK_RANGE(a, b, e)                                  \
     do {                                                      \
-        if ((a) == NULL || (b) > (e) || (e) > (a)->items) {   \
+        if ((a) == NULL || (b) > (e) || (e) > (a)->items ||   \
+            (a)->items > (uint64_t)KP_MAX_ITEMS) {            \
             return KP_KERNEL_BAD_ARGS;                        \
         }                                                     \
     } while (0)
@@ -32,6 +33,7 @@ static double unit(uint64_t z) { return (double)(int64_t)(z >> 11) * 0x1.0p-53; 
 /* ---- seed ---- */
 int32_t kp_c_seed(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
+    if (a->iparam[0] < 0) return KP_KERNEL_BAD_ARGS;
     int64_t *out = (int64_t *)a->buf[0];
     const uint64_t iters = (uint64_t)a->iparam[0];
     for (uint64_t i = begin; i < end; i++) {
@@ -133,6 +135,7 @@ static void nbody_advance(body *b, double dt) {
 
 int32_t kp_c_nbody(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
+    if (a->iparam[0] < 0) return KP_KERNEL_BAD_ARGS;
     double *out = (double *)a->buf[0];
     const int64_t steps = a->iparam[0];
     for (uint64_t s = begin; s < end; s++) {
@@ -154,6 +157,7 @@ static double eval_a(int64_t i, int64_t j) {
 
 int32_t kp_c_spectralnorm(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
+    if (a->n > (uint64_t)KP_SPECTRALNORM_MAX_N) return KP_KERNEL_BAD_ARGS;
     const double *u = (const double *)a->buf[0];
     double *au = (double *)a->buf[1];
     const int64_t n = (int64_t)a->n;
@@ -173,6 +177,7 @@ int32_t kp_c_spectralnorm(const kp_kargs *a, uint64_t begin, uint64_t end) {
 /* ---- mandelbrot ---- */
 int32_t kp_c_mandelbrot(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
+    if (a->n > (uint64_t)KP_MANDELBROT_MAX_N) return KP_KERNEL_BAD_ARGS;
     uint8_t *out = (uint8_t *)a->buf[0];
     const uint64_t n = a->n;
     const uint64_t bpr = (n + 7) / 8;
@@ -211,11 +216,11 @@ int32_t kp_c_mandelbrot(const kp_kargs *a, uint64_t begin, uint64_t end) {
 }
 
 /* ---- fannkuch-redux, over blocks of permutation indices ---- */
-#define FK_MAX 16
+#define FK_MAX 16 /* array room; n itself is at most KP_FANNKUCH_MAX_N */
 
 int32_t kp_c_fannkuch(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
-    if (a->n < 1 || a->n > 12 || a->partial == NULL) return KP_KERNEL_BAD_ARGS;
+    if (a->n < 1 || a->n > KP_FANNKUCH_MAX_N || a->partial == NULL) return KP_KERNEL_BAD_ARGS;
     const int n = (int)a->n;
     int64_t fact[FK_MAX + 1];
     fact[0] = 1;
@@ -308,7 +313,7 @@ int32_t kp_c_triad(const kp_kargs *a, uint64_t begin, uint64_t end) {
 /* ---- Monte Carlo pi ---- */
 int32_t kp_c_pi(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
-    if (a->partial == NULL) return KP_KERNEL_BAD_ARGS;
+    if (a->partial == NULL || a->items > (uint64_t)KP_PI_MAX_SAMPLES) return KP_KERNEL_BAD_ARGS;
     const uint64_t seed = (uint64_t)a->iparam[0];
     int64_t hits = 0;
     for (uint64_t i = begin; i < end; i++) {

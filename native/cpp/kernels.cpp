@@ -33,7 +33,8 @@ constexpr double unit(std::uint64_t z) noexcept {
 
 // Same test as the C CHECK_RANGE: unsigned comparisons, end may equal items.
 bool range_ok(const kp_kargs *a, std::uint64_t begin, std::uint64_t end) noexcept {
-    return a != nullptr && begin <= end && end <= a->items;
+    return a != nullptr && begin <= end && end <= a->items &&
+           a->items <= static_cast<std::uint64_t>(KP_MAX_ITEMS);
 }
 
 template <typename T>
@@ -43,6 +44,7 @@ T *buffer(const kp_kargs &a, std::size_t slot) noexcept {
 
 // ---- seed ----
 int32_t seed_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
+    if (a.iparam[0] < 0) return KP_KERNEL_BAD_ARGS;
     auto *out = buffer<std::int64_t>(a, 0);
     const auto iters = static_cast<std::uint64_t>(a.iparam[0]);
     for (std::uint64_t i = begin; i < end; i++) {
@@ -151,6 +153,7 @@ void advance(System &b, double dt) {
 }  // namespace nbody
 
 int32_t nbody_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
+    if (a.iparam[0] < 0) return KP_KERNEL_BAD_ARGS;
     auto *out = buffer<double>(a, 0);
     const std::int64_t steps = a.iparam[0];
     for (std::uint64_t s = begin; s < end; s++) {
@@ -181,6 +184,7 @@ double spectral_row(std::int64_t i, std::int64_t n, const double *u) noexcept {
 }
 
 int32_t spectralnorm_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
+    if (a.n > static_cast<std::uint64_t>(KP_SPECTRALNORM_MAX_N)) return KP_KERNEL_BAD_ARGS;
     const auto *u = buffer<const double>(a, 0);
     auto *au = buffer<double>(a, 1);
     const auto n = static_cast<std::int64_t>(a.n);
@@ -193,6 +197,7 @@ int32_t spectralnorm_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_
 
 // ---- mandelbrot ----
 int32_t mandelbrot_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
+    if (a.n > static_cast<std::uint64_t>(KP_MANDELBROT_MAX_N)) return KP_KERNEL_BAD_ARGS;
     auto *out = buffer<std::uint8_t>(a, 0);
     const std::uint64_t n = a.n;
     const std::uint64_t bpr = (n + 7) / 8;
@@ -235,7 +240,7 @@ int32_t mandelbrot_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t 
 // ---- fannkuch-redux, over blocks of permutation indices ----
 namespace fannkuch {
 
-constexpr int max_n = 12;
+constexpr int max_n = KP_FANNKUCH_MAX_N;
 using Perm = std::array<int, max_n>;
 
 constexpr std::array<std::int64_t, max_n + 1> factorials() noexcept {
@@ -349,7 +354,9 @@ int32_t triad_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) 
 
 // ---- Monte Carlo pi ----
 int32_t pi_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
-    if (a.partial == nullptr) return KP_KERNEL_BAD_ARGS;
+    if (a.partial == nullptr || a.items > static_cast<std::uint64_t>(KP_PI_MAX_SAMPLES)) {
+        return KP_KERNEL_BAD_ARGS;
+    }
     const auto seed = static_cast<std::uint64_t>(a.iparam[0]);
     std::int64_t hits = 0;
     for (std::uint64_t i = begin; i < end; i++) {

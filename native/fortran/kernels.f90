@@ -23,6 +23,11 @@ module kp_kernels
     integer(c_int32_t), parameter :: KP_KERNEL_BAD_ARGS = -1
     integer, parameter :: KP_MAX_BUFS = 4
     integer, parameter :: KP_PARTIAL_LEN = 4
+    ! Bounds of kernels.h (KP_MAX_ITEMS is huge(0_i8): items are non-negative as int64)
+    integer(c_int64_t), parameter :: KP_SPECTRALNORM_MAX_N = 2_c_int64_t**30
+    integer(c_int64_t), parameter :: KP_MANDELBROT_MAX_N = 2_c_int64_t**32
+    integer, parameter :: KP_FANNKUCH_MAX_N = 12
+    integer(c_int64_t), parameter :: KP_PI_MAX_SAMPLES = 2_c_int64_t**62
 
     ! Mirror of struct kp_kargs (uint64_t fields are stored as int64 with the same bits).
     type, bind(C), public :: kp_kargs
@@ -80,7 +85,7 @@ contains
         integer(i8), intent(in) :: begin, end_
         range_ok = .false.
         if (.not. present(args)) return
-        range_ok = ble(begin, end_) .and. ble(end_, args%items)
+        range_ok = ble(begin, end_) .and. ble(end_, args%items) .and. args%items >= 0
     end function range_ok
 
     ! ---- splitmix64, counter based: output k of the stream seeded with `seed` ----
@@ -112,9 +117,9 @@ contains
 
         kp_f_seed = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
+        ! a negative count would be 2**64 - |c| iterations in C: refused everywhere
+        if (args%iparam(1) < 0) return
         call c_f_pointer(args%buf(1), out, [end_])
-        ! C reads iparam[0] as uint64_t; a negative count (2**64 - |c| iterations there)
-        ! runs no iteration here.
         iters = args%iparam(1)
         do i = begin, end_ - 1
             x = i + 1_i8
@@ -215,6 +220,7 @@ contains
 
         kp_f_nbody = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
+        if (args%iparam(1) < 0) return
         call c_f_pointer(args%buf(1), out, [2_i8 * end_])
         do s = begin, end_ - 1
             call nbody_init(b, s)
@@ -244,6 +250,7 @@ contains
 
         kp_f_spectralnorm = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
+        if (bgt(args%n, KP_SPECTRALNORM_MAX_N)) return
         n = args%n
         call c_f_pointer(args%buf(1), u, [max(n, 0_i8)])
         call c_f_pointer(args%buf(2), au, [end_])
@@ -276,6 +283,7 @@ contains
 
         kp_f_mandelbrot = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
+        if (bgt(args%n, KP_MANDELBROT_MAX_N)) return
         n = args%n
         bpr = (n + 7) / 8
         call c_f_pointer(args%buf(1), out, [end_ * bpr])
@@ -337,7 +345,7 @@ contains
     integer(c_int32_t) function kp_f_fannkuch(args, begin, end_) bind(C, name="kp_f_fannkuch")
         type(kp_kargs), intent(in), optional :: args
         integer(c_int64_t), value :: begin, end_
-        integer, parameter :: MAX_N = 12
+        integer, parameter :: MAX_N = KP_FANNKUCH_MAX_N
         integer(i8), pointer :: partial(:)
         integer(i8) :: fact(0:MAX_N), idx, k, flips, checksum, max_flips
         integer :: p(0:MAX_N - 1), pp(0:MAX_N - 1), cnt(0:MAX_N - 1)
@@ -490,7 +498,7 @@ contains
 
         kp_f_pi = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
-        if (.not. c_associated(args%partial)) return
+        if (.not. c_associated(args%partial) .or. bgt(args%items, KP_PI_MAX_SAMPLES)) return
         seed = args%iparam(1)
         hits = 0
         do i = begin, end_ - 1

@@ -40,6 +40,17 @@ extern "C" {
 /** A C++ kernel threw an exception (caught by its extern "C" shim). */
 #define KP_KERNEL_EXCEPTION (-2)
 
+/** Largest number of items of any step: every language counts items in int64 loops. */
+#define KP_MAX_ITEMS 0x7fffffffffffffffLL
+/** Largest N of spectralnorm: (i+j)*(i+j+1) of its matrix stays inside int64_t. */
+#define KP_SPECTRALNORM_MAX_N (1LL << 30)
+/** Largest N of mandelbrot: N*((N+7)/8) bytes, far inside int64_t byte offsets. */
+#define KP_MANDELBROT_MAX_N (1LL << 32)
+/** Largest N of fannkuch: the permutation arrays hold 12 elements. */
+#define KP_FANNKUCH_MAX_N 12
+/** Most samples of pi: their splitmix64 counters 2i, 2i+1 stay distinct in 64 bits. */
+#define KP_PI_MAX_SAMPLES (1LL << 62)
+
 /** Arguments of one kernel step; identical for every chunk of the step. */
 typedef struct kp_kargs {
     /** Problem size parameter of the kernel (N of the benchmark). */
@@ -64,20 +75,24 @@ typedef int32_t (*kp_range_fn)(const kp_kargs *args, uint64_t begin, uint64_t en
 /*
  * The kernels. Per language prefix: kp_c_, kp_cpp_, kp_f_ (Fortran, bind(C)).
  *
- * seed         items = n arguments x = i + 1; iparam[0] = loop count (10,000,000);
+ * Every kernel refuses (KP_KERNEL_BAD_ARGS), before touching a buffer, items above
+ * KP_MAX_ITEMS and the sizes and counts outside the bounds given below.
+ *
+ * seed         items = n arguments x = i + 1; iparam[0] = loop count (10,000,000; >= 0);
  *              buf[0] int64[items] out: the 64-bit wrapping sum of x*x over the loop.
- * nbody        items = independent systems; iparam[0] = steps; system 0 is the published
+ * nbody        items = independent systems; iparam[0] = steps (>= 0); system 0 is the published
  *              initial state, system s > 0 a deterministic perturbation of it (splitmix64);
  *              buf[0] double[2*items] out: energy before, energy after.
- * spectralnorm items = rows; n = N; iparam[0] = 0 for A*u, 1 for A^T*u;
+ * spectralnorm items = rows; n = N <= KP_SPECTRALNORM_MAX_N; iparam[0] = 0 for A*u, 1 for A^T*u;
  *              buf[0] double[N] in u, buf[1] double[N] out.
- * mandelbrot   items = rows; n = N (width = height); buf[0] uint8[N*((N+7)/8)] out: PBM rows.
- * fannkuch     items = permutation indices [0, n!); n in 1..=12;
+ * mandelbrot   items = rows; n = N <= KP_MANDELBROT_MAX_N (width = height);
+ *              buf[0] uint8[N*((N+7)/8)] out: PBM rows.
+ * fannkuch     items = permutation indices [0, n!); n in 1..=KP_FANNKUCH_MAX_N;
  *              partial[0] = checksum (sum), partial[1] = max flips (max).
  * triad        items = elements; iparam[0] = STREAM op (0 init, 1 copy, 2 scale, 3 add,
  *              4 triad); fparam[0] = scalar; buf[0..3] double a, b, c (read and written
  *              per item).
- * pi           items = samples; iparam[0] = seed; partial[0] = hits (sum).
+ * pi           items = samples <= KP_PI_MAX_SAMPLES; iparam[0] = seed; partial[0] = hits (sum).
  *              Sample i uses splitmix64 outputs 2i and 2i+1 of the counter-based stream.
  */
 #define KP_DECLARE_KERNELS(prefix)                                                   \

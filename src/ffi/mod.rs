@@ -168,10 +168,8 @@ mod tests {
         let mut buf = [0 as c_char; 256];
         let mut len = 0usize;
         // SAFETY: buf is 256 bytes; len is a valid out-parameter.
-        assert_eq!(
-            unsafe { kp_last_error_message(buf.as_mut_ptr(), buf.len(), &mut len) },
-            kp_status::KP_OK
-        );
+        let status = unsafe { kp_last_error_message(buf.as_mut_ptr(), buf.len(), &mut len) };
+        assert_eq!(status, kp_status::KP_OK);
         // SAFETY: the function NUL-terminates.
         unsafe { CStr::from_ptr(buf.as_ptr()) }
             .to_string_lossy()

@@ -107,6 +107,12 @@ where
         .collect()
 }
 
+/// `kpool bench`: run the matrix, print the table (and the JSON lines when asked);
+/// exit 1 when a cell disagrees with the reference.
+///
+/// # Errors
+/// A one-line message for bad options (unknown kernel or language, `--repeat 0`, ...) or
+/// a run that fails.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     let kernels = parse_list(&args.kernels, &KernelName::ALL)?;
     let langs = parse_list(&args.langs, &Lang::ALL)?;

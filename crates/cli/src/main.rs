@@ -85,6 +85,9 @@ struct RunArgs {
 }
 
 /// Build the executor asked for.
+///
+/// # Errors
+/// A one-line message when `--workers` or `--chunk` is 0 or the pool cannot start.
 pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor>, String> {
     if args.workers == Some(0) {
         return Err("--workers must be at least 1".into());

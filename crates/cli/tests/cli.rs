@@ -268,6 +268,12 @@ fn mem_available_kib() -> u64 {
 
 #[test]
 fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
+    for exec in ["serial", "processes"] {
+        allocation_refused_under_ulimit(exec);
+    }
+}
+
+fn allocation_refused_under_ulimit(exec: &str) {
     // Each STREAM array takes a sixth of the memory available and the address space is
     // limited to a quarter: all three fit in memory, the second one not under the limit.
     let avail = mem_available_kib();
@@ -276,7 +282,7 @@ fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "ulimit -v {limit} && exec \"$0\" run triad --n {n}"
+            "ulimit -v {limit} && exec \"$0\" run triad --n {n} --exec {exec}"
         ))
         .arg(env!("CARGO_BIN_EXE_kpool"))
         .output()
@@ -298,4 +304,45 @@ fn an_allocation_refused_under_ulimit_names_the_limit_not_the_machine() {
         !err.contains("this machine's") && !err.contains("available now"),
         "{err}"
     );
+}
+
+#[test]
+fn nbody_with_2_pow_63_steps_is_refused_in_every_language() {
+    // `n as i64` used to wrap: C, C++ and Fortran printed the initial energy twice and
+    // exited 0, Rust ran "forever".
+    for lang in ["c", "cpp", "fortran", "rust"] {
+        let out = kpool(&["run", "nbody", "--lang", lang, "--n", "9223372036854775808"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{lang}: {err}");
+        assert!(out.stdout.is_empty(), "{lang} printed on stdout");
+        assert!(
+            err.contains("nbody")
+                && err.contains("N=9223372036854775808")
+                && err.contains("up to 9223372036854775807"),
+            "{lang}: {err}"
+        );
+    }
+}
+
+#[test]
+fn too_many_chunks_are_refused_before_the_buffers_are_allocated() {
+    // Under an address-space limit that the second STREAM array exceeds, the step size
+    // (more than 2^24 chunks of one item) must be refused first: TooManyChunks, not an
+    // allocation error.
+    let avail = mem_available_kib();
+    let n = avail * 1024 / 6 / 8;
+    assert!(n > 1 << 24, "too little memory for this test: {avail} KiB");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" run triad --n {n} --exec threads --workers 2 --chunk 1",
+            avail / 4
+        ))
+        .arg(env!("CARGO_BIN_EXE_kpool"))
+        .output()
+        .expect("run bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("use a larger chunk"), "{err}");
+    assert!(!err.contains("cannot allocate"), "{err}");
 }

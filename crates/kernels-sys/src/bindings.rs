@@ -7,6 +7,11 @@ pub const KP_PARTIAL_LEN: i32 = 4;
 pub const KP_KERNEL_OK: i32 = 0;
 pub const KP_KERNEL_BAD_ARGS: i32 = -1;
 pub const KP_KERNEL_EXCEPTION: i32 = -2;
+pub const KP_MAX_ITEMS: i64 = 9223372036854775807;
+pub const KP_SPECTRALNORM_MAX_N: i32 = 1073741824;
+pub const KP_MANDELBROT_MAX_N: i64 = 4294967296;
+pub const KP_FANNKUCH_MAX_N: i32 = 12;
+pub const KP_PI_MAX_SAMPLES: i64 = 4611686018427387904;
 #[doc = " Arguments of one kernel step; identical for every chunk of the step."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

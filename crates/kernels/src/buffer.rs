@@ -157,7 +157,14 @@ unsafe impl Memory for HeapMemory {
 
 /// Why the allocator said no: the OS error it left, and the limits that explain it.
 fn alloc_failure(os: std::io::Error) -> String {
-    let mut reason = format!("the allocator returned no memory ({os})");
+    explain_alloc_failure("the allocator returned no memory", os)
+}
+
+/// `refused` (what said no), the OS error, and the limits of this process that explain
+/// it (`ulimit -v`, `ulimit -d`, strict overcommit): the `reason` of
+/// [`Error::AllocFailed`] for executors whose memory comes from elsewhere (shared memory).
+pub fn explain_alloc_failure(refused: &str, os: std::io::Error) -> String {
+    let mut reason = format!("{refused} ({os})");
     for (key, name, how) in [
         ("Max address space", "address space", "ulimit -v"),
         ("Max data size", "data segment", "ulimit -d"),

@@ -13,13 +13,43 @@ use std::ops::Range;
 pub trait Executor: fmt::Debug + Sync {
     /// A short description (`serial`, `threads(2)`, `processes(4)`).
     fn describe(&self) -> String;
+
     /// Number of workers (1 for serial).
     fn workers(&self) -> usize;
-    /// A zeroed buffer that this executor's workers can all reach.
+
+    /// Refuse, before anything is allocated, a step of `items` items that [`run`] would
+    /// refuse for its size alone (for instance more than [`MAX_CHUNKS`] chunks at this
+    /// executor's chunk size: [`chunk_count`]). Programs call it with every step size
+    /// before they allocate the step's buffers. It must not start work or allocate
+    /// buffers; it returns the error `run` would give. The default accepts every size.
+    ///
+    /// [`run`]: Executor::run
+    ///
+    /// # Errors
+    /// The error `run` would return for a step of this size, typically
+    /// [`Error::TooManyChunks`](crate::Error::TooManyChunks).
+    fn check_items(&self, items: u64) -> Result<()> {
+        let _ = items;
+        Ok(())
+    }
+
+    /// A zeroed buffer of `len` elements of `elem` that this executor's workers can all
+    /// reach; `what` names it in errors. It must have exactly that element type and length
+    /// (programs refuse another with [`Error::BadMemory`](crate::Error::BadMemory)).
+    ///
+    /// # Errors
+    /// When the memory cannot be had: [`Error::TooLarge`](crate::Error::TooLarge),
+    /// [`Error::AllocFailed`](crate::Error::AllocFailed), or the executor's own.
     fn alloc(&self, elem: Elem, len: usize, what: &str) -> Result<Buffer> {
         Buffer::heap(elem, len, what)
     }
-    /// Run the whole step.
+
+    /// Run the whole step and return its combined partial.
+    ///
+    /// # Errors
+    /// The kernel's ([`Error::KernelFailed`](crate::Error::KernelFailed)) and the
+    /// executor's own ([`Error::Executor`](crate::Error::Executor),
+    /// [`Error::TooManyChunks`](crate::Error::TooManyChunks), ...).
     fn run(&self, step: &Step<'_>) -> Result<Partial>;
 }
 
@@ -33,6 +63,10 @@ impl Executor for Serial {
     }
     fn workers(&self) -> usize {
         1
+    }
+    /// Every size: the step runs as one call, with no chunks to keep.
+    fn check_items(&self, _items: u64) -> Result<()> {
+        Ok(())
     }
     fn run(&self, step: &Step<'_>) -> Result<Partial> {
         step.run_chunk(0..step.items())
@@ -50,7 +84,9 @@ pub fn default_chunk(items: u64, workers: usize) -> u64 {
 /// otherwise exhaust memory; [`chunk_count`] refuses it with a clear error instead.
 pub const MAX_CHUNKS: u64 = 1 << 24;
 
-/// Number of chunks of `chunk` items (at least 1) in `[0, items)`, or
+/// Number of chunks of `chunk` items (at least 1) in `[0, items)`.
+///
+/// # Errors
 /// [`Error::TooManyChunks`](crate::Error::TooManyChunks) past [`MAX_CHUNKS`].
 pub fn chunk_count(items: u64, chunk: u64) -> Result<u64> {
     let chunk = chunk.max(1);

@@ -3,12 +3,11 @@
 //!
 //! A program runs on any [`Executor`]; its stdout is the same for all of them.
 
-use crate::buffer::Elem;
+use crate::buffer::{Buffer, Elem, Element};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::registry::{Kernel, KernelName};
-use crate::step::{Step, StepArgs, factorial};
-use std::fmt::Write as _;
+use crate::step::{self, Step, StepArgs, factorial};
 use std::time::{Duration, Instant};
 
 /// Loop trips of the `seed` example per argument.
@@ -28,6 +27,7 @@ pub const STREAM_NTIMES: usize = 10;
 /// assert_eq!((opts.n, opts.systems), (Some(64), 4));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Options {
     /// N (kernel specific); `None` for the kernel's reference size.
     pub n: Option<u64>,
@@ -118,27 +118,25 @@ pub fn n_meaning(kernel: KernelName) -> &'static str {
     }
 }
 
-/// Check N (and the options) before anything is allocated.
+/// Check N (and the options) before anything is allocated; returns N.
+///
+/// # Errors
+/// [`Error::InvalidSize`] when N is outside the kernel's bounds ([`step::max_n`]) or the
+/// nbody systems are 0 or too many; [`Error::TooLarge`] when the buffers would not fit in
+/// the memory available now.
 pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
     let n = opts.n.unwrap_or_else(|| reference_n(kernel));
-    let bad = |reason: &str| {
-        Err(Error::InvalidSize {
+    step::check_n(kernel, n)?;
+    if kernel == KernelName::Nbody && !(1..=step::max_systems()).contains(&opts.systems) {
+        return Err(Error::InvalidSize {
             kernel: kernel.name(),
             n,
-            reason: reason.into(),
-        })
-    };
-    if n == 0 {
-        return bad("N must be at least 1");
-    }
-    match kernel {
-        KernelName::Fannkuch if n > 12 => return bad("fannkuch supports N up to 12"),
-        KernelName::Spectralnorm if n > 1 << 30 => {
-            return bad("spectralnorm supports N up to 2^30");
-        }
-        KernelName::Pi if n > 1 << 62 => return bad("pi supports up to 2^62 samples"),
-        KernelName::Nbody if opts.systems == 0 => return bad("--systems must be at least 1"),
-        _ => {}
+            reason: format!(
+                "--systems {} is outside 1..={}",
+                opts.systems,
+                step::max_systems()
+            ),
+        });
     }
     let bytes: u128 = match kernel {
         KernelName::Seed => 8 * n as u128,
@@ -152,44 +150,102 @@ pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
     Ok(n)
 }
 
+/// Items of every step of `kernel`'s program for N = `n` (each program's steps all have
+/// the same number of items).
+pub fn step_items(kernel: KernelName, n: u64, opts: &Options) -> u64 {
+    match kernel {
+        KernelName::Nbody => opts.systems,
+        KernelName::Fannkuch => factorial(n).unwrap_or(u64::MAX),
+        _ => n,
+    }
+}
+
+/// A buffer from `exec`, checked to be what was asked for.
+fn alloc(exec: &dyn Executor, elem: Elem, len: u64, what: &str) -> Result<Buffer> {
+    let too_large = || Error::TooLarge {
+        what: what.to_string(),
+        bytes: len as u128 * elem.size() as u128,
+        available: crate::buffer::available_memory(),
+        total: crate::buffer::physical_memory(),
+    };
+    let len = usize::try_from(len).map_err(|_| too_large())?;
+    let buf = exec.alloc(elem, len, what)?;
+    if buf.elem() != elem || buf.len() != len {
+        return Err(Error::BadMemory {
+            what: what.to_string(),
+            elem,
+            len,
+            bytes: buf.memory().bytes(),
+            reason: format!(
+                "{}'s alloc returned {} x {:?}",
+                exec.describe(),
+                buf.len(),
+                buf.elem()
+            ),
+        });
+    }
+    Ok(buf)
+}
+
+/// The contents of a buffer made by [`alloc`] (its element type is checked there).
+fn view<T: Element>(buf: &Buffer) -> Result<&[T]> {
+    buf.as_slice::<T>().ok_or_else(|| Error::BadMemory {
+        what: "a program buffer".into(),
+        elem: buf.elem(),
+        len: buf.len(),
+        bytes: buf.memory().bytes(),
+        reason: format!("not a buffer of {:?}", T::ELEM),
+    })
+}
+
 /// Run `kernel`'s program on `exec`.
+///
+/// # Errors
+/// Those of [`validate`]; [`Executor::check_items`]'s refusal of the step size (before
+/// anything is allocated); allocation errors ([`Error::TooLarge`], [`Error::AllocFailed`],
+/// [`Error::BadMemory`] when the executor's `alloc` returns another element type or
+/// length); the kernel's and the executor's errors ([`Error::KernelFailed`],
+/// [`Error::Executor`]); [`Error::Validation`] when STREAM's check fails.
 pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcome> {
     let name = kernel.name();
     let n = validate(name, opts)?;
+    exec.check_items(step_items(name, n, opts))?;
     let mut out = String::new();
     let mut notes = Vec::new();
     let mut stdout_bytes = Vec::new();
     let elapsed;
     match name {
         KernelName::Seed => {
-            let mut buf = exec.alloc(Elem::I64, n as usize, "seed results")?;
+            let mut buf = alloc(exec, Elem::I64, n, "seed results")?;
             let mut args = StepArgs::new(n, n);
             args.iparam[0] = SEED_ITERS;
             let t = Instant::now();
             exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
             elapsed = t.elapsed();
-            for v in buf.as_slice::<i64>().expect("i64 buffer") {
-                writeln!(out, "{v}").expect("string write");
+            for v in view::<i64>(&buf)? {
+                out += &format!("{v}\n");
             }
         }
         KernelName::Nbody => {
             let systems = opts.systems;
-            let mut buf = exec.alloc(Elem::F64, 2 * systems as usize, "nbody energies")?;
+            let mut buf = alloc(exec, Elem::F64, 2 * systems, "nbody energies")?;
             let mut args = StepArgs::new(n, systems);
+            // n <= i64::MAX (validate): the step count every language reads as an int64.
             args.iparam[0] = n as i64;
             let t = Instant::now();
             exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
             elapsed = t.elapsed();
-            for e in buf.as_slice::<f64>().expect("f64 buffer") {
-                writeln!(out, "{e:.9}").expect("string write");
+            for e in view::<f64>(&buf)? {
+                out += &format!("{e:.9}\n");
             }
         }
         KernelName::Spectralnorm => {
-            let len = n as usize;
-            let mut u = exec.alloc(Elem::F64, len, "spectralnorm u")?;
-            let mut v = exec.alloc(Elem::F64, len, "spectralnorm v")?;
-            let mut tmp = exec.alloc(Elem::F64, len, "spectralnorm tmp")?;
-            u.as_mut_slice::<f64>().expect("f64").fill(1.0);
+            let mut u = alloc(exec, Elem::F64, n, "spectralnorm u")?;
+            let mut v = alloc(exec, Elem::F64, n, "spectralnorm v")?;
+            let mut tmp = alloc(exec, Elem::F64, n, "spectralnorm tmp")?;
+            if let Some(u) = u.as_mut_slice::<f64>() {
+                u.fill(1.0);
+            }
             let t = Instant::now();
             for _ in 0..10 {
                 // v = A^T A u, then u = A^T A v: four parallel row steps.
@@ -197,20 +253,16 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
                 at_a_times(&kernel, n, &mut v, &mut tmp, &mut u, exec)?;
             }
             elapsed = t.elapsed();
-            let (u, v) = (
-                u.as_slice::<f64>().expect("f64"),
-                v.as_slice::<f64>().expect("f64"),
-            );
+            let (u, v) = (view::<f64>(&u)?, view::<f64>(&v)?);
             let (mut vbv, mut vv) = (0.0f64, 0.0f64);
             for (ui, vi) in u.iter().zip(v) {
                 vbv += ui * vi;
                 vv += vi * vi;
             }
-            writeln!(out, "{:.9}", (vbv / vv).sqrt()).expect("string write");
+            out += &format!("{:.9}\n", (vbv / vv).sqrt());
         }
         KernelName::Mandelbrot => {
-            let bpr = n.div_ceil(8) as usize;
-            let mut buf = exec.alloc(Elem::U8, n as usize * bpr, "mandelbrot bitmap")?;
+            let mut buf = alloc(exec, Elem::U8, n * n.div_ceil(8), "mandelbrot bitmap")?;
             let t = Instant::now();
             exec.run(&Step::new(
                 kernel.clone(),
@@ -219,14 +271,14 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             )?)?;
             elapsed = t.elapsed();
             stdout_bytes.extend_from_slice(format!("P4\n{n} {n}\n").as_bytes());
-            stdout_bytes.extend_from_slice(buf.as_slice::<u8>().expect("u8"));
+            stdout_bytes.extend_from_slice(view::<u8>(&buf)?);
         }
         KernelName::Fannkuch => {
-            let items = factorial(n).expect("n <= 12");
+            let items = step_items(name, n, opts);
             let t = Instant::now();
             let p = exec.run(&Step::new(kernel.clone(), StepArgs::new(n, items), vec![])?)?;
             elapsed = t.elapsed();
-            write!(out, "{}\nPfannkuchen({n}) = {}\n", p.0[0], p.0[1]).expect("string write");
+            out += &format!("{}\nPfannkuchen({n}) = {}\n", p.0[0], p.0[1]);
         }
         KernelName::Triad => {
             let (out_text, note, t) = stream(&kernel, n, exec)?;
@@ -236,12 +288,13 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
         }
         KernelName::Pi => {
             let mut args = StepArgs::new(n, n);
+            // The seed's bits, as the kernels read them (uint64 in C).
             args.iparam[0] = opts.seed as i64;
             let t = Instant::now();
             let p = exec.run(&Step::new(kernel.clone(), args, vec![])?)?;
             elapsed = t.elapsed();
             let hits = p.0[0];
-            write!(out, "{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64).expect("string write");
+            out += &format!("{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64);
         }
     }
     if stdout_bytes.is_empty() {
@@ -258,9 +311,9 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
 fn at_a_times(
     kernel: &Kernel,
     n: u64,
-    src: &mut crate::Buffer,
-    tmp: &mut crate::Buffer,
-    dst: &mut crate::Buffer,
+    src: &mut Buffer,
+    tmp: &mut Buffer,
+    dst: &mut Buffer,
     exec: &dyn Executor,
 ) -> Result<()> {
     let mut args = StepArgs::new(n, n);
@@ -273,10 +326,9 @@ fn at_a_times(
 
 /// STREAM: init, then NTIMES x (copy, scale, add, triad), then STREAM's validation.
 fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<String>, Duration)> {
-    let len = n as usize;
-    let mut a = exec.alloc(Elem::F64, len, "STREAM a")?;
-    let mut b = exec.alloc(Elem::F64, len, "STREAM b")?;
-    let mut c = exec.alloc(Elem::F64, len, "STREAM c")?;
+    let mut a = alloc(exec, Elem::F64, n, "STREAM a")?;
+    let mut b = alloc(exec, Elem::F64, n, "STREAM b")?;
+    let mut c = alloc(exec, Elem::F64, n, "STREAM c")?;
     let mut args = StepArgs::new(n, n);
     args.fparam[0] = STREAM_SCALAR;
     exec.run(&Step::new(
@@ -318,16 +370,15 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
             )
         })
         .collect();
-    let text = stream_validate(
-        a.as_slice().expect("f64"),
-        b.as_slice().expect("f64"),
-        c.as_slice().expect("f64"),
-    )?;
+    let text = stream_validate(view(&a)?, view(&b)?, view(&c)?)?;
     Ok((text, notes, elapsed))
 }
 
 /// STREAM's checkSTREAMresults: average absolute error of each array against the value the
 /// recurrence gives, relative to it, must be at most 1e-13.
+///
+/// # Errors
+/// [`Error::Validation`] naming each array that fails.
 pub fn stream_validate(a: &[f64], b: &[f64], c: &[f64]) -> Result<String> {
     let (mut aj, mut bj, mut cj) = (1.0f64, 2.0f64, 0.0f64);
     aj *= 2.0;

@@ -283,27 +283,38 @@ impl Kernel {
         }
     }
 
-    /// Load a range kernel from the shared object at `path` (an explicit path, never a
-    /// search) under `symbol`. It follows the contract of the built-in kernel `contract`
-    /// (same buffers, same reduction), so every program and executor can run it.
+    /// Load a range kernel from the shared object at `path` under `symbol`. It follows the
+    /// contract of the built-in kernel `contract` (same buffers, same reduction), so every
+    /// program and executor can run it.
+    ///
+    /// `path` is a path, never a name to search for: a path without `/` (`libk.so`) means
+    /// the file in the current directory (`./libk.so`), not a library found through
+    /// `LD_LIBRARY_PATH` or the system's library directories. [`Kernel::origin`] gives
+    /// the path that was loaded.
     ///
     /// # Safety
     /// Loading runs the library's initialisers, and `symbol` must be a function with the
     /// signature [`RawKernelFn`] that obeys the contract of `native/include/kernels.h` for
     /// `contract`: it reads and writes only the items of its range, within the checked
     /// buffers. Nothing can verify that from here.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the library cannot be loaded (no such file, not a shared object
+    /// for this machine) or has no `symbol`, with the loader's message.
     pub unsafe fn load(
         path: &Path,
         symbol: &str,
         contract: KernelName,
         lang: Lang,
     ) -> Result<Kernel> {
+        let path = explicit_path(path);
         let io = |e: libloading::Error| Error::Io {
             context: format!("loading `{symbol}` from {}", path.display()),
             source: std::io::Error::other(e),
         };
-        // SAFETY: the caller vouches for the library's initialisers (see # Safety).
-        let lib = unsafe { libloading::Library::new(path) }.map_err(io)?;
+        // SAFETY: the caller vouches for the library's initialisers (see # Safety); the
+        // path holds a `/`, so the loader opens that file and searches nothing.
+        let lib = unsafe { libloading::Library::new(&path) }.map_err(io)?;
         // SAFETY: the caller vouches that the symbol has the RawKernelFn signature; the
         // pointer is kept next to an Arc of its library, so it never outlives it.
         let f: RawKernelFn = unsafe { *lib.get::<RawKernelFn>(symbol.as_bytes()).map_err(io)? };
@@ -312,7 +323,7 @@ impl Kernel {
             lang,
             f,
             origin: Origin::Library {
-                path: path.to_path_buf(),
+                path,
                 symbol: symbol.to_string(),
             },
             _lib: Some(Arc::new(lib)),
@@ -324,7 +335,10 @@ impl Kernel {
         &self.origin
     }
 
-    /// Look up a kernel by its command-line names.
+    /// Look up a kernel by its command-line names (`"nbody"`, `"fortran"`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKernel`] or [`Error::UnknownLang`].
     pub fn by_names(name: &str, lang: &str) -> Result<Kernel> {
         Ok(Kernel::get(name.parse()?, lang.parse()?))
     }
@@ -353,6 +367,16 @@ impl Kernel {
     /// Calling it also needs the arguments that [`Step`](crate::Step) would check.
     pub unsafe fn raw(&self) -> RawKernelFn {
         self.f
+    }
+}
+
+/// `path` with `./` in front when it has no `/`: the dynamic loader searches its library
+/// path for a bare file name, and opens a path with a `/` as it is.
+fn explicit_path(path: &Path) -> PathBuf {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        path.to_path_buf()
+    } else {
+        Path::new(".").join(path)
     }
 }
 

@@ -194,6 +194,9 @@ pub fn spectralnorm(transpose: bool, begin: u64, u: &[f64], out: &mut [f64]) {
 /// `mandelbrot`: rows `begin..` of the N x N PBM bitmap, `(n+7)/8` bytes per row.
 pub fn mandelbrot(n: u64, begin: u64, out: &mut [u8]) {
     let bpr = n.div_ceil(8) as usize;
+    if bpr == 0 {
+        return; // an empty image, as in C (and no chunks of 0 bytes)
+    }
     let (w, h, limit) = (n as f64, n as f64, 2.0f64);
     for (r, row) in out.chunks_exact_mut(bpr).enumerate() {
         let y = begin + r as u64;
@@ -232,6 +235,9 @@ pub fn mandelbrot(n: u64, begin: u64, out: &mut [u8]) {
 }
 
 /// `fannkuch`: permutation indices `[begin, end)` of n; returns (checksum, max flips).
+///
+/// # Panics
+/// When `n` is not in `1..=12`; it may when `end` is past `n!`.
 pub fn fannkuch(n: usize, begin: u64, end: u64) -> (i64, i64) {
     assert!((1..=12).contains(&n), "fannkuch n must be in 1..=12");
     if begin == end {
@@ -303,7 +309,11 @@ pub fn fannkuch(n: usize, begin: u64, end: u64) -> (i64, i64) {
     (checksum, max_flips)
 }
 
-/// STREAM operation applied to elements of `a`, `b`, `c`.
+/// STREAM operation `op` (0 init, 1 copy, 2 scale, 3 add, 4 triad) applied to elements of
+/// `a`, `b`, `c`; false for an unknown op.
+///
+/// # Panics
+/// Copy (op 1) when `a` and `c` differ in length.
 pub fn triad(op: i64, scalar: f64, a: &mut [f64], b: &mut [f64], c: &mut [f64]) -> bool {
     match op {
         0 => {
@@ -350,7 +360,10 @@ pub fn pi_hits(seed: u64, begin: u64, end: u64) -> i64 {
 
 /// The Rust kernels behind the C-compatible range-kernel signature.
 pub mod raw {
-    use kernelpool_kernels_sys::{KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, kp_kargs};
+    use kernelpool_kernels_sys::{
+        KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, KP_MANDELBROT_MAX_N, KP_MAX_ITEMS, KP_PI_MAX_SAMPLES,
+        KP_SPECTRALNORM_MAX_N, kp_kargs,
+    };
     use std::slice;
 
     /// Arguments checked for the range; `None` when the range is invalid.
@@ -360,7 +373,7 @@ pub mod raw {
     unsafe fn args<'a>(a: *const kp_kargs, begin: u64, end: u64) -> Option<&'a kp_kargs> {
         // SAFETY: the caller passes null or a valid pointer.
         let a = unsafe { a.as_ref()? };
-        (begin <= end && end <= a.items).then_some(a)
+        (begin <= end && end <= a.items && a.items <= KP_MAX_ITEMS as u64).then_some(a)
     }
 
     /// The part `[begin*per, end*per)` of buffer `slot` as a mutable slice.
@@ -414,6 +427,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `seed` kernel.
         seed, |a, b, e| {
+        if a.iparam[0] < 0 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 holds `items` i64 values; this chunk owns [b, e).
         let out = unsafe { part::<i64>(a, 0, b, e, 1) };
         super::seed(a.iparam[0] as u64, b, out);
@@ -423,6 +439,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `nbody` kernel.
         nbody, |a, b, e| {
+        if a.iparam[0] < 0 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 holds 2*items f64 values; this chunk owns [2b, 2e).
         let out = unsafe { part::<f64>(a, 0, b, e, 2) };
         super::nbody(a.iparam[0] as u64, b, out);
@@ -432,6 +451,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `spectralnorm` kernel.
         spectralnorm, |a, b, e| {
+        if a.n > KP_SPECTRALNORM_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         // SAFETY: buffer 0 is the read-only input of n f64; no chunk writes it during the step.
         let u = unsafe { slice::from_raw_parts(a.buf[0] as *const f64, a.n as usize) };
         // SAFETY: buffer 1 holds n f64; this chunk owns rows [b, e).
@@ -443,6 +465,9 @@ pub mod raw {
     raw_kernel!(
         /// Rust `mandelbrot` kernel.
         mandelbrot, |a, b, e| {
+        if a.n > KP_MANDELBROT_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
         let bpr = a.n.div_ceil(8);
         // SAFETY: buffer 0 holds n*bpr bytes; this chunk owns rows [b, e).
         let out = unsafe { part::<u8>(a, 0, b, e, bpr) };
@@ -453,7 +478,7 @@ pub mod raw {
     raw_kernel!(
         /// Rust `fannkuch` kernel.
         fannkuch, |a, b, e| {
-        if !(1..=12).contains(&a.n) || a.partial.is_null() {
+        if !(1..=kernelpool_kernels_sys::KP_FANNKUCH_MAX_N as u64).contains(&a.n) || a.partial.is_null() {
             return KP_KERNEL_BAD_ARGS;
         }
         let (sum, max) = super::fannkuch(a.n as usize, b, e);
@@ -475,7 +500,7 @@ pub mod raw {
     raw_kernel!(
         /// Rust `pi` kernel.
         pi, |a, b, e| {
-        if a.partial.is_null() {
+        if a.partial.is_null() || a.items > KP_PI_MAX_SAMPLES as u64 {
             return KP_KERNEL_BAD_ARGS;
         }
         let hits = super::pi_hits(a.iparam[0] as u64, b, e);

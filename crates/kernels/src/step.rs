@@ -61,18 +61,97 @@ impl Partial {
     }
 }
 
+/// The largest N each kernel's arithmetic supports, in every language (N = 0 is refused
+/// too):
+///
+/// | kernel | N is | largest N | because |
+/// |---|---|---|---|
+/// | seed | arguments | `isize::MAX / 8` | one `i64` per argument in one buffer |
+/// | nbody | time steps | `i64::MAX` | the step count is an `int64` in every language |
+/// | spectralnorm | matrix order | 2^30 | `(i+j)*(i+j+1)` stays inside `int64` |
+/// | mandelbrot | width and height | 2^32 | `N*((N+7)/8)` bytes, `int64` offsets |
+/// | fannkuch | permutation length | 12 | the permutation arrays |
+/// | triad | array length | `isize::MAX / 8` | one `f64` per element in each buffer |
+/// | pi | samples | 2^62 | counters `2i`, `2i+1` stay distinct in 64 bits |
+///
+/// The native kernels refuse the same bounds themselves (`native/include/kernels.h`).
+pub fn max_n(kernel: KernelName) -> u64 {
+    let per_f64 = isize::MAX as u64 / 8;
+    match kernel {
+        KernelName::Seed | KernelName::Triad => per_f64,
+        KernelName::Nbody => i64::MAX as u64,
+        KernelName::Spectralnorm => sys::KP_SPECTRALNORM_MAX_N as u64,
+        KernelName::Mandelbrot => sys::KP_MANDELBROT_MAX_N as u64,
+        KernelName::Fannkuch => sys::KP_FANNKUCH_MAX_N as u64,
+        KernelName::Pi => sys::KP_PI_MAX_SAMPLES as u64,
+    }
+}
+
+/// The most nbody systems one run can have: two `f64` energies per system in one buffer.
+pub fn max_systems() -> u64 {
+    isize::MAX as u64 / 16
+}
+
+/// Refuse N outside `1..=max_n(kernel)`.
+///
+/// # Errors
+/// [`Error::InvalidSize`] naming the kernel, N and the bound.
+pub fn check_n(kernel: KernelName, n: u64) -> Result<()> {
+    let max = max_n(kernel);
+    if (1..=max).contains(&n) {
+        return Ok(());
+    }
+    Err(Error::InvalidSize {
+        kernel: kernel.name(),
+        n,
+        reason: if n == 0 {
+            "N must be at least 1".into()
+        } else {
+            format!("{kernel} supports N up to {max}")
+        },
+    })
+}
+
 /// Buffers a kernel expects for `args`: (element type, minimum length) per slot.
+///
+/// # Errors
+/// [`Error::InvalidSize`] when N or the items are outside the kernel's bounds
+/// ([`max_n`]); [`Error::BadBuffers`] when the other arguments do not fit the kernel
+/// (spectralnorm and mandelbrot need `items == n`, fannkuch `items == n!`, seed and nbody
+/// a loop count `iparam[0] >= 0`, triad a STREAM op in `0..=4`).
 pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem, u128)>> {
     let bad = |reason: String| Error::BadBuffers {
         kernel: kernel.name(),
         reason,
     };
+    if args.items > sys::KP_MAX_ITEMS as u64 {
+        return Err(Error::InvalidSize {
+            kernel: kernel.name(),
+            n: args.n,
+            reason: format!(
+                "{} items, more than the {} a step may have",
+                args.items,
+                sys::KP_MAX_ITEMS
+            ),
+        });
+    }
     let items = args.items as u128;
     let n = args.n as u128;
     Ok(match kernel {
-        KernelName::Seed => vec![(Elem::I64, items)],
-        KernelName::Nbody => vec![(Elem::F64, 2 * items)],
+        KernelName::Seed => {
+            if args.iparam[0] < 0 {
+                return Err(bad("seed needs a loop count iparam[0] >= 0".into()));
+            }
+            vec![(Elem::I64, items)]
+        }
+        KernelName::Nbody => {
+            if args.iparam[0] < 0 {
+                return Err(bad("nbody needs a step count iparam[0] >= 0".into()));
+            }
+            vec![(Elem::F64, 2 * items)]
+        }
         KernelName::Spectralnorm => {
+            check_n(kernel, args.n)?;
             if args.items != args.n || !(0..=1).contains(&args.iparam[0]) {
                 return Err(bad(
                     "spectralnorm needs items == n and iparam[0] in {0, 1}".into()
@@ -81,14 +160,16 @@ pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem
             vec![(Elem::F64, n), (Elem::F64, n)]
         }
         KernelName::Mandelbrot => {
+            check_n(kernel, args.n)?;
             if args.items != args.n {
                 return Err(bad("mandelbrot needs items == n (one item per row)".into()));
             }
             vec![(Elem::U8, n * n.div_ceil(8))]
         }
         KernelName::Fannkuch => {
-            if !(1..=12).contains(&args.n) || Some(args.items) != factorial(args.n) {
-                return Err(bad("fannkuch needs n in 1..=12 and items == n!".into()));
+            check_n(kernel, args.n)?;
+            if Some(args.items) != factorial(args.n) {
+                return Err(bad("fannkuch needs items == n!".into()));
             }
             vec![]
         }
@@ -99,8 +180,12 @@ pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem
             vec![(Elem::F64, items); 3]
         }
         KernelName::Pi => {
-            if args.items > 1 << 62 {
-                return Err(bad("pi supports at most 2^62 samples".into()));
+            if args.items > max_n(kernel) {
+                return Err(Error::InvalidSize {
+                    kernel: kernel.name(),
+                    n: args.items,
+                    reason: format!("pi supports up to {} samples", max_n(kernel)),
+                });
             }
             vec![]
         }
@@ -163,6 +248,11 @@ unsafe impl Send for Step<'_> {}
 
 impl<'a> Step<'a> {
     /// Check `bufs` against what `kernel` needs for `args` and build the step.
+    ///
+    /// # Errors
+    /// Those of [`expected_buffers`] ([`Error::InvalidSize`], [`Error::BadBuffers`]), and
+    /// [`Error::BadBuffers`] when a buffer is missing, extra, of another element type or
+    /// too short.
     pub fn new(kernel: Kernel, args: StepArgs, bufs: Vec<&'a mut Buffer>) -> Result<Step<'a>> {
         let name = kernel.name();
         let expected = expected_buffers(name, &args)?;
@@ -241,6 +331,10 @@ impl<'a> Step<'a> {
     }
 
     /// Run the kernel on `range` and return the chunk's partial.
+    ///
+    /// # Errors
+    /// [`Error::BadBuffers`] when `range` is not inside `[0, items)`;
+    /// [`Error::KernelFailed`] when the kernel returns a non-zero status.
     pub fn run_chunk(&self, range: Range<u64>) -> Result<Partial> {
         if range.start > range.end || range.end > self.args.items {
             return Err(Error::BadBuffers {
@@ -270,6 +364,9 @@ impl<'a> Step<'a> {
     }
 
     /// Run the chunks in order and combine their partials in that order.
+    ///
+    /// # Errors
+    /// The first error of [`Step::run_chunk`]; later chunks are not run.
     pub fn run_chunks(&self, chunks: impl IntoIterator<Item = Range<u64>>) -> Result<Partial> {
         let name = self.kernel.name();
         let mut total = Partial::identity(name);

@@ -129,3 +129,110 @@ fn memory_that_cannot_hold_a_buffer_is_a_typed_error_without_a_kernel() {
     );
     assert!(!e.to_string().contains("kernel"), "{e}");
 }
+
+/// An executor that refuses steps over `max_items`, counts its allocations, and can hand
+/// out buffers of another element type or length than asked for.
+#[derive(Debug)]
+struct Picky {
+    max_items: u64,
+    allocs: std::sync::atomic::AtomicUsize,
+    wrong: Option<(Elem, usize)>,
+}
+
+impl Picky {
+    fn new(max_items: u64, wrong: Option<(Elem, usize)>) -> Picky {
+        Picky {
+            max_items,
+            allocs: 0.into(),
+            wrong,
+        }
+    }
+}
+
+impl kernelpool_kernels::Executor for Picky {
+    fn describe(&self) -> String {
+        "picky".into()
+    }
+    fn workers(&self) -> usize {
+        1
+    }
+    fn check_items(&self, items: u64) -> kernelpool_kernels::Result<()> {
+        if items > self.max_items {
+            return Err(Error::TooManyChunks {
+                items,
+                chunk: 1,
+                count: items,
+                max: self.max_items,
+            });
+        }
+        Ok(())
+    }
+    fn alloc(&self, elem: Elem, len: usize, what: &str) -> kernelpool_kernels::Result<Buffer> {
+        self.allocs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.wrong {
+            Some((elem, extra)) => Buffer::heap(elem, len + extra, what),
+            None => Buffer::heap(elem, len, what),
+        }
+    }
+    fn run(&self, step: &Step<'_>) -> kernelpool_kernels::Result<kernelpool_kernels::Partial> {
+        kernelpool_kernels::Executor::run(&Serial, step)
+    }
+}
+
+#[test]
+fn a_step_size_the_executor_refuses_is_refused_before_any_allocation() {
+    for k in KernelName::ALL {
+        let picky = Picky::new(0, None);
+        let e = programs::run(Kernel::get(k, Lang::C), &Options::new().n(5), &picky)
+            .expect_err("every step has items");
+        assert!(matches!(e, Error::TooManyChunks { .. }), "{k}: {e}");
+        assert_eq!(
+            picky.allocs.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "{k}: a buffer was allocated before the step size was refused"
+        );
+        // The step sizes asked about are the real ones: 5! for fannkuch, systems for nbody.
+        let enough = programs::step_items(k, 5, &Options::new().n(5));
+        let picky = Picky::new(enough, None);
+        programs::run(Kernel::get(k, Lang::C), &Options::new().n(5), &picky)
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+}
+
+#[test]
+fn an_executor_alloc_of_the_wrong_type_or_length_is_an_error_not_a_panic() {
+    let with_buffers = [
+        KernelName::Seed,
+        KernelName::Nbody,
+        KernelName::Spectralnorm,
+        KernelName::Mandelbrot,
+        KernelName::Triad,
+    ];
+    for k in with_buffers {
+        for wrong in [
+            (Elem::U8, 0),
+            (Elem::I64, 0),
+            (Elem::F64, 0),
+            (Elem::F64, 3),
+        ] {
+            let picky = Picky::new(u64::MAX, Some(wrong));
+            let r = std::panic::catch_unwind(|| {
+                programs::run(Kernel::get(k, Lang::Rust), &Options::new().n(16), &picky)
+            })
+            .unwrap_or_else(|_| panic!("{k} with {wrong:?} panicked"));
+            let right = match k {
+                KernelName::Seed => Elem::I64,
+                KernelName::Mandelbrot => Elem::U8,
+                _ => Elem::F64,
+            };
+            if wrong == (right, 0) {
+                assert!(r.is_ok(), "{k}: {r:?}");
+                continue;
+            }
+            let e = r.expect_err("a buffer other than the one asked for");
+            assert!(matches!(e, Error::BadMemory { .. }), "{k} {wrong:?}: {e}");
+            assert!(e.to_string().contains("picky's alloc returned"), "{e}");
+        }
+    }
+}

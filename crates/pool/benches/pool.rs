@@ -7,7 +7,7 @@
 
 use criterion::{Criterion, Throughput};
 use kernelpool_kernels::{Executor, Kernel, KernelName, Lang, Options, Step, StepArgs, programs};
-use kernelpool_pool::{Processes, Threads};
+use kernelpool_pool::{Processes, SharedChunkMut, SharedSlice, SharedVec, Threads};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -65,6 +65,85 @@ fn big_arguments(c: &mut Criterion, pool: &Processes) {
             |arrays| pool.map(sum, arrays).expect("map"),
             criterion::BatchSize::LargeInput,
         )
+    });
+    g.finish();
+}
+
+fn shared_sum(part: SharedSlice<f64>) -> f64 {
+    part.iter().sum()
+}
+
+/// Two threads doing `f` over `parts`, for the same work as the pool's two workers.
+fn on_two_threads<P: Sync, R: Send>(parts: &[P], f: impl Fn(&P) -> R + Sync) -> Vec<R> {
+    let half = parts.len().div_ceil(2);
+    std::thread::scope(|s| {
+        let (a, b) = parts.split_at(half);
+        let f = &f;
+        let left = s.spawn(move || a.iter().map(f).collect::<Vec<_>>());
+        let mut right: Vec<R> = b.iter().map(f).collect();
+        let mut all = left.join().expect("thread");
+        all.append(&mut right);
+        all
+    })
+}
+
+/// The same sum as `big_arguments`, the arrays passed as shared arrays: nothing crosses
+/// but handles.
+fn shared_arguments(c: &mut Criterion, pool: &Processes) {
+    const LEN: usize = 2 << 20;
+    let mut all = SharedVec::<f64>::zeroed(8 * LEN).expect("alloc");
+    for (i, x) in all.iter_mut().enumerate() {
+        *x = (i % LEN % 1000) as f64 + (i / LEN) as f64;
+    }
+    let all = all.into_shared().expect("freeze");
+    let arrays: Vec<SharedSlice<f64>> = all.chunks(LEN).collect();
+    let mut g = c.benchmark_group("shared map sum over 8 arrays of 16 MiB");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((8 * LEN * 8) as u64));
+    g.bench_function("threads(2)", |b| {
+        b.iter(|| on_two_threads(&arrays, |a| a.iter().sum::<f64>()))
+    });
+    g.bench_function("processes(2)", |b| {
+        b.iter(|| pool.map_chunks(shared_sum, &all, LEN).expect("map"))
+    });
+    g.finish();
+}
+
+fn fill(mut part: SharedChunkMut<f64>) -> usize {
+    let start = part.offset();
+    for (i, x) in part.iter_mut().enumerate() {
+        *x = ((start + i) % 1024) as f64 * 0.5;
+    }
+    part.len()
+}
+
+/// An output array of 64M doubles filled by tasks in place.
+fn shared_output(c: &mut Criterion, pool: &Processes) {
+    const LEN: usize = 64 << 20;
+    const PART: usize = LEN / 8;
+    let mut out = SharedVec::<f64>::zeroed(LEN).expect("alloc");
+    let mut g = c.benchmark_group("shared output of 64M doubles filled by 8 tasks");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((LEN * 8) as u64));
+    g.bench_function("threads(2)", |b| {
+        b.iter(|| {
+            let parts: Vec<std::sync::Mutex<(usize, &mut [f64])>> = out[..]
+                .chunks_mut(PART)
+                .enumerate()
+                .map(|(k, p)| std::sync::Mutex::new((k * PART, p)))
+                .collect();
+            on_two_threads(&parts, |p| {
+                let mut p = p.lock().expect("part");
+                let start = p.0;
+                for (i, x) in p.1.iter_mut().enumerate() {
+                    *x = ((start + i) % 1024) as f64 * 0.5;
+                }
+                p.1.len()
+            })
+        })
+    });
+    g.bench_function("processes(2)", |b| {
+        b.iter(|| pool.map_chunks_mut(fill, &mut out, PART).expect("fill"))
     });
     g.finish();
 }
@@ -141,6 +220,8 @@ fn main() {
     tiny_tasks(&mut c, &pool);
     trivial_step_on_processes(&mut c, &pool);
     big_arguments(&mut c, &pool);
+    shared_arguments(&mut c, &pool);
+    shared_output(&mut c, &pool);
     triad(&mut c, &pool);
     drop(pool);
     trivial_parallel_call(&mut c);

@@ -451,10 +451,12 @@ mod tests {
     #[test]
     fn descriptors_travel_with_their_frames() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let (mut a, mut b) = (Channel::new(a.into()), Channel::new(b.into()));
-        let memfd: Attached = Arc::new(OwnedFd::from(
-            rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
-        ));
+        let (mut a, mut b) = (
+            Channel::new(OwnedFd::from(a)),
+            Channel::new(OwnedFd::from(b)),
+        );
+        let memfd: Attached =
+            Arc::new(rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap());
         a.push(&1u32, vec![]).unwrap();
         a.push(&2u32, vec![memfd.clone(), memfd]).unwrap();
         assert!(a.send(true).unwrap());
@@ -476,10 +478,12 @@ mod tests {
     #[test]
     fn too_many_descriptors_are_refused_by_the_sender_and_the_receiver() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let (mut a, mut b) = (Channel::new(a.into()), Channel::new(b.into()));
-        let memfd: Attached = Arc::new(OwnedFd::from(
-            rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
-        ));
+        let (mut a, mut b) = (
+            Channel::new(OwnedFd::from(a)),
+            Channel::new(OwnedFd::from(b)),
+        );
+        let memfd: Attached =
+            Arc::new(rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap());
         assert!(
             a.push(&1u32, vec![memfd.clone(); MAX_FDS_PER_FRAME + 1])
                 .is_err()

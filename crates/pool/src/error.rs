@@ -184,6 +184,16 @@ pub enum PoolError {
         #[source]
         cause: std::sync::Arc<PoolError>,
     },
+    /// Two tasks of one call were given overlapping ranges of an output array
+    /// ([`SharedChunkMut`](crate::SharedChunkMut)): `map` runs nothing; a lazy iterator
+    /// yields this for the later task.
+    #[error("task {task} was given an output range that overlaps the one of task {other}")]
+    OverlappingOutput {
+        /// Index of the task refused.
+        task: usize,
+        /// Index of the task that holds the range.
+        other: usize,
+    },
     /// A bug in kernelpool: an invariant of the pool did not hold.
     #[error("internal error of the process pool: {0}")]
     Internal(String),
@@ -229,7 +239,8 @@ impl PoolError {
             | PoolError::Panicked { task, .. }
             | PoolError::Remote { task, .. }
             | PoolError::Codec { task, .. }
-            | PoolError::PoolFailed { task, .. } => Some(task),
+            | PoolError::PoolFailed { task, .. }
+            | PoolError::OverlappingOutput { task, .. } => Some(task),
             _ => None,
         }
     }

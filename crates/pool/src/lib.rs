@@ -46,7 +46,9 @@
 //! reported as [`PoolError::Crashed`] with the task's index and the signal or exit status;
 //! one that overruns [`ProcessesBuilder::task_timeout`] (counted from the task's start) as
 //! [`PoolError::TimedOut`] (its worker is killed); a panic as [`PoolError::Panicked`] (its
-//! worker lives on). For a kernel step the task is a chunk, and the error also names the
+//! worker lives on). A worker that holds tasks and makes no progress on them for the task
+//! timeout (stopped by SIGSTOP or a debugger, frozen with its container) is killed as
+//! well: the task it was running, if any, timed out, and the others run elsewhere. For a kernel step the task is a chunk, and the error also names the
 //! kernel and the chunk's items ([`PoolError::chunk`], a [`StepChunk`]), as
 //! [`Error::KernelFailed`](kernelpool_kernels::Error::KernelFailed) does for a kernel's own
 //! error status; the step fails with the error of the lowest-numbered chunk that failed,
@@ -56,7 +58,10 @@
 //! The worker is replaced and the pool stays usable. The other tasks the dead worker held
 //! run again elsewhere (one whose workers died under it three times, running other tasks,
 //! is reported as crashed too); `imap` and `imap_unordered` yield every task's own
-//! result, `map` the error of the first failed task. Such tasks may run twice (at
+//! result, `map` the error of the first failed task. An error of the pool itself (workers
+//! that cannot be started, a worker that breaks the protocol) belongs to no task
+//! ([`PoolError::task`] is `None`): `map` returns it, and the lazy iterators yield
+//! [`PoolError::PoolFailed`] at the index of every task they had taken, then end. Such tasks may run twice (at
 //! least once delivery), so a task should not rely on running exactly once; each result
 //! is delivered once. A replacement worker that is not ready within
 //! [`ProcessesBuilder::start_timeout`] is killed; three workers in a row that die or hang
@@ -77,6 +82,18 @@
 //! the pool loaded. A library rebuilt at the same path since is refused with an error of
 //! the step ([`PoolError::Remote`]): drop every handle to the old kernel, then load it
 //! again (while a library is loaded, loading the same path gives that library again).
+//!
+//! # What is copied, for each kind of argument
+//!
+//! - Kernel buffers of a step ([`Executor::alloc`] on the pool: shared memory): never
+//!   copied; each worker maps them once, and only (buffer id, element type, length)
+//!   cross with each step.
+//! - [`SharedSlice`] and [`SharedChunkMut`] handles, anywhere in the arguments of the map
+//!   family (also inside your own serde types): never copied; they cross as (array id,
+//!   range), the array's memfd once per worker. Inputs are sealed and mapped read-only in
+//!   workers; each output range belongs to one task (see [`SharedVec`]).
+//! - Every other value (numbers, strings, `Vec`s, structs) and every result: encoded with
+//!   postcard and copied, through the socket up to 256 KiB, through a sealed memfd above.
 //!
 //! # Costs
 //!
@@ -107,6 +124,7 @@ mod func;
 mod map;
 mod process;
 mod protocol;
+mod shared_array;
 mod shm;
 mod spawn;
 mod threads;
@@ -117,10 +135,13 @@ mod worker;
 #[doc(hidden)]
 pub mod fuzzing;
 
+/// Plain data that shared arrays hold (re-exported from `bytemuck`).
+pub use bytemuck::Pod;
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
 pub use process::{Processes, ProcessesBuilder};
+pub use shared_array::{SharedChunkMut, SharedSlice, SharedVec};
 pub use shm::SharedMemory;
 pub use threads::{Threads, ThreadsBuilder};
 

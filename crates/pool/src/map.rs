@@ -18,6 +18,8 @@
 use crate::error::PoolError;
 use crate::process::{Done, Guard, Item, ItemData, Op, OpKind, Payload, Processes};
 use crate::protocol::FnRef;
+use crate::shared_array::{OutputRanges, SharedChunkMut, SharedSlice, SharedVec, collect};
+use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -33,38 +35,45 @@ pub struct Mapper<'p> {
     chunksize: Option<usize>,
 }
 
-fn encode<T: Serialize>(idx: usize, value: &T) -> Result<Item, (usize, PoolError)> {
+/// Encode the argument of task `idx`, refusing output ranges that overlap those of the
+/// call's earlier tasks.
+fn encode<T: Serialize>(
+    idx: usize,
+    value: &T,
+    outputs: &mut OutputRanges,
+) -> Result<Item, (usize, PoolError)> {
+    let (data, named) = collect(|| encode_data(value));
+    let data = data.map_err(|message| (idx, PoolError::Codec { task: idx, message }))?;
+    if let Some(other) = outputs.claim(idx, &named.outputs) {
+        return Err((idx, PoolError::OverlappingOutput { task: idx, other }));
+    }
+    Ok(Item {
+        idx,
+        data,
+        tries: 0,
+        arrays: named.arrays,
+    })
+}
+
+fn encode_data<T: Serialize>(value: &T) -> Result<ItemData, String> {
     // A large argument is encoded straight into the shared memory that carries it.
     if let Ok(len) = postcard::experimental::serialized_size(value) {
         if len > crate::bulk::SEALED_ABOVE && len <= crate::protocol::MAX_VALUE {
             if let Ok(sealed) = crate::bulk::Sealed::encode(value, len) {
-                return Ok(Item {
-                    idx,
-                    data: ItemData::Sealed(std::sync::Arc::new(sealed)),
-                    tries: 0,
-                });
+                return Ok(ItemData::Sealed(Arc::new(sealed)));
             }
         }
     }
     // Otherwise (small, too large, or not encodable: the errors come from here).
-    postcard::to_stdvec(value)
-        .map_err(|e| format!("cannot encode the argument: {e}"))
-        .and_then(|a| {
-            crate::protocol::check_value_size("the argument", a.len())?;
-            let data = if a.len() > crate::bulk::SEALED_ABOVE {
-                let sealed = crate::bulk::Sealed::new(&a)
-                    .map_err(|e| format!("cannot put the argument in shared memory: {e}"))?;
-                ItemData::Sealed(std::sync::Arc::new(sealed))
-            } else {
-                ItemData::Arg(a)
-            };
-            Ok(Item {
-                idx,
-                data,
-                tries: 0,
-            })
-        })
-        .map_err(|message| (idx, PoolError::Codec { task: idx, message }))
+    let a = postcard::to_stdvec(value).map_err(|e| format!("cannot encode the argument: {e}"))?;
+    crate::protocol::check_value_size("the argument", a.len())?;
+    if a.len() > crate::bulk::SEALED_ABOVE {
+        let sealed = crate::bulk::Sealed::new(&a)
+            .map_err(|e| format!("cannot put the argument in shared memory: {e}"))?;
+        Ok(ItemData::Sealed(Arc::new(sealed)))
+    } else {
+        Ok(ItemData::Arg(a))
+    }
 }
 
 fn decode_value<R: DeserializeOwned>(idx: usize, bytes: &[u8]) -> Result<R, PoolError> {
@@ -113,6 +122,13 @@ impl Processes {
     /// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
     /// # Ok::<(), kernelpool_pool::PoolError>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`PoolError::NotSameExecutable`] for a pool whose workers run another program,
+    /// [`PoolError::FunctionNotInExecutable`] for a function in a shared library,
+    /// [`PoolError::InvalidOption`] for chunksize 0, [`PoolError::Busy`] while an `imap`
+    /// of this thread holds the pool; the first failed task's error (it carries the
+    /// task's index: [`PoolError::task`]); or a failure of the pool itself (no index).
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -126,6 +142,9 @@ impl Processes {
     }
 
     /// `f(a, b)` for every pair, as [`map`](Processes::map).
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map).
     pub fn starmap<A, B, R>(
         &self,
         f: fn(A, B) -> R,
@@ -142,7 +161,13 @@ impl Processes {
     /// A lazy iterator of `f` on each argument, in argument order: arguments are taken
     /// from `args` as workers have room, and each task yields its own result (a failed
     /// task does not hide the others). Default chunksize 1. The pool serves nothing else
-    /// until the iterator is finished or dropped.
+    /// until the iterator is finished or dropped. Item `i` is always task `i`'s: when the
+    /// pool itself fails, each task taken and not yet delivered yields
+    /// [`PoolError::PoolFailed`] and the iterator ends ([`Imap::pool_failure`]).
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map) for what is checked before the first task; the tasks'
+    /// own errors come as items.
     pub fn imap<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -159,6 +184,10 @@ impl Processes {
     /// As [`imap`](Processes::imap), but yields `(index, result)` as soon as each task
     /// is done. When the pool itself fails (no worker can be started), every task taken
     /// and not yet delivered comes with [`PoolError::PoolFailed`], then the iterator ends.
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map) for what is checked before the first task; the tasks'
+    /// own errors come as items.
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -172,7 +201,96 @@ impl Processes {
         self.imap_mapper().imap_unordered(f, args)
     }
 
+    /// `f` on consecutive sub-slices of `chunk_len` elements of `input` (the last may be
+    /// shorter), in parallel; results in order. Nothing is copied: each task sees its
+    /// part of the shared pages.
+    ///
+    /// ```no_run
+    /// use kernelpool_pool::{Processes, SharedSlice, SharedVec};
+    ///
+    /// fn sum(part: SharedSlice<f64>) -> f64 {
+    ///     part.iter().sum()
+    /// }
+    ///
+    /// kernelpool_pool::init(); // first thing in main
+    /// let pool = Processes::new(2)?;
+    /// let data = SharedVec::from_slice(&[1.0; 1000])?.into_shared()?;
+    /// let sums = pool.map_chunks(sum, &data, 250)?;
+    /// assert_eq!(sums, vec![250.0; 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PoolError::InvalidOption`] for `chunk_len` 0; otherwise as
+    /// [`map`](Processes::map).
+    pub fn map_chunks<T, R>(
+        &self,
+        f: fn(SharedSlice<T>) -> R,
+        input: &SharedSlice<T>,
+        chunk_len: usize,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        T: Pod,
+        R: Serialize + DeserializeOwned,
+    {
+        if chunk_len == 0 {
+            return Err(PoolError::invalid(
+                "chunk length",
+                "must be at least 1, got 0",
+            ));
+        }
+        self.map(f, input.chunks(chunk_len))
+    }
+
+    /// `f` on consecutive output ranges of `chunk_len` elements of `out` (the last may be
+    /// shorter), in parallel, each task writing its own range in place; results in order.
+    ///
+    /// ```no_run
+    /// use kernelpool_pool::{Processes, SharedChunkMut, SharedVec};
+    ///
+    /// fn fill(mut part: SharedChunkMut<u64>) -> usize {
+    ///     let start = part.offset();
+    ///     for (i, x) in part.iter_mut().enumerate() {
+    ///         *x = ((start + i) * (start + i)) as u64;
+    ///     }
+    ///     part.len()
+    /// }
+    ///
+    /// kernelpool_pool::init(); // first thing in main
+    /// let pool = Processes::new(2)?;
+    /// let mut out = SharedVec::<u64>::zeroed(1000)?;
+    /// pool.map_chunks_mut(fill, &mut out, 100)?;
+    /// assert_eq!(out[999], 999 * 999);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PoolError::InvalidOption`] for `chunk_len` 0; otherwise as
+    /// [`map`](Processes::map). The ranges of tasks that completed hold their results
+    /// even when others failed.
+    pub fn map_chunks_mut<T, R>(
+        &self,
+        f: fn(SharedChunkMut<'_, T>) -> R,
+        out: &mut SharedVec<T>,
+        chunk_len: usize,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        T: Pod,
+        R: Serialize + DeserializeOwned,
+    {
+        if chunk_len == 0 {
+            return Err(PoolError::invalid(
+                "chunk length",
+                "must be at least 1, got 0",
+            ));
+        }
+        self.map(f, out.chunks_mut(chunk_len))
+    }
+
     /// `f(arg)` in a worker.
+    ///
+    /// # Errors
+    /// As [`map`](Processes::map).
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
         A: Serialize + DeserializeOwned,
@@ -207,6 +325,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::map`].
+    ///
+    /// # Errors
+    /// As [`Processes::map`].
     pub fn map<A, R>(
         &self,
         f: fn(A) -> R,
@@ -220,6 +341,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::starmap`].
+    ///
+    /// # Errors
+    /// As [`Processes::starmap`].
     pub fn starmap<A, B, R>(
         &self,
         f: fn(A, B) -> R,
@@ -234,13 +358,17 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::apply`].
+    ///
+    /// # Errors
+    /// As [`Processes::apply`].
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
         let mut v = self.run_all(FnRef::of1(f)?, [arg])?;
-        Ok(v.pop().expect("one task, one result"))
+        v.pop()
+            .ok_or_else(|| PoolError::Internal("one task gave no result".into()))
     }
 
     /// The function `fun` names on every argument (a tuple for `starmap`); every task runs
@@ -251,11 +379,15 @@ impl<'p> Mapper<'p> {
         args: impl IntoIterator<Item = T>,
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
-        let items: Vec<_> = args
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| encode(i, &a))
-            .collect();
+        let mut outputs = OutputRanges::default();
+        let mut items = Vec::new();
+        for (i, a) in args.into_iter().enumerate() {
+            match encode(i, &a, &mut outputs) {
+                // Overlapping outputs are a mistake of the call: nothing runs.
+                Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
+                r => items.push(r),
+            }
+        }
         let n = items.len();
         let workers = self.pool.config().workers;
         let chunksize = self
@@ -306,11 +438,15 @@ impl<'p> Mapper<'p> {
             op,
             args: args.into_iter().fuse(),
             fed: 0,
+            outputs: OutputRanges::default(),
             failure: None,
         })
     }
 
     /// See [`Processes::imap`].
+    ///
+    /// # Errors
+    /// As [`Processes::imap`].
     pub fn imap<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -331,6 +467,9 @@ impl<'p> Mapper<'p> {
     }
 
     /// See [`Processes::imap_unordered`].
+    ///
+    /// # Errors
+    /// As [`Processes::imap_unordered`].
     pub fn imap_unordered<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -356,6 +495,8 @@ struct Lazy<'p, I: Iterator> {
     op: Op,
     args: Fuse<I>,
     fed: usize,
+    /// Output ranges given to the tasks so far.
+    outputs: OutputRanges,
     /// The pool itself failed (a worker could not be started): the tasks taken are
     /// reported as not run, and the iterator ends.
     failure: Option<Arc<PoolError>>,
@@ -379,13 +520,14 @@ where
                 op,
                 args,
                 fed,
+                outputs,
                 ..
             } = self;
             let mut feed = || {
                 let a = args.next()?;
                 let idx = *fed;
                 *fed += 1;
-                Some(encode(idx, &a))
+                Some(encode(idx, &a, outputs))
             };
             if let Err(e) = engine.step(op, &mut feed) {
                 // Every task taken and not delivered gets the pool's failure.

@@ -115,10 +115,12 @@ pub(crate) enum ToWorker<'a> {
         ctrl_bytes: u64,
         /// (device, inode) of the pool's executable, when functions may be sent.
         exe: Option<(u64, u64)>,
+        /// The function to run once before the worker is ready, and its encoded argument.
+        init: Option<(FnRef, Vec<u8>)>,
     },
-    /// A buffer's memfd is attached: map it and keep it under `id`.
-    Map { id: u64, bytes: u64 },
-    /// Forget these buffers.
+    /// A memfd is attached: map it and keep it under `id`.
+    Map { id: u64, bytes: u64, kind: MapKind },
+    /// Forget these buffers and arrays.
     Unmap { ids: Vec<u64> },
     /// Call a function on each argument; task ids `first`, `first + 1`, ...
     Call {
@@ -137,6 +139,17 @@ pub(crate) enum ToWorker<'a> {
     },
 }
 
+/// What a mapped memfd is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum MapKind {
+    /// A kernel buffer (read and written by kernel steps).
+    Buffer,
+    /// A shared array sealed against writes, mapped read-only (`SharedSlice`).
+    ReadOnlyArray,
+    /// An output array, mapped writable (`SharedChunkMut`).
+    OutputArray,
+}
+
 /// An encoded argument of a function.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) enum Value<'a> {
@@ -151,8 +164,14 @@ pub(crate) enum Value<'a> {
 /// Worker -> pool.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker<'a> {
-    /// The worker has mapped its control block and waits for tasks.
+    /// The worker has mapped its control block (and run the initializer) and waits for
+    /// tasks.
     Ready { pid: u32, same_exe: bool },
+    /// The pool's initializer failed in this worker (it exits).
+    InitFailed {
+        #[serde(borrow)]
+        message: Cow<'a, str>,
+    },
     /// The outcome of task `id`.
     Done {
         id: u64,

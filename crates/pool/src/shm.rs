@@ -51,6 +51,8 @@ pub(crate) struct ShmInner {
     id: u64,
     bytes: usize,
     map: MmapRaw,
+    /// Mapped read-only (a sealed array seen by a worker, or by the pool once frozen).
+    read_only: bool,
     file: File,
 }
 
@@ -70,41 +72,18 @@ impl SharedMemory {
     /// The OS error when the memfd cannot be created, sized, sealed or mapped (for
     /// instance `ENOMEM` under `ulimit -v`).
     pub fn new(bytes: usize) -> io::Result<SharedMemory> {
-        use rustix::fs::{MemfdFlags, fcntl_add_seals, ftruncate, memfd_create};
-        let fd = memfd_create(
-            "kernelpool-shm",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )?;
-        // A mapping cannot be empty; one byte still maps a page.
-        ftruncate(&fd, bytes.max(1) as u64)?;
-        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(SharedMemory {
-            inner: Arc::new(ShmInner::map(id, fd, bytes)?),
+            inner: Arc::new(ShmInner::create(bytes, true)?),
         })
     }
 
     /// Map memory received from another process (its descriptor and size), which must be
     /// sealed against shrinking.
     pub(crate) fn from_fd(id: u64, fd: OwnedFd, bytes: usize) -> io::Result<SharedMemory> {
-        if !rustix::fs::fcntl_get_seals(&fd)?.contains(SealFlags::SHRINK) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("shared memory {id} is not sealed against shrinking"),
-            ));
-        }
-        let size = rustix::fs::fstat(&fd)?.st_size;
-        if (size as u128) < bytes.max(1) as u128 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("shared memory {id} has {size} bytes, {bytes} expected"),
-            ));
-        }
         Ok(SharedMemory {
-            inner: Arc::new(ShmInner::map(id, fd, bytes)?),
+            inner: Arc::new(ShmInner::receive(id, fd, bytes, false)?),
         })
     }
-
     /// The id of this block, unique in the process that created it.
     pub fn id(&self) -> u64 {
         self.inner.id
@@ -124,8 +103,10 @@ impl SharedMemory {
         &self.inner
     }
 
-    /// Another handle to the same mapping (worker-side views for `Buffer`s).
+    /// Another handle to the same mapping (worker-side views for `Buffer`s), which must be
+    /// writable.
     pub(crate) fn from_inner(inner: Arc<ShmInner>) -> SharedMemory {
+        assert!(!inner.read_only, "kernel buffers are writable");
         SharedMemory { inner }
     }
 }
@@ -136,16 +117,135 @@ impl AsFd for ShmInner {
     }
 }
 
+/// What [`ShmInner::freeze`] did.
+#[derive(Debug)]
+pub(crate) enum Frozen {
+    /// Sealed and mapped read-only.
+    Sealed(ShmInner),
+    /// Another process maps it writable: not sealed, mapped writable again.
+    StillMapped(ShmInner),
+}
+
+impl fmt::Debug for ShmInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmInner")
+            .field("id", &self.id)
+            .field("bytes", &self.bytes)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ShmInner {
-    fn map(id: u64, fd: OwnedFd, bytes: usize) -> io::Result<ShmInner> {
+    /// A new memfd of `bytes` zeroed bytes, mapped read-write, sealed against resizing
+    /// (and against further seals when `final_seals`; an array that is to be frozen
+    /// read-only later keeps the right to add the write seal).
+    pub(crate) fn create(bytes: usize, final_seals: bool) -> io::Result<ShmInner> {
+        use rustix::fs::{MemfdFlags, fcntl_add_seals, ftruncate, memfd_create};
+        let fd = memfd_create(
+            "kernelpool-shm",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        // A mapping cannot be empty; one byte still maps a page.
+        ftruncate(&fd, bytes.max(1) as u64)?;
+        let mut seals = SealFlags::SHRINK | SealFlags::GROW;
+        if final_seals {
+            seals |= SealFlags::SEAL;
+        }
+        fcntl_add_seals(&fd, seals)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        ShmInner::map(id, fd, bytes, false)
+    }
+
+    /// Map memory received from another process, which must be sealed against shrinking
+    /// (and against writes, for a read-only mapping).
+    pub(crate) fn receive(
+        id: u64,
+        fd: OwnedFd,
+        bytes: usize,
+        read_only: bool,
+    ) -> io::Result<ShmInner> {
+        let seals = rustix::fs::fcntl_get_seals(&fd)?;
+        let needed = if read_only {
+            SealFlags::SHRINK | SealFlags::WRITE
+        } else {
+            SealFlags::SHRINK
+        };
+        if !seals.contains(needed) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "shared memory {id} is not sealed against shrinking{}",
+                    if read_only { " and writing" } else { "" }
+                ),
+            ));
+        }
+        let size = rustix::fs::fstat(&fd)?.st_size;
+        if (size as u128) < bytes.max(1) as u128 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shared memory {id} has {size} bytes, {bytes} expected"),
+            ));
+        }
+        ShmInner::map(id, fd, bytes, read_only)
+    }
+
+    fn map(id: u64, fd: OwnedFd, bytes: usize, read_only: bool) -> io::Result<ShmInner> {
         let file = File::from(fd);
-        let map = MmapOptions::new().len(bytes.max(1)).map_raw(&file)?;
+        let opts = {
+            let mut o = MmapOptions::new();
+            o.len(bytes.max(1));
+            o
+        };
+        let map = if read_only {
+            opts.map_raw_read_only(&file)?
+        } else {
+            opts.map_raw(&file)?
+        };
         Ok(ShmInner {
             id,
             bytes,
             map,
+            read_only,
             file,
         })
+    }
+
+    /// The same memory, sealed against writes for good and mapped read-only: the writable
+    /// mapping is dropped first (a write seal needs none to exist, in any process).
+    /// [`Frozen::StillMapped`] gives it back, mapped writable again, when another process
+    /// still maps it writable.
+    ///
+    /// # Errors
+    /// The OS error of a seal or a mapping that fails otherwise.
+    pub(crate) fn freeze(self) -> io::Result<Frozen> {
+        let ShmInner {
+            id,
+            bytes,
+            map,
+            file,
+            ..
+        } = self;
+        drop(map);
+        match rustix::fs::fcntl_add_seals(&file, SealFlags::WRITE | SealFlags::SEAL) {
+            Ok(()) => Ok(Frozen::Sealed(ShmInner::map(
+                id,
+                OwnedFd::from(file),
+                bytes,
+                true,
+            )?)),
+            Err(rustix::io::Errno::BUSY) => Ok(Frozen::StillMapped(ShmInner::map(
+                id,
+                OwnedFd::from(file),
+                bytes,
+                false,
+            )?)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub(crate) fn id(&self) -> u64 {

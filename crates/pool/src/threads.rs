@@ -31,7 +31,7 @@ const SPINS: u32 = 2000;
 /// use kernelpool_pool::Threads;
 ///
 /// let threads = Threads::builder().workers(2).chunk(3).build()?;
-/// let opts = Options { n: Some(7), ..Options::default() };
+/// let opts = Options::new().n(7);
 /// let kernel = Kernel::get(KernelName::Fannkuch, Lang::Rust);
 /// assert_eq!(programs::run(kernel.clone(), &opts, &threads)?.stdout,
 ///            programs::run(kernel, &opts, &Serial)?.stdout);
@@ -199,6 +199,12 @@ impl Executor for Threads {
 
     fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Refuses a step cut into more than [`MAX_CHUNKS`](kernelpool_kernels::MAX_CHUNKS)
+    /// chunks at this executor's chunk size.
+    fn check_items(&self, items: u64) -> Result<()> {
+        chunk_count(items, self.chunk_for(items)).map(drop)
     }
 
     fn run(&self, step: &Step<'_>) -> Result<Partial> {

@@ -10,7 +10,7 @@ use crate::bulk::{self, Sealed};
 use crate::channel::{Channel, ChannelError, Received, RecvBuffer, shrink};
 use crate::control::{Control, now_ns, spin_until};
 use crate::protocol::{
-    self, BufRef, Bytes, FromWorker, KernelRef, Outcome, ToWorker, Value, clip_message,
+    self, BufRef, Bytes, FromWorker, KernelRef, MapKind, Outcome, ToWorker, Value, clip_message,
 };
 use crate::shm::{SharedMemory, ShmInner};
 use kernelpool_kernels::{Buffer, Error, Kernel, KernelName, Lang, Step, StepArgs};
@@ -25,12 +25,18 @@ use std::sync::Arc;
 
 /// Flush results older than this.
 const FLUSH_AFTER_NS: u64 = 100_000;
-/// Send the result of a task that ran this long at once.
+/// Send the result of a task that ran this long at once, when the worker is about to
+/// run out of tasks (the pool then refills its queue in time) ...
 const LONG_TASK_NS: u64 = 20_000;
+/// ... and hold results of long tasks at most this long while more of its frame follow
+/// (every write wakes the pool, which then competes with the workers for the cores).
+const HOLD_LONG_NS: u64 = 2_000_000;
 /// Flush results once this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
+/// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
+const MAX_SPIN_NS: u64 = 1_000_000;
 
 /// Parse the token and, when it is ours, become a worker (never returns then).
 ///
@@ -150,6 +156,10 @@ struct Worker {
     pending_since: Option<u64>,
     /// How long the last task ran.
     last_task_ns: u64,
+    /// Tasks of the frame being served that still follow the current one.
+    queued: usize,
+    /// How long to spin for the next batch before sleeping.
+    spin_ns: u64,
     control: Option<Control>,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
@@ -163,6 +173,8 @@ impl Worker {
             channel: Channel::new(sock),
             pending_since: None,
             last_task_ns: 0,
+            queued: 0,
+            spin_ns: SPIN_NS,
             control: None,
             same_exe: false,
             bufs: HashMap::new(),
@@ -187,15 +199,30 @@ impl Worker {
                 Received::Bytes { .. } => continue,
                 Received::Nothing => {}
             }
+            let idle_from = now_ns();
             if let (Some(c), Some(seen)) = (&self.control, seen) {
-                if spin_until(SPIN_NS, || c.writes(false) != seen) {
+                if spin_until(self.spin_ns, || c.writes(false) != seen) {
+                    self.learn_gap(now_ns() - idle_from);
                     continue;
                 }
             }
             if self.receive(&mut inbox, true)? == Received::Closed {
                 return Ok(());
             }
+            self.learn_gap(now_ns() - idle_from);
         }
+    }
+
+    /// Adapt the spin to the gaps between the pool's batches: an iterative program sends
+    /// its next step within microseconds of the last answer, and a worker that is still
+    /// spinning takes it without a wake-up; gaps longer than [`MAX_SPIN_NS`] are not worth
+    /// spinning for.
+    fn learn_gap(&mut self, gap_ns: u64) {
+        self.spin_ns = if gap_ns <= MAX_SPIN_NS / 2 {
+            (2 * gap_ns).clamp(SPIN_NS, MAX_SPIN_NS)
+        } else {
+            SPIN_NS
+        };
     }
 
     /// Receive more bytes (and descriptors).
@@ -238,12 +265,28 @@ impl Worker {
         let msg: ToWorker<'_> =
             postcard::from_bytes(frame).map_err(|e| format!("bad message from the pool: {e}"))?;
         match msg {
-            ToWorker::Setup { ctrl_bytes, exe } => {
+            ToWorker::Setup {
+                ctrl_bytes,
+                exe,
+                init,
+            } => {
                 let fd = self.take_fd("the control block")?;
                 let shm = SharedMemory::from_fd(0, fd, ctrl_bytes as usize)
                     .map_err(|e| format!("cannot map the control block: {e}"))?;
                 self.control = Some(Control::new(shm).ok_or("control block too small")?);
                 self.same_exe = exe.is_some() && exe == crate::func::exe_identity();
+                if let Some((fun, arg)) = init {
+                    if let Err(message) = self.initialize(fun, &arg) {
+                        self.push(
+                            &FromWorker::InitFailed {
+                                message: Cow::Owned(clip_message(message)),
+                            },
+                            None,
+                        )?;
+                        self.flush()?;
+                        std::process::exit(0);
+                    }
+                }
                 self.push(
                     &FromWorker::Ready {
                         pid: std::process::id(),
@@ -253,21 +296,30 @@ impl Worker {
                 )?;
                 self.flush()?;
             }
-            ToWorker::Map { id, bytes } => {
+            ToWorker::Map { id, bytes, kind } => {
                 let fd = self.take_fd("a buffer")?;
-                let shm = SharedMemory::from_fd(id, fd, bytes as usize)
+                let read_only = kind == MapKind::ReadOnlyArray;
+                let shm = ShmInner::receive(id, fd, bytes as usize, read_only)
                     .map_err(|e| format!("cannot map buffer {id}: {e}"))?;
-                self.bufs.insert(
-                    id,
-                    Mapped {
-                        shm: shm.inner().clone(),
-                        view: None,
-                    },
-                );
+                match kind {
+                    MapKind::Buffer => {
+                        self.bufs.insert(
+                            id,
+                            Mapped {
+                                shm: Arc::new(shm),
+                                view: None,
+                            },
+                        );
+                    }
+                    MapKind::ReadOnlyArray | MapKind::OutputArray => {
+                        crate::shared_array::worker_map(id, Arc::new(shm));
+                    }
+                }
             }
             ToWorker::Unmap { ids } => {
                 for id in ids {
                     self.bufs.remove(&id);
+                    crate::shared_array::worker_unmap(id);
                 }
             }
             ToWorker::Call { first, fun, args } => {
@@ -296,6 +348,7 @@ impl Worker {
                 let (call, f) = unsafe { fun.resolve() };
                 let mut scratch = std::mem::take(&mut self.scratch);
                 for (i, arg) in args.iter().enumerate() {
+                    self.queued = args.len() - i - 1;
                     let id = first + i as u64;
                     scratch.clear();
                     let mapped = match *arg {
@@ -353,6 +406,24 @@ impl Worker {
         Ok(())
     }
 
+    /// Run the pool's initializer: the error (or panic) message when it fails.
+    fn initialize(&mut self, fun: crate::protocol::FnRef, arg: &[u8]) -> Result<(), String> {
+        if !self.same_exe {
+            return Err("this worker runs another executable".into());
+        }
+        // SAFETY: the pool made `fun` with `FnRef::of1`, and this worker runs the pool's
+        // executable (same device and inode, checked just above).
+        let (call, f) = unsafe { fun.resolve() };
+        let mut out = Vec::new();
+        IN_TASK.set(true);
+        let r = catch_unwind(AssertUnwindSafe(|| call(f, arg, &mut out)));
+        IN_TASK.set(false);
+        match r {
+            Ok(r) => r,
+            Err(payload) => Err(format!("it panicked: {}", panic_message(payload))),
+        }
+    }
+
     /// Run one task, recording it in the control block; `Err` carries a panic message.
     fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
         let t0 = now_ns();
@@ -391,14 +462,20 @@ impl Worker {
         self.replied()
     }
 
-    /// A reply was queued: send it now or later.
+    /// A reply was queued: send it now or later. Results of short tasks go in batches
+    /// at least every 100 µs; results of long ones (a kernel chunk) wait while more tasks
+    /// of the same frame follow, up to 2 ms, so that a step costs the pool one wake-up
+    /// per worker rather than one per chunk; the worker's last tasks report at once.
     fn replied(&mut self) -> Result<(), String> {
         let now = now_ns();
         let since = *self.pending_since.get_or_insert(now);
-        if self.channel.unsent() >= FLUSH_BYTES
-            || now.saturating_sub(since) >= FLUSH_AFTER_NS
-            || self.last_task_ns >= LONG_TASK_NS
-        {
+        let age = now.saturating_sub(since);
+        let flush = if self.last_task_ns >= LONG_TASK_NS {
+            self.queued <= 1 || age >= HOLD_LONG_NS
+        } else {
+            age >= FLUSH_AFTER_NS
+        };
+        if flush || self.channel.unsent() >= FLUSH_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -507,6 +584,7 @@ impl Worker {
             Ok(step) => {
                 for (i, &(begin, end)) in ranges.iter().enumerate() {
                     let id = first + i as u64;
+                    self.queued = ranges.len() - i - 1;
                     let outcome = match self.task(id, || step.run_chunk(begin..end)) {
                         Ok(Ok(p)) => Outcome::Partial(p),
                         Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },

@@ -3,6 +3,9 @@
 use super::Processes;
 use super::scheduler::Engine;
 use crate::error::PoolError;
+use crate::protocol::FnRef;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,8 @@ pub(crate) struct Config {
     pub program: PathBuf,
     /// (device, inode) of our executable when workers run it (functions may be sent).
     pub exe: Option<(u64, u64)>,
+    /// Run once in each worker before it is ready: the function and its encoded argument.
+    pub init: Option<(FnRef, Vec<u8>)>,
     pub start_timeout: Duration,
 }
 
@@ -49,6 +54,8 @@ pub struct ProcessesBuilder {
     max_tasks: Option<u64>,
     program: Option<PathBuf>,
     start_timeout: Duration,
+    /// The initializer, or why it cannot be used (reported by `build`).
+    init: Option<Result<(FnRef, Vec<u8>), String>>,
 }
 
 impl Default for ProcessesBuilder {
@@ -61,6 +68,7 @@ impl Default for ProcessesBuilder {
             max_tasks: None,
             program: None,
             start_timeout: Duration::from_secs(10),
+            init: None,
         }
     }
 }
@@ -73,7 +81,7 @@ impl ProcessesBuilder {
         self
     }
 
-    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`]: about four
+    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`](kernelpool_kernels::default_chunk): about four
     /// chunks per worker).
     pub fn chunk(mut self, chunk: u64) -> Self {
         self.chunk = Some(chunk);
@@ -119,6 +127,53 @@ impl ProcessesBuilder {
     /// (default 10 s); one that takes longer is killed.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// Run `f(arg)` once in each worker when it starts, before it takes tasks (Python's
+    /// `Pool(initializer=f, initargs=(arg,))`): to load a large table or open a file once
+    /// per worker rather than once per task, keeping it in a `static` (a `OnceLock`) that
+    /// tasks read. Replacement workers run it too. Workers stay up between calls, so what
+    /// it sets up serves every later call of the pool. A panic in it is reported by
+    /// [`build`](Self::build) (or by the call during which a replacement worker failed) as
+    /// [`PoolError::Start`], naming the initializer and the panic.
+    ///
+    /// ```no_run
+    /// use std::sync::OnceLock;
+    ///
+    /// static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    ///
+    /// fn load_table(len: usize) {
+    ///     TABLE.get_or_init(|| (0..len as u64).map(|i| i * i).collect());
+    /// }
+    ///
+    /// fn lookup(i: usize) -> u64 {
+    ///     TABLE.get().expect("the initializer ran")[i]
+    /// }
+    ///
+    /// kernelpool_pool::init(); // first thing in main
+    /// let pool = kernelpool_pool::Processes::builder()
+    ///     .workers(2)
+    ///     .initializer(load_table, 1000)
+    ///     .build()?;
+    /// assert_eq!(pool.map(lookup, [3, 999])?, vec![9, 998_001]);
+    /// # Ok::<(), kernelpool_pool::PoolError>(())
+    /// ```
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        self.init = Some(FnRef::of1(f).map_err(|e| e.to_string()).and_then(|fun| {
+            let (encoded, named) = crate::shared_array::collect(|| postcard::to_stdvec(&arg));
+            let encoded =
+                encoded.map_err(|e| format!("cannot encode the initializer's argument: {e}"))?;
+            if !named.arrays.is_empty() {
+                return Err(
+                    "its argument cannot hold shared arrays (pass them to the tasks)".into(),
+                );
+            }
+            Ok((fun, encoded))
+        }));
         self
     }
 
@@ -168,7 +223,18 @@ impl ProcessesBuilder {
                 "must be at least 1, got 0",
             ));
         }
+        let init = self
+            .init
+            .transpose()
+            .map_err(|reason| PoolError::invalid("initializer", reason))?;
         let custom_program = self.program.is_some();
+        if custom_program && init.is_some() {
+            return Err(PoolError::invalid(
+                "initializer",
+                "an initializer runs in workers that run this executable, not in a \
+                 worker_program",
+            ));
+        }
         let program = match self.program {
             Some(p) => p,
             None => std::env::current_exe()
@@ -187,6 +253,7 @@ impl ProcessesBuilder {
             max_tasks: self.max_tasks,
             program,
             exe,
+            init,
             start_timeout: self.start_timeout,
         });
         let engine = Engine::start(cfg.clone())?;

@@ -153,6 +153,7 @@ impl Engine {
                     idx: f.idx,
                     data: f.data,
                     tries: f.tries,
+                    arrays: f.arrays,
                 });
             } else if f.tries + 1 >= MAX_TRIES {
                 let err = if stalled {
@@ -176,14 +177,26 @@ impl Engine {
                     idx: f.idx,
                     data: f.data,
                     tries: f.tries + 1,
+                    arrays: f.arrays,
                 });
             }
         }
         for item in requeue.into_iter().rev() {
             op.pending.push_front(item);
         }
-        if let WorkerEnd::ProtocolViolation(message) = end {
-            return Err(PoolError::Protocol { pid, message });
+        match end {
+            WorkerEnd::ProtocolViolation(message) => {
+                return Err(PoolError::Protocol { pid, message });
+            }
+            // It would fail the same way in every replacement.
+            WorkerEnd::InitFailed(message) => {
+                return Err(super::scheduler::init_failed(
+                    self.program(),
+                    message,
+                    Some(cause),
+                ));
+            }
+            _ => {}
         }
         if !ready {
             self.start_failures += 1;

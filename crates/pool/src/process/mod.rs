@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// A pool of worker processes: runs kernel steps over shared memory (as an
-/// [`Executor`]) and plain Rust functions (`map`, `starmap`, `imap`, `imap_unordered`,
+/// [`Executor`](kernelpool_kernels::Executor)) and plain Rust functions (`map`, `starmap`, `imap`, `imap_unordered`,
 /// `apply`, as Python's `multiprocessing.Pool`).
 ///
 /// Workers are this program started again (see [`init`](crate::init)), or the program

@@ -10,7 +10,7 @@ use crate::bulk;
 use crate::channel::{Attached, ChannelError, MAX_FRAME};
 use crate::control::{now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
-use crate::protocol::{Bytes, FnRef, FromWorker, Outcome, ToWorker, Value};
+use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Value};
 use crate::shm::ShmInner;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -33,6 +33,15 @@ const SPIN_IF_TASKS_UNDER_NS: f64 = 20_000.0;
 const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Most bytes of encoded arguments in one batch (a frame holds the batch and its fields).
 const BATCH_BYTES: usize = MAX_FRAME - 64 * 1024;
+
+/// The start error of a worker whose initializer failed.
+pub(super) fn init_failed(program: String, message: String, exit: Option<WorkerExit>) -> PoolError {
+    PoolError::Start {
+        program,
+        reason: format!("its initializer failed: {message}"),
+        exit,
+    }
+}
 
 /// The pool's state: its workers and what is needed to feed them.
 pub(crate) struct Engine {
@@ -78,7 +87,7 @@ impl Engine {
     fn fill_slots(&mut self) -> Result<(), PoolError> {
         for i in 0..self.slots.len() {
             if self.slots[i].is_none() {
-                let mut w = WorkerHandle::spawn(&self.cfg.program, self.cfg.exe)?;
+                let mut w = WorkerHandle::spawn(&self.cfg)?;
                 w.flush();
                 self.slots[i] = Some(w);
             }
@@ -99,6 +108,11 @@ impl Engine {
                                 pid: w.pid,
                                 message,
                             });
+                        }
+                        WorkerEnd::InitFailed(message) => {
+                            let exit = reap(&mut w.child, Instant::now() + HANGUP_GRACE)
+                                .map(WorkerExit::from_status);
+                            return Err(init_failed(self.program(), message, exit));
                         }
                         _ => reap(&mut w.child, Instant::now() + HANGUP_GRACE)
                             .map(WorkerExit::from_status),
@@ -263,6 +277,26 @@ impl Engine {
             self.next_id += batch.len() as u64;
             let encoded = match &op.kind {
                 OpKind::Call(fun) => {
+                    // Shared arrays the batch names that the worker has not mapped yet.
+                    let mut r = Ok(());
+                    for shm in batch.iter().flat_map(|it| &it.arrays) {
+                        if r.is_ok() && w.mapped.insert(shm.id()) {
+                            let kind = if shm.is_read_only() {
+                                MapKind::ReadOnlyArray
+                            } else {
+                                MapKind::OutputArray
+                            };
+                            let msg = ToWorker::Map {
+                                id: shm.id(),
+                                bytes: shm.bytes() as u64,
+                                kind,
+                            };
+                            r = w.channel.push(&msg, vec![shm.clone() as Attached]);
+                            self.shared
+                                .entry(shm.id())
+                                .or_insert_with(|| Arc::downgrade(shm));
+                        }
+                    }
                     let mut fds: Vec<Attached> = Vec::new();
                     let args = batch
                         .iter()
@@ -282,7 +316,7 @@ impl Engine {
                         fun: *fun,
                         args,
                     };
-                    w.channel.push(&msg, fds)
+                    r.and_then(|()| w.channel.push(&msg, fds))
                 }
                 OpKind::Step {
                     kernel,
@@ -296,6 +330,7 @@ impl Engine {
                             let msg = ToWorker::Map {
                                 id: shm.id(),
                                 bytes: shm.bytes() as u64,
+                                kind: MapKind::Buffer,
                             };
                             r = w.channel.push(&msg, vec![shm.clone() as Attached]);
                             self.shared
@@ -341,6 +376,7 @@ impl Engine {
                     idx: it.idx,
                     data: it.data,
                     tries: it.tries,
+                    arrays: it.arrays,
                 });
             }
         }
@@ -458,6 +494,10 @@ impl Engine {
                     w.ready = true;
                     *start_failures = 0;
                     continue;
+                }
+                Ok(FromWorker::InitFailed { message }) => {
+                    w.end = Some(WorkerEnd::InitFailed(message.into_owned()));
+                    break;
                 }
                 Ok(FromWorker::Done { id, outcome }) => (id, outcome),
                 Err(e) => {

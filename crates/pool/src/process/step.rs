@@ -12,6 +12,15 @@ use kernelpool_kernels::{
     default_chunk,
 };
 
+impl Processes {
+    /// The chunk size used for a step of `items` items.
+    pub fn chunk_for(&self, items: u64) -> u64 {
+        self.cfg
+            .chunk
+            .unwrap_or_else(|| default_chunk(items, self.cfg.workers))
+    }
+}
+
 /// A step whose chunks are out: if it ends before all of them are back (an error, or a
 /// panic that unwinds through `run`), the workers holding its tasks are killed and reaped
 /// before the caller gets its buffers back, as rayon's scope waits for its jobs.
@@ -67,12 +76,27 @@ impl Executor for Processes {
         self.cfg.workers
     }
 
+    /// Refuses a step cut into more than [`MAX_CHUNKS`](kernelpool_kernels::MAX_CHUNKS)
+    /// chunks at this pool's chunk size.
+    fn check_items(&self, items: u64) -> kernelpool_kernels::Result<()> {
+        chunk_count(items, self.chunk_for(items)).map(drop)
+    }
+
     fn alloc(&self, elem: Elem, len: usize, what: &str) -> kernelpool_kernels::Result<Buffer> {
         let bytes = len as u128 * elem.size() as u128;
         kernelpool_kernels::buffer::check_fits(bytes, what)?;
-        let shm = SharedMemory::new(bytes as usize).map_err(|source| Error::Io {
-            context: format!("cannot allocate shared memory for {what}"),
-            source,
+        let failed = |reason: String| Error::AllocFailed {
+            what: what.to_string(),
+            bytes,
+            reason,
+        };
+        let size = usize::try_from(bytes)
+            .map_err(|_| failed("more than this platform's address space".into()))?;
+        let shm = SharedMemory::new(size).map_err(|e| {
+            failed(kernelpool_kernels::buffer::explain_alloc_failure(
+                "shared memory (memfd + mmap) was refused",
+                e,
+            ))
         })?;
         Buffer::from_memory(elem, len, Box::new(shm))
     }
@@ -103,10 +127,7 @@ impl Executor for Processes {
         if items == 0 {
             return Ok(Partial::identity(name));
         }
-        let chunk = self
-            .cfg
-            .chunk
-            .unwrap_or_else(|| default_chunk(items, self.cfg.workers));
+        let chunk = self.chunk_for(items);
         let count = chunk_count(items, chunk)? as usize;
         let range = |i: usize| chunk_range(items, chunk, i as u64);
 
@@ -133,6 +154,7 @@ impl Executor for Processes {
                 idx: i,
                 data: ItemData::Range(r.start, r.end),
                 tries: 0,
+                arrays: Vec::new(),
             }
         }));
         let mut parts: Vec<Option<Partial>> = vec![None; count];

@@ -57,6 +57,8 @@ pub(crate) struct Item {
     pub idx: usize,
     pub data: ItemData,
     pub tries: u8,
+    /// Shared arrays its arguments name (sent to a worker before the task, once).
+    pub arrays: Vec<Arc<ShmInner>>,
 }
 
 impl Item {
@@ -139,6 +141,7 @@ mod tests {
             idx,
             data: ItemData::Arg(vec![0; bytes]),
             tries: 0,
+            arrays: Vec::new(),
         }
     }
 

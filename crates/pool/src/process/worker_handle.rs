@@ -1,12 +1,14 @@
 //! The pool's side of one worker: its child process, its channel, its control block, the
 //! tasks it holds, and how it is started and reaped.
 
+use super::Config;
 use super::task::ItemData;
 use crate::channel::{Attached, Channel, ChannelError, Received, RecvBuffer};
 use crate::control::{CTRL_BYTES, Control};
 use crate::error::PoolError;
 use crate::protocol::ToWorker;
 use crate::shm::SharedMemory;
+use crate::shm::ShmInner;
 use crate::spawn;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
@@ -15,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A task sent to a worker and not yet answered.
@@ -29,6 +32,8 @@ pub(super) struct SentTask {
     pub data: ItemData,
     /// Times it went back to the queue because its worker died running another task.
     pub tries: u8,
+    /// Shared arrays its arguments name.
+    pub arrays: Vec<Arc<ShmInner>>,
 }
 
 /// Why a worker is being replaced.
@@ -45,6 +50,8 @@ pub(super) enum WorkerEnd {
     Stalled,
     /// The worker broke the protocol; it was killed.
     ProtocolViolation(String),
+    /// The pool's initializer failed in it (it exits).
+    InitFailed(String),
 }
 
 /// The pool's side of one worker.
@@ -79,7 +86,8 @@ pub(super) struct WorkerHandle {
 
 impl WorkerHandle {
     /// Start `program` as a worker and queue its set-up message (sent by the first flush).
-    pub(super) fn spawn(program: &Path, exe: Option<(u64, u64)>) -> Result<Self, PoolError> {
+    pub(super) fn spawn(cfg: &Config) -> Result<Self, PoolError> {
+        let program: &Path = &cfg.program;
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| PoolError::io("cannot create a socket pair", e))?;
         let shm = SharedMemory::new(CTRL_BYTES)
@@ -112,7 +120,8 @@ impl WorkerHandle {
         };
         let setup = ToWorker::Setup {
             ctrl_bytes: CTRL_BYTES as u64,
-            exe,
+            exe: cfg.exe,
+            init: cfg.init.clone(),
         };
         let block: Attached = w.control.shm().inner().clone();
         if let Err(message) = w.channel.push(&setup, vec![block]) {

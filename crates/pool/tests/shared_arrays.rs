@@ -1,0 +1,253 @@
+//! Shared arrays on the process pool: inputs and outputs cross as handles, read-only inputs
+//! stay unchanged (a task that writes one crashes), output ranges never overlap, a crash
+//! loses nothing the pool's process owns, and nothing is left mapped afterwards.
+
+use kernelpool_pool::{PoolError, Processes, SharedChunkMut, SharedSlice, SharedVec};
+use serde::{Deserialize, Serialize};
+
+// SAFETY: runs before `main`; `init` reads one environment variable and returns, except
+// in a worker, where it serves the pool and exits.
+#[ctor::ctor(unsafe)]
+fn worker_entry() {
+    kernelpool_pool::init();
+}
+
+/// One test at a time: the last one counts the memfds of the whole process.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn sum(part: SharedSlice<f64>) -> f64 {
+    part.iter().sum()
+}
+
+fn fill_squares(mut part: SharedChunkMut<u64>) -> (usize, usize) {
+    let start = part.offset();
+    for (i, x) in part.iter_mut().enumerate() {
+        *x = ((start + i) * (start + i)) as u64;
+    }
+    (start, part.len())
+}
+
+fn scale_into((input, mut out): (SharedSlice<f64>, SharedChunkMut<f64>)) -> usize {
+    for (o, i) in out.iter_mut().zip(input.iter()) {
+        *o = 2.0 * i;
+    }
+    input.offset()
+}
+
+/// A struct of ordinary fields around a shared slice.
+#[derive(Serialize, Deserialize)]
+struct Job {
+    data: SharedSlice<f64>,
+    scale: f64,
+    label: String,
+}
+
+fn run_job(job: Job) -> String {
+    format!("{}={}", job.label, job.scale * job.data.iter().sum::<f64>())
+}
+
+fn write_to_input(part: SharedSlice<f64>) -> f64 {
+    // A task that breaks the rules: the input is mapped read-only in the worker.
+    // SAFETY: none: this write faults (which is what the test checks); it never returns.
+    unsafe { std::ptr::write_volatile(part.as_ptr() as *mut f64, -1.0) };
+    part[0]
+}
+
+fn crash_in_chunk_3(mut part: SharedChunkMut<u64>) -> usize {
+    if part.offset() == 300 {
+        std::process::abort();
+    }
+    part.iter_mut().for_each(|x| *x = 7);
+    part.len()
+}
+
+fn data(len: usize) -> Vec<f64> {
+    (0..len).map(|i| (i % 1000) as f64 * 0.5).collect()
+}
+
+#[test]
+fn inputs_and_outputs_round_trip_exactly() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let values = data(100_000);
+    let input = SharedVec::from_slice(&values)
+        .expect("alloc")
+        .into_shared()
+        .expect("freeze");
+    let sums = pool.map_chunks(sum, &input, 10_000).expect("map_chunks");
+    let want: Vec<f64> = values.chunks(10_000).map(|c| c.iter().sum()).collect();
+    assert_eq!(sums, want);
+    assert_eq!(&input[..], &values[..], "input unchanged");
+
+    let mut out = SharedVec::<u64>::zeroed(1001).expect("alloc");
+    let parts = pool
+        .map_chunks_mut(fill_squares, &mut out, 100)
+        .expect("fill");
+    assert_eq!(parts.len(), 11);
+    assert_eq!(parts[10], (1000, 1));
+    assert!(
+        out.iter().enumerate().all(|(i, &x)| x == (i * i) as u64),
+        "complete"
+    );
+
+    // Input and output together: each task reads its part and writes its own range.
+    let mut doubled = SharedVec::<f64>::zeroed(values.len()).expect("alloc");
+    let offsets = pool
+        .map(
+            scale_into,
+            input.chunks(7_000).zip(doubled.chunks_mut(7_000)),
+        )
+        .expect("map");
+    assert_eq!(offsets, (0..15).map(|i| i * 7_000).collect::<Vec<_>>());
+    assert!(doubled.iter().zip(&values).all(|(d, v)| *d == 2.0 * v));
+
+    // Inside ordinary serde types, next to scalars.
+    let jobs = (0..4).map(|k| Job {
+        data: input.slice(k * 10..k * 10 + 10),
+        scale: k as f64,
+        label: format!("job{k}"),
+    });
+    let got = pool.map(run_job, jobs).expect("jobs");
+    let want: Vec<String> = (0..4)
+        .map(|k| {
+            let s: f64 = values[k * 10..k * 10 + 10].iter().sum();
+            format!("job{k}={}", k as f64 * s)
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_task_that_writes_a_read_only_input_crashes_and_the_input_is_unchanged() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let values = data(4096);
+    let input = SharedVec::from_slice(&values)
+        .expect("alloc")
+        .into_shared()
+        .expect("freeze");
+    let e = pool
+        .map_chunks(write_to_input, &input, 1024)
+        .expect_err("a write to a read-only input");
+    assert!(e.is_crash(), "{e}");
+    assert_eq!(e.signal(), Some(11), "{e}");
+    assert_eq!(&input[..], &values[..], "input unchanged");
+    // The pool goes on.
+    assert_eq!(pool.map_chunks(sum, &input, 4096).expect("sum").len(), 1);
+}
+
+/// An argument type that serialises someone else's output range (the only way to hand
+/// two tasks the same range, since ranges are neither `Clone` nor `Copy`).
+struct Alias(std::ptr::NonNull<SharedChunkMut<'static, u64>>);
+
+impl Serialize for Alias {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // SAFETY: the pointer is to a range that outlives the call (see the test).
+        unsafe { self.0.as_ref() }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Alias {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never decoded in this test"))
+    }
+}
+
+fn use_alias(_: Alias) -> u8 {
+    0
+}
+
+#[test]
+fn two_tasks_cannot_get_overlapping_output_ranges() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(100).expect("alloc");
+    let mut chunks = out.chunks_mut(50);
+    let first = std::ptr::NonNull::from(&mut chunks[0]).cast::<SharedChunkMut<'static, u64>>();
+    let e = pool
+        .map(use_alias, [Alias(first), Alias(first)])
+        .expect_err("overlap");
+    match e {
+        PoolError::OverlappingOutput { task: 1, other: 0 } => {}
+        other => panic!("{other:?}"),
+    }
+    drop(chunks);
+    assert!(out.iter().all(|&x| x == 0), "nothing ran");
+}
+
+#[test]
+fn a_crash_while_arrays_are_in_flight_loses_nothing_the_parent_owns() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(1000).expect("alloc");
+    let e = pool
+        .map_chunks_mut(crash_in_chunk_3, &mut out, 100)
+        .expect_err("task 3 aborts");
+    assert_eq!(e.task(), Some(3), "{e}");
+    assert_eq!(e.signal(), Some(6), "{e}");
+    // Every other task ran and wrote its range; task 3's range is untouched.
+    for (i, &x) in out.iter().enumerate() {
+        let want = if (300..400).contains(&i) { 0 } else { 7 };
+        assert_eq!(x, want, "element {i}");
+    }
+    let input = out.into_shared().expect("freeze after the call");
+    assert_eq!(input[0], 7);
+}
+
+fn shm_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.to_string_lossy().contains("kernelpool-shm"))
+        .count()
+}
+
+fn shm_mappings(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("kernelpool-shm"))
+        .count()
+}
+
+#[test]
+fn no_descriptor_or_mapping_is_left_after_drop() {
+    let _serial = serial();
+    // Other tests of this binary run at the same time: count only what this test makes,
+    // in its own pool's workers, and in this process after everything is dropped.
+    let pool = Processes::new(2).expect("pool");
+    let pids = pool.pids().expect("pids");
+    let base: Vec<usize> = pids.iter().map(|&p| shm_mappings(p)).collect();
+    {
+        let input = SharedVec::from_slice(&data(50_000))
+            .expect("alloc")
+            .into_shared()
+            .expect("freeze");
+        let mut out = SharedVec::<u64>::zeroed(50_000).expect("alloc");
+        pool.map_chunks(sum, &input, 5_000).expect("sum");
+        pool.map_chunks_mut(fill_squares, &mut out, 5_000)
+            .expect("fill");
+        let mapped: Vec<usize> = pids.iter().map(|&p| shm_mappings(p)).collect();
+        assert!(
+            mapped.iter().zip(&base).all(|(m, b)| m > b),
+            "the workers map the arrays: {mapped:?} vs {base:?}"
+        );
+    }
+    // The arrays are gone here: the next call tells the workers to unmap them.
+    let small = SharedVec::from_slice(&[1.0f64])
+        .expect("alloc")
+        .into_shared()
+        .expect("freeze");
+    pool.map_chunks(sum, &small, 1).expect("sum");
+    drop(small);
+    pool.map(|x: u8| x, [1u8, 2]).expect("another call");
+    let after: Vec<usize> = pids.iter().map(|&p| shm_mappings(p)).collect();
+    assert_eq!(after, base, "the workers unmapped the arrays");
+    drop(pool);
+    // No memfd stays open in this process once everything is dropped.
+    assert_eq!(shm_fds(), 0, "memfds left open");
+}
