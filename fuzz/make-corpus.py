@@ -47,9 +47,13 @@ def f64(x):
 STEP_ARGS = uv(200) + uv(200) + sv(0) * 4 + f64(0.0) * 4  # n, items, iparam, fparam
 
 TO_WORKER = {
-    "setup": uv(0) + uv(128) + b"\x01" + uv(2049) + uv(123456),
-    "setup-no-exe": uv(0) + uv(128) + b"\x00",
-    "map": uv(1) + uv(7) + uv(4096),
+    "setup": uv(0) + uv(128) + b"\x01" + uv(2049) + uv(123456) + b"\x00",
+    "setup-no-exe": uv(0) + uv(128) + b"\x00" + b"\x00",
+    "setup-init": uv(0) + uv(128) + b"\x01" + uv(2049) + uv(123456)
+    + b"\x01" + sv(-300) + sv(64) + by(b"\x07"),
+    "map": uv(1) + uv(7) + uv(4096) + uv(0),
+    "map-read-only": uv(1) + uv(8) + uv(1 << 20) + uv(1),
+    "map-output": uv(1) + uv(9) + uv(4096) + uv(2),
     "unmap": uv(2) + uv(3) + uv(1) + uv(2) + uv(3),
     "call": uv(3) + uv(1) + sv(-4096) + sv(512)
     + uv(3) + uv(0) + by(b"\x05") + uv(1) + uv(300000) + uv(0) + by(b""),
@@ -59,14 +63,16 @@ TO_WORKER = {
     + uv(8) + uv(1) + uv(99) + STEP_ARGS + uv(0) + uv(1) + uv(0) + uv(10),
 }
 
+DONE = uv(2)
 FROM_WORKER = {
     "ready": uv(0) + uv(4242) + b"\x01",
-    "done-value": uv(1) + uv(17) + uv(0) + by(b"\x2a"),
-    "done-sealed": uv(1) + uv(18) + uv(1) + uv(300000),
-    "done-partial": uv(1) + uv(19) + uv(2) + sv(5) + sv(-1) + sv(0) + sv(1 << 40),
-    "done-panicked": uv(1) + uv(20) + uv(3) + by(b"boom (at src/x.rs:1:2)"),
-    "done-kernel-failed": uv(1) + uv(21) + uv(4) + sv(-3),
-    "done-failed": uv(1) + uv(22) + uv(5) + by("d\u00e9j\u00e0".encode()),
+    "init-failed": uv(1) + by(b"the initializer panicked"),
+    "done-value": DONE + uv(17) + uv(0) + by(b"\x2a"),
+    "done-sealed": DONE + uv(18) + uv(1) + uv(300000),
+    "done-partial": DONE + uv(19) + uv(2) + sv(5) + sv(-1) + sv(0) + sv(1 << 40),
+    "done-panicked": DONE + uv(20) + uv(3) + by(b"boom (at src/x.rs:1:2)"),
+    "done-kernel-failed": DONE + uv(21) + uv(4) + sv(-3),
+    "done-failed": DONE + uv(22) + uv(5) + by("d\u00e9j\u00e0".encode()),
 }
 
 TEXT = {
