@@ -3,8 +3,9 @@
 //!
 //! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
 //! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
-//! scripts named by `CC`, `CXX` and `FC`, `rustup` is a fake that reports rustfmt and clippy
-//! installed, and `apt-get` is a fake that records any call (`--check` must never make one).
+//! scripts named by `CC`, `CXX` and `FC`, `valgrind` is a fake first on PATH, `rustup` is a
+//! fake that reports rustfmt and clippy installed, and `apt-get` is a fake that records any
+//! call (`--check` must never make one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,9 @@ fn script(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-/// Fake tools: compilers `cc`, `c++`, `fortran` (each answers `--version`), `rustup` (rustfmt
-/// and clippy installed) and `apt-get` (records its arguments in `apt-get.log`).
+/// Fake tools: compilers `cc`, `c++`, `fortran` and `valgrind` (each answers `--version`),
+/// `rustup` (rustfmt and clippy installed) and `apt-get` (records its arguments in
+/// `apt-get.log`).
 struct Fakes {
     bin: PathBuf,
 }
@@ -53,6 +55,7 @@ impl Fakes {
         for exe in ["cc", "c++", "fortran"] {
             script(&bin.join(exe), "echo fake compiler");
         }
+        script(&bin.join("valgrind"), "echo valgrind-3.19.0");
         script(
             &bin.join("rustup"),
             "echo rustfmt-x86_64-unknown-linux-gnu; echo clippy-x86_64-unknown-linux-gnu",
@@ -251,6 +254,28 @@ fn without_apt_get_it_names_the_tools() {
         "{out}"
     );
     assert!(!out.contains("sudo apt-get install"), "{out}");
+}
+
+#[test]
+fn a_missing_valgrind_is_a_package() {
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("valgrind")).expect("rm fake valgrind");
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: valgrind"), "{out}");
+    assert!(out.contains("apt-get install valgrind"), "{out}");
+    // Found, it is named.
+    let fakes = Fakes::new();
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "valgrind: {}",
+            fakes.bin.join("valgrind").display()
+        )),
+        "{out}"
+    );
 }
 
 /// `check`, with PATH holding only the fakes and links to the few system tools the script

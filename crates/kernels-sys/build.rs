@@ -51,6 +51,11 @@ fn main() {
         "cargo:rustc-env=KERNELPOOL_TARGET_CPU={}",
         cpu.as_deref().unwrap_or("")
     );
+    // Under AddressSanitizer (nightly `-Zsanitizer=address`, scripts/sanitize.sh) the
+    // native kernels are instrumented too; rustc links its ASan runtime, which serves them.
+    println!("cargo:rerun-if-env-changed=CARGO_CFG_SANITIZE");
+    let asan = env::var("CARGO_CFG_SANITIZE")
+        .is_ok_and(|s| s.split(',').any(|sanitizer| sanitizer == "address"));
 
     let cc = env::var("CC").unwrap_or_else(|_| "gcc".into());
     let cxx = env::var("CXX").unwrap_or_else(|_| "g++".into());
@@ -84,6 +89,11 @@ fn main() {
         }
         if let Some(m) = &march {
             build.flag(m);
+        }
+        if asan {
+            build
+                .flag("-fsanitize=address")
+                .flag("-fno-omit-frame-pointer");
         }
     }
     for (var, exe) in [("CC", &cc), ("CXX", &cxx), ("FC", &fc)] {

@@ -114,8 +114,9 @@ impl RecvBuffer {
     }
 
     /// Room to receive into, made by compacting the buffer or, when the frame being
-    /// received needs it, by growing it: at most doubling at a time, so a length read
-    /// from the wire never allocates more than the bytes already received.
+    /// received needs it, by growing it: by at most the bytes held (so at most doubling
+    /// with the bytes that arrived), so a length read from the wire never allocates more
+    /// than the bytes already received.
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
@@ -128,7 +129,11 @@ impl RecvBuffer {
             Ok(Some(len)) => (4 + len).saturating_sub(self.end - self.start),
             _ => 0,
         };
-        let want = missing.clamp(RECV_INITIAL / 4, self.buf.len().max(RECV_INITIAL));
+        // At most as much room as the bytes held (not as the buffer, which earlier calls
+        // may have grown): a frame that trickles in a byte at a time, each receive asking
+        // for room, must not grow the buffer by more than it brought.
+        let held = self.end - self.start;
+        let want = missing.clamp(RECV_INITIAL / 4, held.max(RECV_INITIAL));
         if self.buf.len() - self.end < want {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -303,7 +308,7 @@ impl Channel {
     ///
     /// # Errors
     /// The OS error, or [`ChannelError::Protocol`] when the other end attached more
-    /// descriptors than a frame may carry (they were cut off: `MSG_CTRUNC`).
+    /// descriptors than a frame may carry (counted, or cut off: `MSG_CTRUNC`).
     pub(crate) fn receive(
         &mut self,
         inbox: &mut RecvBuffer,
@@ -326,23 +331,32 @@ impl Channel {
                 &mut control,
                 flags,
             );
-            let mut got_fds = false;
+            // One receive brings the descriptors of one message at most (the kernel stops
+            // after the first message that carries some).
+            let mut got_fds = 0;
             for m in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = m {
-                    got_fds = true;
+                    let before = self.fds.len();
                     self.fds.extend(fds);
+                    got_fds += self.fds.len() - before;
                 }
             }
             return match r {
-                Ok(msg) if msg.flags.contains(ReturnFlags::CTRUNC) => Err(ChannelError::Protocol(
-                    format!("more than {MAX_FDS_PER_FRAME} descriptors attached to one message"),
-                )),
+                // Cut off (MSG_CTRUNC), or more than a frame may carry that still fitted
+                // (the control space has room for alignment beyond MAX_FDS_PER_FRAME).
+                Ok(msg)
+                    if msg.flags.contains(ReturnFlags::CTRUNC) || got_fds > MAX_FDS_PER_FRAME =>
+                {
+                    Err(ChannelError::Protocol(format!(
+                        "more than {MAX_FDS_PER_FRAME} descriptors attached to one message"
+                    )))
+                }
                 Ok(msg) if msg.bytes == 0 => Ok(Received::Closed),
                 Ok(msg) => {
                     inbox.filled(msg.bytes);
                     Ok(Received::Bytes {
                         bytes: msg.bytes,
-                        more: msg.bytes == room || got_fds,
+                        more: msg.bytes == room || got_fds > 0,
                     })
                 }
                 Err(Errno::INTR) => continue,
@@ -411,6 +425,30 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_that_trickles_in_grows_the_buffer_only_with_the_bytes_that_arrive() {
+        // A peer that sends a (garbage, but not over the limit) length and then the frame
+        // a byte at a time: each receive asks for room, and the room may not grow faster
+        // than the bytes that came (the bound fuzz/fuzz_targets/frames.rs checks).
+        let mut inbox = RecvBuffer::new();
+        let header = (MAX_FRAME as u32).to_le_bytes();
+        inbox.spare()[..4].copy_from_slice(&header);
+        inbox.filled(4);
+        let mut received = 4;
+        for _ in 0..4000 {
+            let spare = inbox.spare();
+            spare[0] = 7;
+            inbox.filled(1);
+            received += 1;
+            assert!(inbox.next_frame().unwrap().is_none(), "incomplete");
+            let held = inbox.buf.len();
+            assert!(
+                held <= 2 * received + 2 * RECV_INITIAL,
+                "{held} bytes held for {received} received"
+            );
+        }
+    }
+
+    #[test]
     fn descriptors_travel_with_their_frames() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (mut a, mut b) = (
@@ -465,6 +503,33 @@ mod tests {
         match b.receive(&mut RecvBuffer::new(), true) {
             Err(ChannelError::Protocol(m)) => assert!(m.contains("descriptors"), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_descriptor_too_many_is_refused_by_the_receiver() {
+        // The receive buffer's control space may hold a few more descriptors than a frame
+        // may carry (rustix adds room for alignment), so that the kernel does not cut them
+        // off: they must be refused all the same (found by fuzz/fuzz_targets/descriptors.rs).
+        let memfd = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        for n in MAX_FDS_PER_FRAME + 1..=MAX_FDS_PER_FRAME + 4 {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (a, mut b) = (Channel::new(a.into()), Channel::new(b.into()));
+            let fds: Vec<BorrowedFd<'_>> = (0..n).map(|_| memfd.as_fd()).collect();
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(16))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+            sendmsg(
+                a.socket(),
+                &[IoSlice::new(&[0; 8])],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            )
+            .unwrap();
+            match b.receive(&mut RecvBuffer::new(), true) {
+                Err(ChannelError::Protocol(m)) => assert!(m.contains("descriptors"), "{m}"),
+                other => panic!("{n} descriptors on one message: {other:?}"),
+            }
         }
     }
 }

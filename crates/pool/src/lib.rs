@@ -130,6 +130,11 @@ mod spawn;
 mod threads;
 mod worker;
 
+/// Internals for the fuzz targets in `fuzz/`: not part of the API (see the module's own
+/// documentation in `src/fuzzing.rs`).
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Plain data that shared arrays hold (re-exported from `bytemuck`).
 pub use bytemuck::Pod;
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
