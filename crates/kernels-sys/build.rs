@@ -45,7 +45,12 @@ fn main() {
         include.join("kernels.h").display()
     );
 
-    let march = target_cpu().map(|cpu| format!("-march={cpu}"));
+    let cpu = target_cpu();
+    let march = cpu.as_ref().map(|cpu| format!("-march={cpu}"));
+    println!(
+        "cargo:rustc-env=KERNELPOOL_TARGET_CPU={}",
+        cpu.as_deref().unwrap_or("")
+    );
 
     let cc = env::var("CC").unwrap_or_else(|_| "gcc".into());
     let cxx = env::var("CXX").unwrap_or_else(|_| "g++".into());

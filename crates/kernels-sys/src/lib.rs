@@ -27,6 +27,14 @@ pub const FC_VERSION: &str = env!("KERNELPOOL_FC_VERSION");
 pub const RUSTC_VERSION: &str = env!("KERNELPOOL_RUSTC_VERSION");
 /// The `-march=` flag the native kernels were built with (from `-C target-cpu`).
 pub const MARCH: &str = env!("KERNELPOOL_MARCH");
+/// The target CPU the native kernels were built for: the `-C target-cpu=` of the
+/// rustflags (`native` by default, from `.cargo/config.toml`), passed to gcc, g++ and
+/// gfortran as `-march=`; empty when the rustflags name none (the compilers' default).
+/// Code compiled at run time (the JIT) uses the same, so that it agrees bit for bit.
+pub const TARGET_CPU: &str = env!("KERNELPOOL_TARGET_CPU");
+/// The kernel contract, `native/include/kernels.h`, as text (what code compiled at run
+/// time includes).
+pub const KERNELS_H: &str = include_str!("../../../native/include/kernels.h");
 /// Flags every native kernel was built with (besides `-march`; Fortran adds `-fwrapv`).
 pub const NATIVE_FLAGS: &str = "-O3 -ffp-contract=off -Wall -Wextra -Werror";
 

@@ -15,7 +15,9 @@ use std::ptr::NonNull;
 /// # use kernelpool_kernels::Elem;
 /// fn bits(e: Elem) -> u32 { match e { Elem::I64 | Elem::F64 => 64, Elem::U8 => 8 } }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum Elem {
     /// `i64`

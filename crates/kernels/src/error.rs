@@ -105,6 +105,23 @@ pub enum Error {
         /// The most chunks per step ([`crate::MAX_CHUNKS`]).
         max: u64,
     },
+    /// A kernel signature the contract cannot carry, or a spec that does not parse.
+    #[error("invalid signature for kernel {name}: {reason}")]
+    InvalidSignature {
+        /// The signature's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A kernel with a signature of its own has no benchmark program: run it as a
+    /// [`Step`](crate::Step) on an executor.
+    #[error(
+        "kernel {kernel} has a signature of its own and no program: run it as a step on an executor"
+    )]
+    NoProgram {
+        /// The kernel's name.
+        kernel: String,
+    },
     /// The STREAM validation of `triad` failed.
     #[error("triad validation failed: {0}")]
     Validation(String),

@@ -102,6 +102,8 @@ pub fn reference_n(kernel: KernelName) -> u64 {
         KernelName::Fannkuch => 7,
         KernelName::Triad => 1_000_000,
         KernelName::Pi => 1_000_000,
+        // Not a program (validate refuses it); N = 1 is a size every kernel may take.
+        KernelName::Custom(_) => 1,
     }
 }
 
@@ -115,6 +117,7 @@ pub fn n_meaning(kernel: KernelName) -> &'static str {
         KernelName::Fannkuch => "permutation length (1..=12)",
         KernelName::Triad => "array length",
         KernelName::Pi => "samples",
+        KernelName::Custom(_) => "the kernel's own (it has its own signature)",
     }
 }
 
@@ -123,8 +126,13 @@ pub fn n_meaning(kernel: KernelName) -> &'static str {
 /// # Errors
 /// [`Error::InvalidSize`] when N is outside the kernel's bounds ([`step::max_n`]) or the
 /// nbody systems are 0 or too many; [`Error::TooLarge`] when the buffers would not fit in
-/// the memory available now.
+/// the memory available now; [`Error::NoProgram`] for a kernel with a signature of its own.
 pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
+    if !kernel.is_builtin() {
+        return Err(Error::NoProgram {
+            kernel: kernel.name().to_string(),
+        });
+    }
     let n = opts.n.unwrap_or_else(|| reference_n(kernel));
     step::check_n(kernel, n)?;
     if kernel == KernelName::Nbody && !(1..=step::max_systems()).contains(&opts.systems) {
@@ -144,7 +152,7 @@ pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
         KernelName::Spectralnorm => 3 * 8 * n as u128,
         KernelName::Mandelbrot => n as u128 * n.div_ceil(8) as u128,
         KernelName::Triad => 3 * 8 * n as u128,
-        KernelName::Fannkuch | KernelName::Pi => 0,
+        KernelName::Fannkuch | KernelName::Pi | KernelName::Custom(_) => 0,
     };
     crate::buffer::check_fits(bytes, &format!("the buffers of {kernel} N={n}"))?;
     Ok(n)
@@ -295,6 +303,12 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             elapsed = t.elapsed();
             let hits = p.0[0];
             out += &format!("{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64);
+        }
+        // Refused by `validate` above.
+        KernelName::Custom(_) => {
+            return Err(Error::NoProgram {
+                kernel: name.name().to_string(),
+            });
         }
     }
     if stdout_bytes.is_empty() {

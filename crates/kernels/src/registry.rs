@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::rust::raw;
+use crate::signature::{Signature, SignatureRef};
 use kernelpool_kernels_sys as sys;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -71,39 +72,11 @@ impl FromStr for Lang {
     }
 }
 
-/// How one slot of a reduction partial is combined. More may come (min, float sums).
-///
-/// ```compile_fail,E0004
-/// # use kernelpool_kernels::Reduce;
-/// fn name(r: Reduce) -> &'static str { match r { Reduce::Sum => "sum", Reduce::Max => "max" } }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reduce {
-    /// Wrapping integer sum (identity 0).
-    Sum,
-    /// Maximum (identity `i64::MIN`).
-    Max,
-}
+pub use crate::signature::Reduce;
 
-impl Reduce {
-    /// The identity of the operation.
-    pub fn identity(self) -> i64 {
-        match self {
-            Reduce::Sum => 0,
-            Reduce::Max => i64::MIN,
-        }
-    }
-    /// Combine two values.
-    pub fn combine(self, a: i64, b: i64) -> i64 {
-        match self {
-            Reduce::Sum => a.wrapping_add(b),
-            Reduce::Max => a.max(b),
-        }
-    }
-}
-
-/// The built-in kernels. More will come: matches outside this crate need a wildcard arm.
+/// The contract a kernel follows: one of the built-in kernels, or a signature of its own
+/// ([`KernelName::Custom`]). More built-in kernels will come: matches outside this crate
+/// need a wildcard arm.
 ///
 /// ```compile_fail,E0004
 /// # use kernelpool_kernels::KernelName as K;
@@ -134,6 +107,11 @@ pub enum KernelName {
     Triad,
     /// Monte Carlo pi over counter-based splitmix64.
     Pi,
+    /// A kernel with a signature of its own (a JIT-compiled kernel, a user's shared
+    /// object): [`KernelName::custom`] makes one. It is not a built-in: it has no
+    /// program, and [`Kernel::get`] refuses it. It displays as the signature's name, and
+    /// serializes as the whole signature (so it crosses to worker processes by value).
+    Custom(SignatureRef),
 }
 
 impl KernelName {
@@ -148,7 +126,27 @@ impl KernelName {
         KernelName::Pi,
     ];
 
-    /// The kernel's name.
+    /// The contract of a kernel with its own signature (validated, then interned for the
+    /// life of the process).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] when the contract cannot carry it
+    /// ([`Signature::validate`]).
+    pub fn custom(sig: Signature) -> Result<KernelName> {
+        Ok(KernelName::Custom(SignatureRef::new(sig)?))
+    }
+
+    /// True for the built-in kernels (not [`KernelName::Custom`]).
+    pub fn is_builtin(self) -> bool {
+        !matches!(self, KernelName::Custom(_))
+    }
+
+    /// What the kernel reads and writes: the one [`Signature`] every front end uses.
+    pub fn signature(self) -> &'static Signature {
+        crate::signature::builtin(self)
+    }
+
+    /// The kernel's name (a custom kernel's: its signature's).
     pub fn name(self) -> &'static str {
         match self {
             KernelName::Seed => "seed",
@@ -158,16 +156,14 @@ impl KernelName {
             KernelName::Fannkuch => "fannkuch",
             KernelName::Triad => "triad",
             KernelName::Pi => "pi",
+            KernelName::Custom(sig) => sig.get().name(),
         }
     }
 
-    /// How the slots of the kernel's partial combine (empty: not a reduction).
+    /// How the slots of the kernel's partial combine (empty: not a reduction): its
+    /// signature's partials.
     pub fn reduction(self) -> &'static [Reduce] {
-        match self {
-            KernelName::Fannkuch => &[Reduce::Sum, Reduce::Max],
-            KernelName::Pi => &[Reduce::Sum],
-            _ => &[],
-        }
+        self.signature().partials()
     }
 }
 
@@ -241,7 +237,9 @@ impl fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Look up a built-in kernel.
+    /// Look up a built-in kernel. A [`KernelName::Custom`] has no built-in code: what
+    /// comes back refuses every call with `KP_KERNEL_BAD_ARGS` (a step of it fails with
+    /// [`Error::KernelFailed`]); load such a kernel with [`Kernel::load_with_signature`].
     pub fn get(name: KernelName, lang: Lang) -> Kernel {
         use KernelName::*;
         let f: RawKernelFn = match (lang, name) {
@@ -273,6 +271,7 @@ impl Kernel {
             (Lang::Rust, Fannkuch) => raw::fannkuch,
             (Lang::Rust, Triad) => raw::triad,
             (Lang::Rust, Pi) => raw::pi,
+            (_, Custom(_)) => refuse_every_call,
         };
         Kernel {
             name,
@@ -284,8 +283,10 @@ impl Kernel {
     }
 
     /// Load a range kernel from the shared object at `path` under `symbol`. It follows the
-    /// contract of the built-in kernel `contract` (same buffers, same reduction), so every
-    /// program and executor can run it.
+    /// contract `contract`: a built-in kernel's (same buffers, same reduction), so every
+    /// program and executor can run it, or a signature of its own
+    /// ([`KernelName::Custom`], as [`Kernel::load_with_signature`] makes), which every
+    /// executor can run as a [`Step`](crate::Step).
     ///
     /// `path` is a path, never a name to search for: a path without `/` (`libk.so`) means
     /// the file in the current directory (`./libk.so`), not a library found through
@@ -330,6 +331,37 @@ impl Kernel {
         })
     }
 
+    /// Load a range kernel with a signature of its own from the shared object at `path`
+    /// under `symbol`: [`Kernel::load`] with the contract [`KernelName::custom`]`(sig)`.
+    /// Its buffers, partials and argument checks are `sig`'s; the process pool sends the
+    /// signature to its workers with the path, the symbol and the file's identity.
+    ///
+    /// # Safety
+    /// As [`Kernel::load`], for the contract `sig` describes: the kernel reads and writes
+    /// only the items of its range within the buffers `sig` lists (at least their
+    /// declared lengths, `args->len[i]` for [`Len::Any`](crate::signature::Len::Any)),
+    /// and writes only the partial slots `sig` declares (float slots as `double` bits).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] when the contract cannot carry `sig`, and those of
+    /// [`Kernel::load`].
+    pub unsafe fn load_with_signature(
+        path: &Path,
+        symbol: &str,
+        sig: Signature,
+        lang: Lang,
+    ) -> Result<Kernel> {
+        let contract = KernelName::custom(sig)?;
+        // SAFETY: the caller vouches for the library and the symbol under `sig`, which is
+        // the contract `contract` names (see # Safety).
+        unsafe { Kernel::load(path, symbol, contract, lang) }
+    }
+
+    /// What the kernel reads and writes.
+    pub fn signature(&self) -> &'static Signature {
+        self.name.signature()
+    }
+
     /// Where the kernel comes from.
     pub fn origin(&self) -> &Origin {
         &self.origin
@@ -368,6 +400,12 @@ impl Kernel {
     pub unsafe fn raw(&self) -> RawKernelFn {
         self.f
     }
+}
+
+/// What [`Kernel::get`] gives for a [`KernelName::Custom`]: a kernel that refuses every
+/// call.
+unsafe extern "C" fn refuse_every_call(_: *const sys::kp_kargs, _: u64, _: u64) -> i32 {
+    sys::KP_KERNEL_BAD_ARGS
 }
 
 /// `path` with `./` in front when it has no `/`: the dynamic loader searches its library

@@ -4,6 +4,7 @@
 use crate::buffer::{Buffer, Elem, Memory};
 use crate::error::{Error, Result};
 use crate::registry::{Kernel, KernelName};
+use crate::signature::Signature;
 use kernelpool_kernels_sys as sys;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -39,15 +40,23 @@ impl StepArgs {
     }
 }
 
-/// The combined reduction partial of a step (unused slots stay at their identity).
+/// The combined reduction partial of a step (unused slots stay at their identity). Slots
+/// of float operations ([`Reduce::SumF64`](crate::Reduce::SumF64), ...) hold the bits of
+/// an `f64` ([`Partial::float`]); see [`signature`](crate::signature) for how slots
+/// combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Partial(pub [i64; PARTIAL_LEN]);
 
 impl Partial {
     /// The identity partial of `kernel`'s reduction.
     pub fn identity(kernel: KernelName) -> Partial {
+        Partial::identity_of(kernel.signature())
+    }
+
+    /// The identity partial of the reduction `sig` declares.
+    pub fn identity_of(sig: &Signature) -> Partial {
         let mut p = [0; PARTIAL_LEN];
-        for (slot, op) in p.iter_mut().zip(kernel.reduction()) {
+        for (slot, op) in p.iter_mut().zip(sig.partials()) {
             *slot = op.identity();
         }
         Partial(p)
@@ -55,9 +64,31 @@ impl Partial {
 
     /// Fold `next` (the partial of the following chunk) into `self`.
     pub fn combine(&mut self, kernel: KernelName, next: &Partial) {
-        for (i, op) in kernel.reduction().iter().enumerate() {
+        self.combine_of(kernel.signature(), next)
+    }
+
+    /// Fold `next` (the partial of the following chunk) into `self`, by `sig`'s
+    /// operations.
+    pub fn combine_of(&mut self, sig: &Signature, next: &Partial) {
+        for (i, op) in sig.partials().iter().enumerate() {
             self.0[i] = op.combine(self.0[i], next.0[i]);
         }
+    }
+
+    /// Slot `slot` as an integer.
+    ///
+    /// # Panics
+    /// When `slot >= PARTIAL_LEN`.
+    pub fn int(&self, slot: usize) -> i64 {
+        self.0[slot]
+    }
+
+    /// Slot `slot` as the `f64` a float slot holds.
+    ///
+    /// # Panics
+    /// When `slot >= PARTIAL_LEN`.
+    pub fn float(&self, slot: usize) -> f64 {
+        crate::signature::slot_f64(self.0[slot])
     }
 }
 
@@ -74,7 +105,8 @@ impl Partial {
 /// | triad | array length | `isize::MAX / 8` | one `f64` per element in each buffer |
 /// | pi | samples | 2^62 | counters `2i`, `2i+1` stay distinct in 64 bits |
 ///
-/// The native kernels refuse the same bounds themselves (`native/include/kernels.h`).
+/// The native kernels refuse the same bounds themselves (`native/include/kernels.h`). A
+/// kernel with its own signature: its [`Signature::max_n`].
 pub fn max_n(kernel: KernelName) -> u64 {
     let per_f64 = isize::MAX as u64 / 8;
     match kernel {
@@ -84,6 +116,7 @@ pub fn max_n(kernel: KernelName) -> u64 {
         KernelName::Mandelbrot => sys::KP_MANDELBROT_MAX_N as u64,
         KernelName::Fannkuch => sys::KP_FANNKUCH_MAX_N as u64,
         KernelName::Pi => sys::KP_PI_MAX_SAMPLES as u64,
+        KernelName::Custom(sig) => sig.max_n(),
     }
 }
 
@@ -112,7 +145,9 @@ pub fn check_n(kernel: KernelName, n: u64) -> Result<()> {
     })
 }
 
-/// Buffers a kernel expects for `args`: (element type, minimum length) per slot.
+/// Buffers a kernel expects for `args`: (element type, minimum length) per slot, from its
+/// [`Signature`] (a length the caller gives, [`Len::Any`](crate::signature::Len::Any),
+/// is 0 here).
 ///
 /// # Errors
 /// [`Error::InvalidSize`] when N or the items are outside the kernel's bounds
@@ -120,76 +155,12 @@ pub fn check_n(kernel: KernelName, n: u64) -> Result<()> {
 /// (spectralnorm and mandelbrot need `items == n`, fannkuch `items == n!`, seed and nbody
 /// a loop count `iparam[0] >= 0`, triad a STREAM op in `0..=4`).
 pub fn expected_buffers(kernel: KernelName, args: &StepArgs) -> Result<Vec<(Elem, u128)>> {
-    let bad = |reason: String| Error::BadBuffers {
-        kernel: kernel.name(),
-        reason,
-    };
-    if args.items > sys::KP_MAX_ITEMS as u64 {
-        return Err(Error::InvalidSize {
-            kernel: kernel.name(),
-            n: args.n,
-            reason: format!(
-                "{} items, more than the {} a step may have",
-                args.items,
-                sys::KP_MAX_ITEMS
-            ),
-        });
-    }
-    let items = args.items as u128;
-    let n = args.n as u128;
-    Ok(match kernel {
-        KernelName::Seed => {
-            if args.iparam[0] < 0 {
-                return Err(bad("seed needs a loop count iparam[0] >= 0".into()));
-            }
-            vec![(Elem::I64, items)]
-        }
-        KernelName::Nbody => {
-            if args.iparam[0] < 0 {
-                return Err(bad("nbody needs a step count iparam[0] >= 0".into()));
-            }
-            vec![(Elem::F64, 2 * items)]
-        }
-        KernelName::Spectralnorm => {
-            check_n(kernel, args.n)?;
-            if args.items != args.n || !(0..=1).contains(&args.iparam[0]) {
-                return Err(bad(
-                    "spectralnorm needs items == n and iparam[0] in {0, 1}".into()
-                ));
-            }
-            vec![(Elem::F64, n), (Elem::F64, n)]
-        }
-        KernelName::Mandelbrot => {
-            check_n(kernel, args.n)?;
-            if args.items != args.n {
-                return Err(bad("mandelbrot needs items == n (one item per row)".into()));
-            }
-            vec![(Elem::U8, n * n.div_ceil(8))]
-        }
-        KernelName::Fannkuch => {
-            check_n(kernel, args.n)?;
-            if Some(args.items) != factorial(args.n) {
-                return Err(bad("fannkuch needs items == n!".into()));
-            }
-            vec![]
-        }
-        KernelName::Triad => {
-            if !(0..=4).contains(&args.iparam[0]) {
-                return Err(bad(format!("unknown STREAM op {}", args.iparam[0])));
-            }
-            vec![(Elem::F64, items); 3]
-        }
-        KernelName::Pi => {
-            if args.items > max_n(kernel) {
-                return Err(Error::InvalidSize {
-                    kernel: kernel.name(),
-                    n: args.items,
-                    reason: format!("pi supports up to {} samples", max_n(kernel)),
-                });
-            }
-            vec![]
-        }
-    })
+    Ok(kernel
+        .signature()
+        .buffers_for(args)?
+        .into_iter()
+        .map(|(elem, len)| (elem, len.unwrap_or(0)))
+        .collect())
 }
 
 /// n! for n <= 20.
@@ -247,15 +218,16 @@ unsafe impl Sync for Step<'_> {}
 unsafe impl Send for Step<'_> {}
 
 impl<'a> Step<'a> {
-    /// Check `bufs` against what `kernel` needs for `args` and build the step.
+    /// Check `args` and `bufs` against the kernel's [`Signature`] and build the step: the
+    /// one checking path of every kernel, built in, loaded or JIT-compiled.
     ///
     /// # Errors
-    /// Those of [`expected_buffers`] ([`Error::InvalidSize`], [`Error::BadBuffers`]), and
-    /// [`Error::BadBuffers`] when a buffer is missing, extra, of another element type or
-    /// too short.
+    /// Those of [`Signature::buffers_for`] ([`Error::InvalidSize`],
+    /// [`Error::BadBuffers`]), and [`Error::BadBuffers`] when a buffer is missing, extra,
+    /// of another element type or too short.
     pub fn new(kernel: Kernel, args: StepArgs, bufs: Vec<&'a mut Buffer>) -> Result<Step<'a>> {
         let name = kernel.name();
-        let expected = expected_buffers(name, &args)?;
+        let expected = kernel.signature().buffers_for(&args)?;
         if bufs.len() != expected.len() {
             return Err(Error::BadBuffers {
                 kernel: name.name(),
@@ -272,7 +244,8 @@ impl<'a> Step<'a> {
             partial: std::ptr::null_mut(),
         };
         for (i, (b, (elem, min))) in bufs.iter().zip(&expected).enumerate() {
-            if b.elem() != *elem || (b.len() as u128) < *min {
+            let min = min.unwrap_or(0);
+            if b.elem() != *elem || (b.len() as u128) < min {
                 return Err(Error::BadBuffers {
                     kernel: name.name(),
                     reason: format!(
@@ -342,7 +315,7 @@ impl<'a> Step<'a> {
                 reason: format!("range {range:?} outside 0..{}", self.args.items),
             });
         }
-        let mut partial = Partial::identity(self.kernel.name());
+        let mut partial = Partial::identity_of(self.kernel.signature());
         let mut raw = self.raw;
         raw.partial = partial.0.as_mut_ptr();
         // SAFETY: `raw` was checked against the kernel's buffer needs in `new`, the buffers
@@ -368,10 +341,10 @@ impl<'a> Step<'a> {
     /// # Errors
     /// The first error of [`Step::run_chunk`]; later chunks are not run.
     pub fn run_chunks(&self, chunks: impl IntoIterator<Item = Range<u64>>) -> Result<Partial> {
-        let name = self.kernel.name();
-        let mut total = Partial::identity(name);
+        let sig = self.kernel.signature();
+        let mut total = Partial::identity_of(sig);
         for c in chunks {
-            total.combine(name, &self.run_chunk(c)?);
+            total.combine_of(sig, &self.run_chunk(c)?);
         }
         Ok(total)
     }

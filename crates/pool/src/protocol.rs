@@ -58,7 +58,10 @@ pub(crate) struct FnRef {
 pub(crate) enum KernelRef {
     /// A built-in kernel.
     Builtin { name: KernelName, lang: Lang },
-    /// A kernel loaded from a shared object, following the contract of `name`.
+    /// A kernel loaded from a shared object, following the contract of `name`. A kernel
+    /// with a signature of its own (`KernelName::Custom`, JIT-compiled ones) carries it
+    /// here: `name` serializes as the whole signature and the worker interns it again, so
+    /// `Kernel::load` in the worker follows the very signature the pool's kernel has.
     Library {
         name: KernelName,
         lang: Lang,
