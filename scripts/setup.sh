@@ -5,14 +5,15 @@
 #     (crates/kernels-sys/build.rs reads CC, CXX and FC; a compiler named by one of them is
 #     never replaced by a package: when it is missing, setup says so and stops);
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
-#     exactly the way clang-sys finds it (see find_libclang), and the rustfmt and clippy
-#     components.
+#     exactly the way clang-sys finds it (see find_libclang), cmake and pkg-config
+#     (tests/c_abi.rs builds examples/cmake against the installed C ABI), and the rustfmt
+#     and clippy components.
 # Missing packages are installed with apt-get as root or through `sudo -n`. Without root or
 # sudo it prints the exact `apt-get install` line and exits 1; without apt-get (not
 # Debian/Ubuntu) it prints what is needed, generically, and exits 1.
 #
 # Usage: scripts/setup.sh [--tests] [--check]
-#   --tests   also what scripts/test.sh needs (libclang, rustfmt, clippy)
+#   --tests   also what scripts/test.sh needs (libclang, cmake, pkg-config, rustfmt, clippy)
 #   --check   only report what is found and what would be installed; never installs.
 #             Exit status 0 when nothing is missing, 1 otherwise.
 # Environment: CC, CXX, FC (as the build); LIBCLANG_PATH, LLVM_CONFIG_PATH,
@@ -232,6 +233,17 @@ check_all() {
             [ -n "${KERNELPOOL_LIBCLANG_DIRS+set}" ] && where="KERNELPOOL_LIBCLANG_DIRS=$KERNELPOOL_LIBCLANG_DIRS"
             tools+=("libclang, the shared library bindgen loads (libclang.so, libclang-N.so.1 or libclang.so.N; none in $where; libclang-cpp does not count), e.g. from your LLVM/Clang package, or set LIBCLANG_PATH to its directory")
         fi
+        # cmake and pkg-config: found on PATH when `TOOL --version` runs (as tests/c_abi.rs
+        # runs them: the CMake example finds kernelpool through pkg-config).
+        local tool
+        for tool in cmake pkg-config; do
+            if runs "$tool"; then
+                say "$tool: $(command -v "$tool")"
+            else
+                packages+=("$tool")
+                tools+=("$tool (tests/c_abi.rs builds examples/cmake, which finds kernelpool through pkg-config)")
+            fi
+        done
     fi
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
 //! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
-//! scripts named by `CC`, `CXX` and `FC`, `rustup` is a fake that reports rustfmt and clippy
-//! installed, and `apt-get` is a fake that records any call (`--check` must never make one).
+//! scripts named by `CC`, `CXX` and `FC`, `cmake` and `pkg-config` are fakes first on PATH,
+//! `rustup` is a fake that reports rustfmt and clippy installed, and `apt-get` is a fake that
+//! records any call (`--check` must never make one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,9 @@ impl Fakes {
         let bin = scratch("bin");
         for exe in ["cc", "c++", "fortran"] {
             script(&bin.join(exe), "echo fake compiler");
+        }
+        for exe in ["cmake", "pkg-config"] {
+            script(&bin.join(exe), "echo fake 1.0");
         }
         script(
             &bin.join("rustup"),
@@ -251,6 +255,27 @@ fn without_apt_get_it_names_the_tools() {
         "{out}"
     );
     assert!(!out.contains("sudo apt-get install"), "{out}");
+}
+
+#[test]
+fn a_missing_cmake_or_pkg_config_is_a_package() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    for tool in ["cmake", "pkg-config"] {
+        let fakes = Fakes::new();
+        std::fs::remove_file(fakes.bin.join(tool)).expect("rm fake");
+        let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("missing: {tool}")), "{out}");
+        assert!(out.contains(&format!("apt-get install {tool}")), "{out}");
+        assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+    }
+    let fakes = Fakes::new();
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("cmake: {}", fakes.bin.join("cmake").display())),
+        "{out}"
+    );
 }
 
 /// `check`, with PATH holding only the fakes and links to the few system tools the script

@@ -415,7 +415,9 @@ pub unsafe extern "C" fn kp_kernel_from_library(
         // SAFETY: the caller vouches for the library and the symbol under `sig`.
         let k = unsafe { Kernel::load_with_signature(Path::new(path), symbol, s.sig.clone(), Lang::C) }
             .map_err(|e| match e {
-                kernelpool_kernels::Error::Io { .. } => fail(KP_LOAD_FAILED, e.to_string()),
+                kernelpool_kernels::Error::Io { .. } => {
+                    fail(KP_LOAD_FAILED, crate::status::with_causes(&e))
+                }
                 e => e.into(),
             })?;
         // SAFETY: forwarded from the caller's contract.

@@ -113,7 +113,8 @@ unsafe fn program(
 /// `kp_kernel_by_name` and `kp_lang_by_name`. Kept from the first C ABI.
 ///
 /// # Errors
-/// As `kp_program_run`, and `KP_INVALID_ARGUMENT` for a name that is not UTF-8.
+/// As `kp_program_run`, except that an unknown kernel or language name is
+/// `KP_INVALID_ARGUMENT`, as it was in the first C ABI (and a name that is not UTF-8).
 ///
 /// # Safety
 /// The strings are NULL or NUL-terminated; `out` is NULL or valid for `out_len` bytes;
@@ -130,7 +131,7 @@ pub unsafe extern "C" fn kp_run_program(
     boundary(|| {
         // SAFETY: forwarded from the caller's contract.
         let (k, l) = unsafe { (str_arg(kernel, "kernel")?, str_arg(lang, "lang")?) };
-        let kernel = Kernel::by_names(k, l)?;
+        let kernel = Kernel::by_names(k, l).map_err(|e| fail(KP_INVALID_ARGUMENT, e.to_string()))?;
         // SAFETY: forwarded from the caller's contract.
         unsafe {
             program(

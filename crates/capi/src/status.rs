@@ -131,8 +131,23 @@ impl From<Error> for Fail {
             },
             _ => KP_EXECUTOR_FAILED,
         };
-        fail(status, e.to_string())
+        fail(status, with_causes(&e))
     }
+}
+
+/// The error's message and those of its causes that it does not already hold (the
+/// loader's own message under "dlopen failed", for instance).
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg += &format!(": {text}");
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 /// The status of a pool error, with `msg` (the message it had) made to speak C.
