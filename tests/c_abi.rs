@@ -173,14 +173,14 @@ fn c_abi_program(link: Link) -> PathBuf {
     )
 }
 
-fn check_abi_run(out: &Output) {
+fn check_abi_run(out: &Output, min_bad_inputs: usize) {
     let t = text(out);
     println!("{t}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "abi exited {}:\n{t}", out.status);
     let last = t.lines().last().unwrap_or_default();
     assert!(last.ends_with(" checks, 0 failed"), "{last}");
-    assert!(t.matches("bad input: ").count() >= 50, "{t}");
+    assert!(t.matches("bad input: ").count() >= min_bad_inputs, "{t}");
 }
 
 fn run_abi(exe: &Path) -> Output {
@@ -195,17 +195,18 @@ fn run_abi(exe: &Path) -> Output {
 #[test]
 fn c_program_on_the_shared_library() {
     let exe = c_abi_program(Link::Shared);
-    check_abi_run(&run_abi(&exe));
+    check_abi_run(&run_abi(&exe), 60);
 }
 
 #[test]
 fn c_program_on_the_static_library() {
     let exe = c_abi_program(Link::Static);
-    check_abi_run(&run_abi(&exe));
+    check_abi_run(&run_abi(&exe), 60);
 }
 
 /// memcheck: no invalid read or write, no definite leak, in the C program, the library
-/// or the kernels (the worker processes run outside valgrind).
+/// or the kernels. Without the process pools: rustix reads the vDSO to read the clock,
+/// which valgrind does not map (rustix issue 1559), so a pool's start crashes there.
 #[test]
 #[ignore = "needs valgrind: cargo test --release --test c_abi -- --ignored (.ci/run runs it)"]
 fn c_program_is_clean_under_valgrind() {
@@ -227,9 +228,10 @@ fn c_program_is_clean_under_valgrind() {
         .arg(&exe)
         .arg(root().join("reference-outputs"))
         .arg(&s.userkernels)
+        .arg("--no-processes")
         .output()
         .expect("run valgrind");
-    check_abi_run(&out);
+    check_abi_run(&out, 50);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         log.contains("ERROR SUMMARY: 0 errors"),

@@ -140,6 +140,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *refs = argv[1], *so = argv[2];
+    /* Under valgrind the process pools are left out: rustix reads the vDSO, which
+     * valgrind does not map (rustix issue 1559), so their start would crash there. */
+    int procs_ok = !(argc > 3 && strcmp(argv[3], "--no-processes") == 0);
     check_true(strcmp(kp_version(), KP_VERSION_STRING) == 0, "kp_version() is KP_VERSION_STRING");
     check_true(kp_kernel_count() == 7 && kp_lang_count() == 4, "7 kernels, 4 languages");
     uint32_t id = 0;
@@ -152,21 +155,23 @@ int main(int argc, char **argv) {
     OK(kp_serial_new(&serial));
     OK(kp_threads_new(2, 0, &threads));
     OK(kp_threads_new(1, 10, &threads1));
-    OK(kp_processes_new(2, &procs));
     kp_processes_builder *pb = NULL;
     OK(kp_processes_builder_new(&pb));
     OK(kp_processes_builder_workers(pb, 2));
     OK(kp_processes_builder_chunk(pb, 10));
     OK(kp_processes_builder_max_tasks_per_worker(pb, 50));
-    OK(kp_processes_builder_build(pb, &procs_chunk));
-    size_t workers = 0;
-    OK(kp_executor_workers(procs, &workers));
-    check_true(workers == 2, "two workers");
+    if (procs_ok) {
+        OK(kp_processes_new(2, &procs));
+        OK(kp_processes_builder_build(pb, &procs_chunk));
+        size_t workers = 0;
+        OK(kp_executor_workers(procs, &workers));
+        check_true(workers == 2, "two workers");
+    }
 
     /* Built-in programs: the reference outputs on every executor. */
     builtins(serial, refs);
     builtins(threads, refs);
-    builtins(procs, refs);
+    if (procs_ok) builtins(procs, refs);
 
     /* The user's kernel, declared by a signature. */
     kp_buffer_desc bufs[] = {{KP_ELEM_F64, KP_ACCESS_WRITE, KP_LEN_ITEMS, 1}};
@@ -216,10 +221,10 @@ int main(int argc, char **argv) {
     square_step(serial, from_fn, "fn kernel on serial");
     int64_t f1 = square_step(threads1, from_fn, "fn kernel on threads(1, chunk 10)");
     int64_t f2 = square_step(threads1, from_lib, "library kernel on threads(1, chunk 10)");
-    int64_t f3 = square_step(procs_chunk, from_lib, "library kernel on processes(2, chunk 10)");
+    int64_t f3 = procs_ok ? square_step(procs_chunk, from_lib, "library kernel on processes(2, chunk 10)") : f2;
     square_step(serial, from_lib, "library kernel on serial");
     square_step(threads, from_lib, "library kernel on threads(2)");
-    square_step(procs, from_lib, "library kernel on processes(2)");
+    if (procs_ok) square_step(procs, from_lib, "library kernel on processes(2)");
     check_true(f1 == f2 && f2 == f3, "float sum: same bits at chunk 10 on threads and processes");
 
     /* Bad inputs: each one's status and message; the process goes on. */
@@ -287,8 +292,10 @@ int main(int argc, char **argv) {
     EXPECT(kp_step_run_mem(threads, from_fn, &args, &bad_mem, 1, p, KP_PARTIAL_LEN), KP_BAD_BUFFERS, "buffer 0 is 10 x F64, needs at least 1000");
     bad_mem.data = (char *)aligned + 4;
     EXPECT(kp_step_run_mem(threads, from_fn, &args, &bad_mem, 1, p, KP_PARTIAL_LEN), KP_INVALID_ARGUMENT, "not aligned to its 8-byte elements");
-    EXPECT(kp_step_run_mem(procs, from_lib, &args, &am, 1, p, KP_PARTIAL_LEN), KP_NOT_SUPPORTED, "kp_buffer_new");
-    EXPECT(kp_step_run(procs, from_fn, &args, &b, 1, p, KP_PARTIAL_LEN), KP_NOT_SUPPORTED, "kp_kernel_from_library");
+    if (procs_ok) {
+        EXPECT(kp_step_run_mem(procs, from_lib, &args, &am, 1, p, KP_PARTIAL_LEN), KP_NOT_SUPPORTED, "kp_buffer_new");
+        EXPECT(kp_step_run(procs, from_fn, &args, &b, 1, p, KP_PARTIAL_LEN), KP_NOT_SUPPORTED, "kp_kernel_from_library");
+    }
     kp_buffer_desc five[5] = {{KP_ELEM_F64, KP_ACCESS_READ, KP_LEN_ITEMS, 1}, {KP_ELEM_F64, KP_ACCESS_READ, KP_LEN_ITEMS, 1}, {KP_ELEM_F64, KP_ACCESS_READ, KP_LEN_ITEMS, 1}, {KP_ELEM_F64, KP_ACCESS_READ, KP_LEN_ITEMS, 1}, {KP_ELEM_F64, KP_ACCESS_READ, KP_LEN_ITEMS, 1}};
     kp_signature_desc bad = {"five", five, 5, NULL, 0, 0};
     EXPECT(kp_signature_new(&bad, &s), KP_INVALID_SIGNATURE, "more than the 4");
@@ -315,7 +322,7 @@ int main(int argc, char **argv) {
     EXPECT(kp_kernel_from_library(so, "kp_test_square", NULL, &k), KP_NULL_ARGUMENT, "sig is NULL");
     EXPECT(kp_kernel_from_fn(NULL, sig, &k), KP_NULL_ARGUMENT, "f is NULL");
     EXPECT(kp_step_run(serial, refuse, &args, &b, 1, p, KP_PARTIAL_LEN), KP_KERNEL_FAILED, "failed with status -1 on items 0..1000");
-    EXPECT(kp_step_run(procs_chunk, refuse, &args, &b, 1, p, KP_PARTIAL_LEN), KP_KERNEL_FAILED, "failed with status -1 on items 0..10");
+    if (procs_ok) EXPECT(kp_step_run(procs_chunk, refuse, &args, &b, 1, p, KP_PARTIAL_LEN), KP_KERNEL_FAILED, "failed with status -1 on items 0..10");
     kp_kernel *pi = NULL;
     OK(kp_kernel_builtin(KP_KERNEL_PI, KP_LANG_C, &pi));
     kp_step_args many = {0};
@@ -330,8 +337,9 @@ int main(int argc, char **argv) {
     EXPECT(kp_processes_builder_build(pb, &e), KP_INVALID_ARGUMENT, "longer than 0");
     OK(kp_processes_builder_task_timeout_ms(pb, 300));
     OK(kp_processes_builder_worker_program(pb, "/nonexistent/kpool-worker"));
-    EXPECT(kp_processes_builder_build(pb, &e), KP_EXECUTOR_FAILED, "/nonexistent/kpool-worker");
+    if (procs_ok) EXPECT(kp_processes_builder_build(pb, &e), KP_EXECUTOR_FAILED, "/nonexistent/kpool-worker");
     kp_processes_builder_free(pb);
+    if (procs_ok) {
 
     /* A kernel that segfaults in a worker, one that hangs past the task timeout: their
      * statuses, then the same pools run the next step. */
@@ -349,6 +357,7 @@ int main(int argc, char **argv) {
     EXPECT(kp_step_run(e, hang, &args, &b, 1, p, KP_PARTIAL_LEN), KP_TIMED_OUT, "task 5, kernel square (c) on items 500..600 timed out after 300ms");
     square_step(e, from_lib, "processes after a timeout");
     kp_executor_free(e);
+    }
 
     /* The message call reports the length and never clobbers the message. */
     char msg[64];
