@@ -5,15 +5,17 @@
 #     (crates/kernels-sys/build.rs reads CC, CXX and FC; a compiler named by one of them is
 #     never replaced by a package: when it is missing, setup says so and stops);
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
-#     exactly the way clang-sys finds it (see find_libclang), cmake and pkg-config
-#     (tests/c_abi.rs builds examples/cmake against the installed C ABI), and the rustfmt
-#     and clippy components.
+#     exactly the way clang-sys finds it (see find_libclang), valgrind (.ci/run runs the C
+#     program of tests/c_abi.rs under memcheck), cmake and pkg-config (tests/c_abi.rs
+#     builds examples/cmake against the installed C ABI), and the rustfmt and clippy
+#     components.
 # Missing packages are installed with apt-get as root or through `sudo -n`. Without root or
 # sudo it prints the exact `apt-get install` line and exits 1; without apt-get (not
 # Debian/Ubuntu) it prints what is needed, generically, and exits 1.
 #
 # Usage: scripts/setup.sh [--tests] [--check]
-#   --tests   also what scripts/test.sh needs (libclang, cmake, pkg-config, rustfmt, clippy)
+#   --tests   also what scripts/test.sh and .ci/run need (libclang, valgrind, cmake,
+#             pkg-config, rustfmt, clippy)
 #   --check   only report what is found and what would be installed; never installs.
 #             Exit status 0 when nothing is missing, 1 otherwise.
 # Environment: CC, CXX, FC (as the build); LIBCLANG_PATH, LLVM_CONFIG_PATH,
@@ -232,6 +234,13 @@ check_all() {
             local where="llvm-config --prefix, LD_LIBRARY_PATH, LIBRARY_PATH, /usr/lib*, /usr/local/lib*"
             [ -n "${KERNELPOOL_LIBCLANG_DIRS+set}" ] && where="KERNELPOOL_LIBCLANG_DIRS=$KERNELPOOL_LIBCLANG_DIRS"
             tools+=("libclang, the shared library bindgen loads (libclang.so, libclang-N.so.1 or libclang.so.N; none in $where; libclang-cpp does not count), e.g. from your LLVM/Clang package, or set LIBCLANG_PATH to its directory")
+        fi
+        # valgrind: found on PATH when `valgrind --version` runs (as tests/c_abi.rs runs it).
+        if runs valgrind; then
+            say "valgrind: $(command -v valgrind)"
+        else
+            packages+=(valgrind)
+            tools+=("valgrind (memcheck: .ci/run runs the C program of tests/c_abi.rs under it)")
         fi
         # cmake and pkg-config: found on PATH when `TOOL --version` runs (as tests/c_abi.rs
         # runs them: the CMake example finds kernelpool through pkg-config).

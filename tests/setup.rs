@@ -3,9 +3,9 @@
 //!
 //! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
 //! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
-//! scripts named by `CC`, `CXX` and `FC`, `cmake` and `pkg-config` are fakes first on PATH,
-//! `rustup` is a fake that reports rustfmt and clippy installed, and `apt-get` is a fake that
-//! records any call (`--check` must never make one).
+//! scripts named by `CC`, `CXX` and `FC`, `valgrind`, `cmake` and `pkg-config` are fakes
+//! first on PATH, `rustup` is a fake that reports rustfmt and clippy installed, and
+//! `apt-get` is a fake that records any call (`--check` must never make one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,7 @@ impl Fakes {
         for exe in ["cc", "c++", "fortran"] {
             script(&bin.join(exe), "echo fake compiler");
         }
+        script(&bin.join("valgrind"), "echo valgrind-3.19.0");
         for exe in ["cmake", "pkg-config"] {
             script(&bin.join(exe), "echo fake 1.0");
         }
