@@ -92,7 +92,9 @@ fn setup() -> &'static Setup {
         let userkernels = dir.join("libuserkernels.so");
         run_ok(
             Command::new("gcc")
-                .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I"])
+                .args([
+                    "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I",
+                ])
                 .arg(prefix.join("include"))
                 .arg(root().join("tests/c/userkernels.c"))
                 .arg("-o")
@@ -250,15 +252,22 @@ fn the_first_c_program_still_runs() {
         Link::Shared,
     );
     let out = run_ok(&mut Command::new(&exe), "run_program");
-    assert!(text(&out).starts_with("1.274219991\nversion "), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("1.274219991\nversion "),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn the_header_compiles_as_c11_and_cpp17() {
     let s = setup();
     let src = s.dir.join("header.c");
-    std::fs::write(&src, "#include <kernelpool.h>\nint main(void) { return KP_OK; }\n")
-        .expect("write");
+    std::fs::write(
+        &src,
+        "#include <kernelpool.h>\nint main(void) { return KP_OK; }\n",
+    )
+    .expect("write");
     let cpp = s.dir.join("header.cpp");
     std::fs::write(
         &cpp,

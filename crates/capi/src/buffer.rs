@@ -75,12 +75,19 @@ impl Drop for Lease<'_> {
 /// # Safety
 /// `out` is NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn kp_buffer_new(elem: u32, len: usize, out: *mut *mut kp_buffer) -> kp_status {
+pub unsafe extern "C" fn kp_buffer_new(
+    elem: u32,
+    len: usize,
+    out: *mut *mut kp_buffer,
+) -> kp_status {
     boundary(|| {
         crate::boundary::non_null(out, "out")?;
-        let elem = elem_of(elem, "elem")?;
+        let elem = elem_of(elem, || "elem".into())?;
         if len == 0 {
-            return Err(fail(KP_INVALID_ARGUMENT, "len is 0: a buffer holds at least 1 element"));
+            return Err(fail(
+                KP_INVALID_ARGUMENT,
+                "len is 0: a buffer holds at least 1 element",
+            ));
         }
         let bytes = len as u128 * elem.size() as u128;
         let what = format!("a buffer of {len} x {elem:?}");
@@ -233,7 +240,7 @@ pub(crate) struct CallerBuffer {
 /// # Safety
 /// `m.data` is valid for reads and writes of `m.len` elements for the whole step.
 pub(crate) unsafe fn caller_buffer(i: usize, m: &kp_mem) -> Ret<CallerBuffer> {
-    let elem = elem_of(m.elem, &format!("buffer {i}"))?;
+    let elem = elem_of(m.elem, || format!("buffer {i}"))?;
     if m.data.is_null() {
         return Err(fail(KP_NULL_ARGUMENT, format!("buffer {i}: data is NULL")));
     }
@@ -244,17 +251,28 @@ pub(crate) unsafe fn caller_buffer(i: usize, m: &kp_mem) -> Ret<CallerBuffer> {
         .len
         .checked_mul(elem.size())
         .filter(|&b| b <= isize::MAX as usize)
-        .ok_or_else(|| fail(KP_INVALID_ARGUMENT, format!("buffer {i}: len {} is too large", m.len)))?;
+        .ok_or_else(|| {
+            fail(
+                KP_INVALID_ARGUMENT,
+                format!("buffer {i}: len {} is too large", m.len),
+            )
+        })?;
     let ptr = m.data.cast::<u8>();
     if ptr.addr() % elem.size() != 0 {
         return Err(fail(
             KP_INVALID_ARGUMENT,
-            format!("buffer {i}: data is not aligned to its {}-byte elements", elem.size()),
+            format!(
+                "buffer {i}: data is not aligned to its {}-byte elements",
+                elem.size()
+            ),
         ));
     }
     if ptr.addr() % kernelpool_kernels::buffer::ALIGN == 0 {
         let buf = Buffer::from_memory(elem, m.len, Box::new(CallerMemory { ptr, bytes }))?;
-        return Ok(CallerBuffer { buf, copy_back: None });
+        return Ok(CallerBuffer {
+            buf,
+            copy_back: None,
+        });
     }
     let buf = Buffer::heap(elem, m.len, &format!("a copy of buffer {i}"))?;
     // SAFETY: `ptr` is valid for `bytes` bytes (caller's contract); the heap buffer holds

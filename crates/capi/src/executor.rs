@@ -168,7 +168,10 @@ pub unsafe extern "C" fn kp_processes_builder_free(b: *mut kp_processes_builder)
 ///
 /// # Safety
 /// `b` is NULL or a live builder used by no other thread.
-unsafe fn set(b: *mut kp_processes_builder, f: impl FnOnce(&mut kp_processes_builder) -> Ret) -> kp_status {
+unsafe fn set(
+    b: *mut kp_processes_builder,
+    f: impl FnOnce(&mut kp_processes_builder) -> Ret,
+) -> kp_status {
     boundary(|| {
         crate::boundary::non_null(b, "builder")?;
         // SAFETY: non-null, live and not shared per the caller's contract.
@@ -378,12 +381,18 @@ fn this_library() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     for line in maps.lines() {
         let mut f = line.split_whitespace();
-        let (range, _perms, _off, _dev, _inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let (range, _perms, _off, _dev, _inode) =
+            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
         let (lo, hi) = range.split_once('-')?;
-        let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
         if (lo..hi).contains(&addr) {
             let path: String = f.collect::<Vec<_>>().join(" ");
-            return path.starts_with('/').then(|| Path::new(&path).to_path_buf());
+            return path
+                .starts_with('/')
+                .then(|| Path::new(&path).to_path_buf());
         }
     }
     None

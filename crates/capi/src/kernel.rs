@@ -132,7 +132,7 @@ pub struct kp_kernel {
 }
 
 /// The element type of a `kp_elem` value.
-pub(crate) fn elem_of(v: u32, what: &str) -> Ret<Elem> {
+pub(crate) fn elem_of(v: u32, what: impl FnOnce() -> String) -> Ret<Elem> {
     Ok(match v {
         0 => Elem::I64,
         1 => Elem::F64,
@@ -140,7 +140,10 @@ pub(crate) fn elem_of(v: u32, what: &str) -> Ret<Elem> {
         _ => {
             return Err(fail(
                 KP_INVALID_ARGUMENT,
-                format!("{what}: unknown element type {v} (KP_ELEM_I64 0, KP_ELEM_F64 1, KP_ELEM_U8 2)"),
+                format!(
+                    "{}: unknown element type {v} (KP_ELEM_I64 0, KP_ELEM_F64 1, KP_ELEM_U8 2)",
+                    what()
+                ),
             ));
         }
     })
@@ -148,7 +151,7 @@ pub(crate) fn elem_of(v: u32, what: &str) -> Ret<Elem> {
 
 fn buffer_of(i: usize, d: &kp_buffer_desc) -> Ret<(Elem, Len, Access)> {
     let what = format!("buffer {i}");
-    let elem = elem_of(d.elem, &what)?;
+    let elem = elem_of(d.elem, || what.clone())?;
     let access = match d.access {
         0 => Access::Read,
         1 => Access::Write,
@@ -156,7 +159,9 @@ fn buffer_of(i: usize, d: &kp_buffer_desc) -> Ret<(Elem, Len, Access)> {
         v => {
             return Err(fail(
                 KP_INVALID_ARGUMENT,
-                format!("{what}: unknown access {v} (KP_ACCESS_READ 0, KP_ACCESS_WRITE 1, KP_ACCESS_READ_WRITE 2)"),
+                format!(
+                    "{what}: unknown access {v} (KP_ACCESS_READ 0, KP_ACCESS_WRITE 1, KP_ACCESS_READ_WRITE 2)"
+                ),
             ));
         }
     };
@@ -169,7 +174,9 @@ fn buffer_of(i: usize, d: &kp_buffer_desc) -> Ret<(Elem, Len, Access)> {
         v => {
             return Err(fail(
                 KP_INVALID_ARGUMENT,
-                format!("{what}: unknown length kind {v} (KP_LEN_ITEMS 0, KP_LEN_N 1, KP_LEN_FIXED 2, KP_LEN_ANY 3, KP_LEN_BIT_ROWS 4)"),
+                format!(
+                    "{what}: unknown length kind {v} (KP_LEN_ITEMS 0, KP_LEN_N 1, KP_LEN_FIXED 2, KP_LEN_ANY 3, KP_LEN_BIT_ROWS 4)"
+                ),
             ));
         }
     };
@@ -187,7 +194,9 @@ fn reduce_of(i: usize, v: u32) -> Ret<Reduce> {
         _ => {
             return Err(fail(
                 KP_INVALID_ARGUMENT,
-                format!("partial slot {i}: unknown reduction {v} (KP_REDUCE_SUM_I64 0 ... KP_REDUCE_MIN_F64 5)"),
+                format!(
+                    "partial slot {i}: unknown reduction {v} (KP_REDUCE_SUM_I64 0 ... KP_REDUCE_MIN_F64 5)"
+                ),
             ));
         }
     })
@@ -203,7 +212,10 @@ pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, n: usize, name: &str) -> Ret<
     }
     non_null(p, name)?;
     if n > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
-        return Err(fail(KP_INVALID_ARGUMENT, format!("{name}: count {n} is too large")));
+        return Err(fail(
+            KP_INVALID_ARGUMENT,
+            format!("{name}: count {n} is too large"),
+        ));
     }
     // SAFETY: non-null, valid for n elements per the caller's contract, size checked.
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
@@ -413,13 +425,14 @@ pub unsafe extern "C" fn kp_kernel_from_library(
         let s = unsafe { handle(sig, "sig")? };
         non_null(out, "out")?;
         // SAFETY: the caller vouches for the library and the symbol under `sig`.
-        let k = unsafe { Kernel::load_with_signature(Path::new(path), symbol, s.sig.clone(), Lang::C) }
-            .map_err(|e| match e {
-                kernelpool_kernels::Error::Io { .. } => {
-                    fail(KP_LOAD_FAILED, crate::status::with_causes(&e))
-                }
-                e => e.into(),
-            })?;
+        let k =
+            unsafe { Kernel::load_with_signature(Path::new(path), symbol, s.sig.clone(), Lang::C) }
+                .map_err(|e| match e {
+                    kernelpool_kernels::Error::Io { .. } => {
+                        fail(KP_LOAD_FAILED, crate::status::with_causes(&e))
+                    }
+                    e => e.into(),
+                })?;
         // SAFETY: forwarded from the caller's contract.
         unsafe { give(kp_kernel { kernel: k }, out) }
     })

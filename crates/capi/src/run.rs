@@ -2,11 +2,11 @@
 //! kernel steps over buffers.
 
 use crate::boundary::{boundary, handle, non_null, str_arg};
-use crate::buffer::{CallerBuffer, caller_buffer, kp_buffer, kp_mem};
+use crate::buffer::{CallerBuffer, Lease, caller_buffer, kp_buffer, kp_mem};
 use crate::executor::kp_executor;
 use crate::kernel::{kp_kernel, slice_arg};
 use crate::status::{Ret, fail, kp_status, kp_status::*};
-use kernelpool_kernels::step::PARTIAL_LEN;
+use kernelpool_kernels::step::{MAX_BUFS, PARTIAL_LEN};
 use kernelpool_kernels::{Buffer, Executor, Kernel, Options, Partial, Step, StepArgs, programs};
 use std::ffi::c_char;
 
@@ -131,7 +131,8 @@ pub unsafe extern "C" fn kp_run_program(
     boundary(|| {
         // SAFETY: forwarded from the caller's contract.
         let (k, l) = unsafe { (str_arg(kernel, "kernel")?, str_arg(lang, "lang")?) };
-        let kernel = Kernel::by_names(k, l).map_err(|e| fail(KP_INVALID_ARGUMENT, e.to_string()))?;
+        let kernel =
+            Kernel::by_names(k, l).map_err(|e| fail(KP_INVALID_ARGUMENT, e.to_string()))?;
         // SAFETY: forwarded from the caller's contract.
         unsafe {
             program(
@@ -151,7 +152,10 @@ pub unsafe extern "C" fn kp_run_program(
 fn check_partial(kernel: &Kernel, partial: *mut i64, partial_len: usize) -> Ret {
     let slots = kernel.signature().partials().len();
     if partial.is_null() && partial_len != 0 {
-        return Err(fail(KP_NULL_ARGUMENT, "partial is NULL with partial_len above 0"));
+        return Err(fail(
+            KP_NULL_ARGUMENT,
+            "partial is NULL with partial_len above 0",
+        ));
     }
     if partial_len < slots {
         return Err(fail(
@@ -236,7 +240,9 @@ pub unsafe extern "C" fn kp_step_run(
         let ptrs = unsafe { slice_arg(bufs, buf_count, "bufs")? };
         check_partial(&k.kernel, partial, partial_len)?;
         for (i, p) in ptrs.iter().enumerate() {
-            non_null(*p, &format!("bufs[{i}]"))?;
+            if p.is_null() {
+                return Err(fail(KP_NULL_ARGUMENT, format!("bufs[{i}] is NULL")));
+            }
             if let Some(j) = ptrs[..i].iter().position(|q| q == p) {
                 return Err(fail(
                     KP_INVALID_ARGUMENT,
@@ -244,13 +250,25 @@ pub unsafe extern "C" fn kp_step_run(
                 ));
             }
         }
-        let mut leases = Vec::with_capacity(ptrs.len());
+        // At most KP_MAX_BUFS leases, on the stack (this is the hot path of a step).
+        let expected = k.kernel.signature().buffers().len();
+        if ptrs.len() > MAX_BUFS {
+            return Err(fail(
+                KP_BAD_BUFFERS,
+                format!(
+                    "bad buffers for kernel {}: expected {expected} buffers, got {}",
+                    k.kernel.name(),
+                    ptrs.len()
+                ),
+            ));
+        }
+        let mut leases: [Option<Lease<'_>>; MAX_BUFS] = Default::default();
         for (i, p) in ptrs.iter().enumerate() {
             // SAFETY: non-null and live per the caller's contract.
             let b: &kp_buffer = unsafe { &**p };
-            leases.push(b.lease(i)?);
+            leases[i] = Some(b.lease(i)?);
         }
-        let bufs: Vec<&mut Buffer> = leases.iter_mut().map(|l| l.buffer()).collect();
+        let bufs: Vec<&mut Buffer> = leases.iter_mut().flatten().map(|l| l.buffer()).collect();
         // SAFETY: partial checked by check_partial, valid per the caller's contract.
         unsafe { step(e.get(), &k.kernel, a, bufs, partial, partial_len) }
     })
@@ -302,7 +320,10 @@ pub unsafe extern "C" fn kp_step_run_mem(
         for i in 0..mems.len() {
             for j in 0..i {
                 let (a_span, b_span) = (range_of(&mems[i]), range_of(&mems[j]));
-                if a_span.start < b_span.end && b_span.start < a_span.end && (writes(i) || writes(j)) {
+                if a_span.start < b_span.end
+                    && b_span.start < a_span.end
+                    && (writes(i) || writes(j))
+                {
                     return Err(fail(
                         KP_INVALID_ARGUMENT,
                         format!("buffers {j} and {i} overlap, and the kernel writes one of them"),

@@ -167,7 +167,9 @@ fn pool_fail(e: &PoolError, msg: String) -> Fail {
         ),
         PoolError::KernelNotPortable(_) => fail(
             KP_NOT_SUPPORTED,
-            format!("{msg}: a process pool runs built-in kernels and kernels from kp_kernel_from_library"),
+            format!(
+                "{msg}: a process pool runs built-in kernels and kernels from kp_kernel_from_library"
+            ),
         ),
         _ => fail(KP_EXECUTOR_FAILED, msg),
     }

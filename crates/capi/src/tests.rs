@@ -20,7 +20,8 @@ fn message() -> String {
 fn the_message_call_reports_the_length_and_never_clobbers() {
     let mut k = 0u32;
     // SAFETY: a valid string and out-parameter.
-    assert_eq!(unsafe { kp_kernel_by_name(c"cobol".as_ptr(), &mut k) }, KP_UNKNOWN_KERNEL);
+    let s = unsafe { kp_kernel_by_name(c"cobol".as_ptr(), &mut k) };
+    assert_eq!(s, KP_UNKNOWN_KERNEL);
     let msg = message();
     assert!(msg.contains("unknown kernel `cobol`"), "{msg}");
     let mut len = 0usize;
@@ -32,7 +33,10 @@ fn the_message_call_reports_the_length_and_never_clobbers() {
     // SAFETY: 4 bytes.
     let s = unsafe { kp_last_error_message(small.as_mut_ptr(), small.len(), &mut len) };
     assert_eq!(s, KP_BUFFER_TOO_SMALL);
-    assert!(small.iter().all(|&c| c == 0x55), "nothing written when too small");
+    assert!(
+        small.iter().all(|&c| c == 0x55),
+        "nothing written when too small"
+    );
     // Still the same message, and a success does not change it either.
     assert_eq!(message(), msg);
     // SAFETY: valid arguments.
@@ -45,11 +49,15 @@ fn the_message_call_reports_the_length_and_never_clobbers() {
 fn statuses_have_fixed_descriptions() {
     for s in 0..=18u32 {
         // SAFETY: static NUL-terminated strings.
-        let text = unsafe { CStr::from_ptr(kp_status_str(s)) }.to_str().unwrap();
+        let text = unsafe { CStr::from_ptr(kp_status_str(s)) }
+            .to_str()
+            .unwrap();
         assert!(text.starts_with("KP_"), "{s}: {text}");
     }
     // SAFETY: as above.
-    let text = unsafe { CStr::from_ptr(kp_status_str(999)) }.to_str().unwrap();
+    let text = unsafe { CStr::from_ptr(kp_status_str(999)) }
+        .to_str()
+        .unwrap();
     assert_eq!(text, "unknown kp_status value");
 }
 
@@ -67,7 +75,8 @@ fn names_and_values_round_trip() {
         let name = unsafe { CStr::from_ptr(kp_kernel_name(k)) };
         let mut back = 99;
         // SAFETY: valid string and out-parameter.
-        assert_eq!(unsafe { kp_kernel_by_name(name.as_ptr(), &mut back) }, KP_OK);
+        let s = unsafe { kp_kernel_by_name(name.as_ptr(), &mut back) };
+        assert_eq!(s, KP_OK);
         assert_eq!(back, k);
     }
     assert!(kp_kernel_name(7).is_null());
