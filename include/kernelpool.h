@@ -973,7 +973,8 @@ kp_status kp_program_run(const struct kp_executor *exec,
  `kp_kernel_by_name` and `kp_lang_by_name`. Kept from the first C ABI.
 
  # Errors
- As `kp_program_run`, and `KP_INVALID_ARGUMENT` for a name that is not UTF-8.
+ As `kp_program_run`, except that an unknown kernel or language name is
+ `KP_INVALID_ARGUMENT`, as it was in the first C ABI (and a name that is not UTF-8).
 
  # Safety
  The strings are NULL or NUL-terminated; `out` is NULL or valid for `out_len` bytes;
