@@ -6,13 +6,16 @@
 #     never replaced by a package: when it is missing, setup says so and stops);
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
 #     exactly the way clang-sys finds it (see find_libclang), valgrind (.ci/run runs the C
-#     program of tests/c_abi.rs under memcheck), and the rustfmt and clippy components.
+#     program of tests/c_abi.rs under memcheck), cmake and pkg-config (tests/c_abi.rs
+#     builds examples/cmake against the installed C ABI), and the rustfmt and clippy
+#     components.
 # Missing packages are installed with apt-get as root or through `sudo -n`. Without root or
 # sudo it prints the exact `apt-get install` line and exits 1; without apt-get (not
 # Debian/Ubuntu) it prints what is needed, generically, and exits 1.
 #
 # Usage: scripts/setup.sh [--tests] [--check]
-#   --tests   also what scripts/test.sh and .ci/run need (libclang, valgrind, rustfmt, clippy)
+#   --tests   also what scripts/test.sh and .ci/run need (libclang, valgrind, cmake,
+#             pkg-config, rustfmt, clippy)
 #   --check   only report what is found and what would be installed; never installs.
 #             Exit status 0 when nothing is missing, 1 otherwise.
 # Environment: CC, CXX, FC (as the build); LIBCLANG_PATH, LLVM_CONFIG_PATH,
@@ -239,6 +242,17 @@ check_all() {
             packages+=(valgrind)
             tools+=("valgrind (memcheck: .ci/run runs the C program of tests/c_abi.rs under it)")
         fi
+        # cmake and pkg-config: found on PATH when `TOOL --version` runs (as tests/c_abi.rs
+        # runs them: the CMake example finds kernelpool through pkg-config).
+        local tool
+        for tool in cmake pkg-config; do
+            if runs "$tool"; then
+                say "$tool: $(command -v "$tool")"
+            else
+                packages+=("$tool")
+                tools+=("$tool (tests/c_abi.rs builds examples/cmake, which finds kernelpool through pkg-config)")
+            fi
+        done
     fi
 }
 

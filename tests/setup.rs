@@ -3,9 +3,9 @@
 //!
 //! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
 //! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
-//! scripts named by `CC`, `CXX` and `FC`, `valgrind` is a fake first on PATH, `rustup` is a
-//! fake that reports rustfmt and clippy installed, and `apt-get` is a fake that records any
-//! call (`--check` must never make one).
+//! scripts named by `CC`, `CXX` and `FC`, `valgrind`, `cmake` and `pkg-config` are fakes
+//! first on PATH, `rustup` is a fake that reports rustfmt and clippy installed, and
+//! `apt-get` is a fake that records any call (`--check` must never make one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,9 @@ impl Fakes {
             script(&bin.join(exe), "echo fake compiler");
         }
         script(&bin.join("valgrind"), "echo valgrind-3.19.0");
+        for exe in ["cmake", "pkg-config"] {
+            script(&bin.join(exe), "echo fake 1.0");
+        }
         script(
             &bin.join("rustup"),
             "echo rustfmt-x86_64-unknown-linux-gnu; echo clippy-x86_64-unknown-linux-gnu",
@@ -274,6 +277,27 @@ fn a_missing_valgrind_is_a_package() {
             "valgrind: {}",
             fakes.bin.join("valgrind").display()
         )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_cmake_or_pkg_config_is_a_package() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    for tool in ["cmake", "pkg-config"] {
+        let fakes = Fakes::new();
+        std::fs::remove_file(fakes.bin.join(tool)).expect("rm fake");
+        let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+        assert!(!ok, "{out}");
+        assert!(out.contains(&format!("missing: {tool}")), "{out}");
+        assert!(out.contains(&format!("apt-get install {tool}")), "{out}");
+        assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+    }
+    let fakes = Fakes::new();
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("cmake: {}", fakes.bin.join("cmake").display())),
         "{out}"
     );
 }

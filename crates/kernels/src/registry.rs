@@ -205,6 +205,10 @@ pub enum Origin {
         /// Symbol of the range kernel in it.
         symbol: String,
     },
+    /// A function pointer handed over in this process (the C ABI's
+    /// `kp_kernel_from_fn`): it cannot be named in another process, so only executors
+    /// that run in this process (serial, threads) run it.
+    Function,
 }
 
 /// A kernel ready to be called: which contract it follows, its language, its function, and
@@ -223,6 +227,11 @@ impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.origin {
             Origin::Builtin => write!(f, "Kernel({}/{})", self.name, self.lang),
+            Origin::Function => write!(
+                f,
+                "Kernel({}/{} at {:#x}, a function pointer)",
+                self.name, self.lang, self.f as usize
+            ),
             Origin::Library { path, symbol } => {
                 write!(
                     f,
@@ -355,6 +364,26 @@ impl Kernel {
         // SAFETY: the caller vouches for the library and the symbol under `sig`, which is
         // the contract `contract` names (see # Safety).
         unsafe { Kernel::load(path, symbol, contract, lang) }
+    }
+
+    /// A kernel given as a function of this process (a pointer from C, a Rust
+    /// `extern "C" fn`) following the contract `contract` (a built-in kernel's, or
+    /// [`KernelName::custom`]). Its [`Origin`] is [`Origin::Function`]: serial and
+    /// threaded executors run it; a process pool refuses it (it cannot be named in a
+    /// worker), so load such a kernel from a shared object for that.
+    ///
+    /// # Safety
+    /// `f` must obey the contract of `native/include/kernels.h` for `contract`, as
+    /// [`Kernel::load`] says, must not unwind, and must stay callable for as long as
+    /// any clone of the returned `Kernel` lives.
+    pub unsafe fn from_fn(f: RawKernelFn, contract: KernelName, lang: Lang) -> Kernel {
+        Kernel {
+            name: contract,
+            lang,
+            f,
+            origin: Origin::Function,
+            _lib: None,
+        }
     }
 
     /// What the kernel reads and writes.
