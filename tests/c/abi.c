@@ -133,6 +133,26 @@ static int64_t square_step(kp_executor *exec, kp_kernel *k, const char *what) {
     return p[2];
 }
 
+/* KP_BUSY: a function-pointer kernel that, while its call holds buffer busy_buf, runs a
+ * step of its own over the same buffer; that inner call must be refused with KP_BUSY
+ * (and its message kept for the check), never run over memory the outer call uses. */
+static kp_executor *busy_exec;
+static kp_kernel *busy_inner;
+static kp_buffer *busy_buf;
+static kp_status busy_status = KP_OK;
+static char busy_msg[512];
+
+static int32_t reenter(const kp_kargs *args, uint64_t begin, uint64_t end) {
+    kp_step_args inner = {0};
+    inner.n = ITEMS;
+    inner.items = ITEMS;
+    int64_t p[KP_PARTIAL_LEN] = {0};
+    size_t len = 0;
+    busy_status = kp_step_run(busy_exec, busy_inner, &inner, &busy_buf, 1, p, KP_PARTIAL_LEN);
+    if (busy_status != KP_OK) kp_last_error_message(busy_msg, sizeof busy_msg, &len);
+    return kp_test_square(args, begin, end);
+}
+
 int main(int argc, char **argv) {
     if (kp_init(argc, argv) != KP_OK) return 2; /* in a worker: serves the pool, never returns */
     if (argc < 3) {
@@ -358,6 +378,20 @@ int main(int argc, char **argv) {
     square_step(e, from_lib, "processes after a timeout");
     kp_executor_free(e);
     }
+
+    /* A buffer in use by one call is refused to another (KP_BUSY), and free again after. */
+    kp_kernel *reentrant = NULL;
+    OK(kp_kernel_from_fn(reenter, sig, &reentrant));
+    busy_exec = serial;
+    busy_inner = from_fn;
+    OK(kp_buffer_new(KP_ELEM_F64, ITEMS, &busy_buf));
+    OK(kp_step_run(serial, reentrant, &args, &busy_buf, 1, p, KP_PARTIAL_LEN));
+    expect("kp_step_run(serial, from_fn, ..., &busy_buf, ...) inside a call holding busy_buf", busy_status, KP_BUSY, NULL);
+    checks++;
+    if (!strstr(busy_msg, "buffer 0 is in use by another call")) failed("KP_BUSY message", busy_msg);
+    OK(kp_step_run(serial, from_fn, &args, &busy_buf, 1, p, KP_PARTIAL_LEN));
+    kp_buffer_free(busy_buf);
+    kp_kernel_free(reentrant);
 
     /* The message call reports the length and never clobbers the message. */
     char msg[64];
