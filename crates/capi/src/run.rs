@@ -173,11 +173,11 @@ fn check_partial(kernel: &Kernel, partial: *mut i64, partial_len: usize) -> Ret 
 ///
 /// # Safety
 /// `partial` is NULL or valid for `partial_len` writes (checked by `check_partial`).
-unsafe fn step(
+unsafe fn step<'b>(
     exec: &dyn Executor,
     kernel: &Kernel,
     args: &kp_step_args,
-    bufs: Vec<&mut Buffer>,
+    bufs: impl IntoIterator<Item = &'b mut Buffer>,
     partial: *mut i64,
     partial_len: usize,
 ) -> Ret {
@@ -268,7 +268,7 @@ pub unsafe extern "C" fn kp_step_run(
             let b: &kp_buffer = unsafe { &**p };
             leases[i] = Some(b.lease(i)?);
         }
-        let bufs: Vec<&mut Buffer> = leases.iter_mut().flatten().map(|l| l.buffer()).collect();
+        let bufs = leases.iter_mut().flatten().map(|l| l.buffer());
         // SAFETY: partial checked by check_partial, valid per the caller's contract.
         unsafe { step(e.get(), &k.kernel, a, bufs, partial, partial_len) }
     })
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn kp_step_run_mem(
                 }
             }
         }
-        let refs: Vec<&mut Buffer> = bufs.iter_mut().map(|b| &mut b.buf).collect();
+        let refs = bufs.iter_mut().map(|b| &mut b.buf);
         // SAFETY: partial checked by check_partial, valid per the caller's contract.
         let r = unsafe { step(e.get(), &k.kernel, a, refs, partial, partial_len) };
         // Copies go back whatever happened, as memory used in place would show it.

@@ -188,8 +188,8 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
     }
     let t = Instant::now();
     let partial = {
-        let step = Step::new(k.kernel().clone(), step_args, bufs.iter_mut().collect())
-            .map_err(|e| e.to_string())?;
+        let step =
+            Step::new(k.kernel().clone(), step_args, bufs.iter_mut()).map_err(|e| e.to_string())?;
         exec.run(&step).map_err(|e| e.to_string())?
     };
     let ran = t.elapsed();

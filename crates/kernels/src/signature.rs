@@ -529,6 +529,17 @@ impl Signature {
     /// [`Error::InvalidSize`] for more items than a step may have or for N or the items
     /// outside the signature's bounds; [`Error::BadBuffers`] when another check fails.
     pub fn buffers_for(&'static self, args: &StepArgs) -> Result<Vec<(Elem, Option<u128>)>> {
+        self.check_args(args)?;
+        Ok(self
+            .buffers
+            .iter()
+            .map(|b| (b.elem, b.len.of(args)))
+            .collect())
+    }
+
+    /// The argument checks of [`Signature::buffers_for`], without building its list (the
+    /// step's hot path reads the buffer descriptions in place).
+    pub(crate) fn check_args(&'static self, args: &StepArgs) -> Result<()> {
         let kernel = self.name.as_str();
         if args.items > sys::KP_MAX_ITEMS as u64 {
             return Err(Error::InvalidSize {
@@ -544,11 +555,7 @@ impl Signature {
         for c in &self.checks {
             c.apply(kernel, args)?;
         }
-        Ok(self
-            .buffers
-            .iter()
-            .map(|b| (b.elem, b.len.of(args)))
-            .collect())
+        Ok(())
     }
 
     /// The largest N the signature accepts (its [`Check::NAtMost`], or `u64::MAX`).

@@ -206,7 +206,9 @@ pub struct Step<'a> {
     kernel: Kernel,
     args: StepArgs,
     raw: sys::kp_kargs,
-    bufs: Vec<&'a Buffer>,
+    /// The first `buf_count` are `Some`, in slot order.
+    bufs: [Option<&'a Buffer>; MAX_BUFS],
+    buf_count: usize,
     _exclusive: PhantomData<&'a mut Buffer>,
 }
 
@@ -217,6 +219,28 @@ unsafe impl Sync for Step<'_> {}
 // SAFETY: as above; nothing in the step is tied to the creating thread.
 unsafe impl Send for Step<'_> {}
 
+/// The buffers of a step, in slot order ([`Step::buffers`]).
+struct StepBuffers<'s>(std::slice::Iter<'s, Option<&'s Buffer>>);
+
+impl<'s> Iterator for StepBuffers<'s> {
+    type Item = StepBuffer<'s>;
+
+    fn next(&mut self) -> Option<StepBuffer<'s>> {
+        // The first `buf_count` slots, which this iterates, are all set (Step::new).
+        self.0.next().copied().flatten().map(|b| StepBuffer {
+            elem: b.elem(),
+            len: b.len(),
+            memory: b.memory(),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for StepBuffers<'_> {}
+
 impl<'a> Step<'a> {
     /// Check `args` and `bufs` against the kernel's [`Signature`] and build the step: the
     /// one checking path of every kernel, built in, loaded or JIT-compiled.
@@ -225,15 +249,15 @@ impl<'a> Step<'a> {
     /// Those of [`Signature::buffers_for`] ([`Error::InvalidSize`],
     /// [`Error::BadBuffers`]), and [`Error::BadBuffers`] when a buffer is missing, extra,
     /// of another element type or too short.
-    pub fn new(kernel: Kernel, args: StepArgs, bufs: Vec<&'a mut Buffer>) -> Result<Step<'a>> {
+    pub fn new(
+        kernel: Kernel,
+        args: StepArgs,
+        bufs: impl IntoIterator<Item = &'a mut Buffer>,
+    ) -> Result<Step<'a>> {
         let name = kernel.name();
-        let expected = kernel.signature().buffers_for(&args)?;
-        if bufs.len() != expected.len() {
-            return Err(Error::BadBuffers {
-                kernel: name.name(),
-                reason: format!("expected {} buffers, got {}", expected.len(), bufs.len()),
-            });
-        }
+        let sig = kernel.signature();
+        sig.check_args(&args)?;
+        let expected = sig.buffers();
         let mut raw = sys::kp_kargs {
             n: args.n,
             items: args.items,
@@ -243,27 +267,42 @@ impl<'a> Step<'a> {
             len: [0; MAX_BUFS],
             partial: std::ptr::null_mut(),
         };
-        for (i, (b, (elem, min))) in bufs.iter().zip(&expected).enumerate() {
-            let min = min.unwrap_or(0);
-            if b.elem() != *elem || (b.len() as u128) < min {
+        // No allocation: this is the hot path of every step, from Rust and from C.
+        let mut held: [Option<&'a Buffer>; MAX_BUFS] = [None; MAX_BUFS];
+        let mut count = 0;
+        for (i, b) in bufs.into_iter().enumerate() {
+            count = i + 1;
+            let Some(want) = expected.get(i) else {
+                continue; // counted, then refused below
+            };
+            let min = want.len.of(&args).unwrap_or(0);
+            if b.elem() != want.elem || (b.len() as u128) < min {
                 return Err(Error::BadBuffers {
                     kernel: name.name(),
                     reason: format!(
-                        "buffer {i} is {} x {:?}, needs at least {min} x {elem:?}",
+                        "buffer {i} is {} x {:?}, needs at least {min} x {:?}",
                         b.len(),
-                        b.elem()
+                        b.elem(),
+                        want.elem
                     ),
                 });
             }
             raw.buf[i] = b.raw_ptr() as *mut std::ffi::c_void;
             raw.len[i] = b.len() as u64;
+            held[i] = Some(&*b);
         }
-        let bufs = bufs.into_iter().map(|b| &*b).collect();
+        if count != expected.len() {
+            return Err(Error::BadBuffers {
+                kernel: name.name(),
+                reason: format!("expected {} buffers, got {count}", expected.len()),
+            });
+        }
         Ok(Step {
             kernel,
             args,
             raw,
-            bufs,
+            bufs: held,
+            buf_count: count,
             _exclusive: PhantomData,
         })
     }
@@ -296,11 +335,7 @@ impl<'a> Step<'a> {
     /// let view: &[i64] = step.buffers().next().unwrap().as_slice::<i64>().unwrap();
     /// ```
     pub fn buffers(&self) -> impl ExactSizeIterator<Item = StepBuffer<'_>> + '_ {
-        self.bufs.iter().map(|b| StepBuffer {
-            elem: b.elem(),
-            len: b.len(),
-            memory: b.memory(),
-        })
+        StepBuffers(self.bufs[..self.buf_count].iter())
     }
 
     /// Run the kernel on `range` and return the chunk's partial.

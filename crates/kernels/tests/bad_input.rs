@@ -70,7 +70,7 @@ fn steps_check_their_buffers() {
         Step::new(
             Kernel::get(KernelName::Triad, Lang::C),
             triad_args,
-            bufs.iter_mut().collect()
+            bufs.iter_mut()
         )
         .is_err()
     );

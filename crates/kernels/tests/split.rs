@@ -39,7 +39,7 @@ fn run_step(
         }
     }
     let partial = {
-        let step = Step::new(Kernel::get(k, lang), args, bufs.iter_mut().collect()).expect("step");
+        let step = Step::new(Kernel::get(k, lang), args, bufs.iter_mut()).expect("step");
         step.run_chunks(chunks.iter().cloned()).expect("run")
     };
     let bytes = bufs

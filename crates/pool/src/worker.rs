@@ -573,7 +573,7 @@ impl Worker {
         }
         let step = match problem {
             Some(p) => Err(p),
-            None => Step::new(kernel, args, views.iter_mut().collect()).map_err(|e| e.to_string()),
+            None => Step::new(kernel, args, views.iter_mut()).map_err(|e| e.to_string()),
         };
         match step {
             Err(p) => {
