@@ -249,6 +249,7 @@ impl<'a> Step<'a> {
     /// Those of [`Signature::buffers_for`] ([`Error::InvalidSize`],
     /// [`Error::BadBuffers`]), and [`Error::BadBuffers`] when a buffer is missing, extra,
     /// of another element type or too short.
+    #[inline]
     pub fn new(
         kernel: Kernel,
         args: StepArgs,
