@@ -118,6 +118,21 @@ enum kp_status
    A buffer is in use by another call right now (on another thread).
    */
   KP_BUSY = 18,
+  /*
+   The JIT's compiler rejected the source (the message holds its diagnostics), or an
+   element function does not have the signature it is called with.
+   */
+  KP_COMPILE_FAILED = 19,
+  /*
+   The JIT found no compiler for the source's language (`$CC`, `$CXX`, `$FC`, else
+   gcc, g++, gfortran); the message names the package that has it.
+   */
+  KP_COMPILER_NOT_FOUND = 20,
+  /*
+   The JIT's cache directory is missing, unsafe (owned by another user, or writable
+   by others) or cannot be written.
+   */
+  KP_JIT_CACHE_FAILED = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -808,6 +823,87 @@ kp_status kp_executor_describe(const struct kp_executor *exec,
                                char *buf,
                                size_t len,
                                size_t *out_len);
+
+/*
+ Compile the range kernel `symbol` of the source file `path` (C `.c`, C++ `.cpp`
+ `.cc` `.cxx`, Fortran `.f90` `.f`; `#include "kernelpool/kernels.h"` or
+ `"kernels.h"` finds the contract), described by `sig` (copied), or find it in the
+ cache; load it into `*out`. Compiled with the system compiler (`$CC`, `$CXX`, `$FC`)
+ and the built-in kernels' flags; cached as `kpool jit` caches
+ (`$KERNELPOOL_CACHE_DIR`, else `~/.cache/kernelpool`). Runs on every executor.
+
+ # Errors
+ `KP_NULL_ARGUMENT`; `KP_INVALID_ARGUMENT` (not UTF-8, a symbol that cannot be
+ named); `KP_UNKNOWN_LANG` (an extension of no language); `KP_LOAD_FAILED` (the file
+ cannot be read, the object lacks `symbol`: the message lists what it exports);
+ `KP_COMPILER_NOT_FOUND`; `KP_COMPILE_FAILED` (the message holds the compiler's
+ diagnostics); `KP_JIT_CACHE_FAILED`; `KP_INVALID_SIGNATURE`.
+
+ # Safety
+ Loading runs the library's initialisers, and `symbol` must follow the kernel
+ contract for `sig`, as `kp_kernel_from_fn` says. `sig` is NULL or live; the strings
+ are NULL or NUL-terminated; `out` is NULL or valid for a write.
+ */
+kp_status kp_jit_kernel_file(const char *path,
+                             const char *symbol,
+                             const struct kp_signature *sig,
+                             struct kp_kernel **out);
+
+/*
+ As `kp_jit_kernel_file`, from the source text `source_text` in language `lang`
+ (`KP_LANG_C`, `KP_LANG_CPP` or `KP_LANG_FORTRAN`, free form); diagnostics name it
+ `<string>`.
+
+ # Errors
+ Those of `kp_jit_kernel_file`; `KP_UNKNOWN_LANG` for an unknown `lang`,
+ `KP_NOT_SUPPORTED` for `KP_LANG_RUST`.
+
+ # Safety
+ As `kp_jit_kernel_file`.
+ */
+kp_status kp_jit_kernel_source(const char *source_text,
+                               uint32_t lang,
+                               const char *symbol,
+                               const struct kp_signature *sig,
+                               struct kp_kernel **out);
+
+/*
+ Compile the element function `symbol` of the source file `path` (`int64_t f(int64_t)`
+ for `KP_ELEM_I64`, `double f(double)` for `KP_ELEM_F64`; in Fortran a function of one
+ such argument) with the range kernel the JIT generates around it, and load that into
+ `*out`: a kernel of signature `in T[items], out T[items]` computing `out[i] =
+ f(in[i])`, for `kp_step_run` with two buffers on every executor (the C form of
+ `Pool.map(f, xs)`).
+
+ # Errors
+ Those of `kp_jit_kernel_file`; `KP_INVALID_ARGUMENT` for an element type other than
+ i64 or f64; `KP_COMPILE_FAILED` also when `f` does not have that signature.
+
+ # Safety
+ Loading runs the library's initialisers; `f` must return for every argument without
+ undefined behaviour, touching no memory but its own (it runs on several threads or
+ processes at once). The strings are NULL or NUL-terminated; `out` is NULL or valid
+ for a write.
+ */
+kp_status kp_jit_element_file(const char *path,
+                              const char *symbol,
+                              uint32_t elem,
+                              struct kp_kernel **out);
+
+/*
+ As `kp_jit_element_file`, from the source text `source_text` in language `lang`.
+
+ # Errors
+ Those of `kp_jit_element_file` and `kp_jit_kernel_source`.
+
+ # Safety
+ As `kp_jit_element_file`.
+ */
+kp_status kp_jit_element_source(const char *source_text,
+                                uint32_t lang,
+                                const char *symbol,
+                                uint32_t elem,
+                                struct kp_kernel **out);
 
 /*
  A signature from its C description into `*out`, converted to the kernels crate's

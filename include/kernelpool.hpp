@@ -209,6 +209,26 @@ class kernel {
         check(kp_kernel_from_library(path.c_str(), symbol.c_str(), sig.get(), &p));
         return kernel(p);
     }
+    /// Compiled at run time (cached) from the source file `path`; every executor.
+    static kernel jit_file(const std::string &path, const std::string &symbol, const signature &sig) {
+        kp_kernel *p = nullptr;
+        check(kp_jit_kernel_file(path.c_str(), symbol.c_str(), sig.get(), &p));
+        return kernel(p);
+    }
+    /// Compiled at run time (cached) from the source text `source` in `lang`.
+    static kernel jit_source(const std::string &source, uint32_t lang, const std::string &symbol,
+                             const signature &sig) {
+        kp_kernel *p = nullptr;
+        check(kp_jit_kernel_source(source.c_str(), lang, symbol.c_str(), sig.get(), &p));
+        return kernel(p);
+    }
+    /// The element function `T symbol(T)` of `source` as the kernel `in T[items], out T[items]`.
+    static kernel jit_element_source(const std::string &source, uint32_t lang, const std::string &symbol,
+                                     uint32_t elem) {
+        kp_kernel *p = nullptr;
+        check(kp_jit_element_source(source.c_str(), lang, symbol.c_str(), elem, &p));
+        return kernel(p);
+    }
     const kp_kernel *get() const noexcept { return h_.get(); }
     std::string spec() const {
         return detail::text([this](char *b, size_t l, size_t *o) { return kp_kernel_spec(get(), b, l, o); });

@@ -190,6 +190,7 @@ fn run_abi(exe: &Path) -> Output {
     Command::new(exe)
         .arg(root().join("reference-outputs"))
         .arg(&s.userkernels)
+        .env("KERNELPOOL_CACHE_DIR", s.dir.join("jit-cache"))
         .output()
         .expect("run abi")
 }
@@ -231,6 +232,7 @@ fn c_program_is_clean_under_valgrind() {
         .arg(root().join("reference-outputs"))
         .arg(&s.userkernels)
         .arg("--no-processes")
+        .env("KERNELPOOL_CACHE_DIR", s.dir.join("jit-cache"))
         .output()
         .expect("run valgrind");
     check_abi_run(&out, 50);

@@ -133,6 +133,59 @@ static int64_t square_step(kp_executor *exec, kp_kernel *k, const char *what) {
     return p[2];
 }
 
+/* JIT: a kernel of the same contract as kp_test_square's output, from its source text. */
+static const char *jit_square_src =
+    "#include \"kernels.h\"\n"
+    "int32_t jit_square(const kp_kargs *args, uint64_t begin, uint64_t end) {\n"
+    "    double *out = (double *)args->buf[0];\n"
+    "    for (uint64_t i = begin; i < end; i++) {\n"
+    "        double x = (double)(i + 1);\n"
+    "        out[i] = args->fparam[0] * x * x;\n"
+    "    }\n"
+    "    return KP_KERNEL_OK;\n"
+    "}\n";
+
+/* The course's f, as a C element function. */
+static const char *jit_f_src = "#include <stdint.h>\nint64_t f(int64_t x) { return 10000000 * x * x; }\n";
+
+/* A JIT kernel's output on `exec` equals the serial reference's. */
+static void jit_square_step(kp_executor *exec, kp_kernel *k, const char *what) {
+    kp_buffer *b = NULL;
+    kp_step_args args = {0};
+    args.n = ITEMS;
+    args.items = ITEMS;
+    args.fparam[0] = 0.5;
+    void *data = NULL;
+    size_t len = 0;
+    OK(kp_buffer_new(KP_ELEM_F64, ITEMS, &b));
+    expect(what, kp_step_run(exec, k, &args, &b, 1, NULL, 0), KP_OK, NULL);
+    OK(kp_buffer_data(b, &data, &len));
+    checks++;
+    if (len != ITEMS || memcmp(data, want_out, sizeof want_out) != 0) failed(what, "output differs from serial");
+    kp_buffer_free(b);
+}
+
+/* Pool.map(f, [1, 2, 3]) with a JIT element function on `exec`. */
+static void jit_map(kp_executor *exec, kp_kernel *f, const char *what) {
+    kp_buffer *io[2] = {NULL, NULL};
+    kp_step_args args = {0};
+    args.n = 3;
+    args.items = 3;
+    void *in = NULL, *res = NULL;
+    size_t len = 0;
+    OK(kp_buffer_new(KP_ELEM_I64, 3, &io[0]));
+    OK(kp_buffer_new(KP_ELEM_I64, 3, &io[1]));
+    OK(kp_buffer_data(io[0], &in, &len));
+    for (int i = 0; i < 3; i++) ((int64_t *)in)[i] = i + 1;
+    expect(what, kp_step_run(exec, f, &args, io, 2, NULL, 0), KP_OK, NULL);
+    OK(kp_buffer_data(io[1], &res, &len));
+    const int64_t *r = res;
+    checks++;
+    if (r[0] != 10000000 || r[1] != 40000000 || r[2] != 90000000) failed(what, "not [10000000, 40000000, 90000000]");
+    kp_buffer_free(io[0]);
+    kp_buffer_free(io[1]);
+}
+
 /* KP_BUSY: a function-pointer kernel that, while its call holds buffer busy_buf, runs a
  * step of its own over the same buffer; that inner call must be refused with KP_BUSY
  * (and its message kept for the check), never run over memory the outer call uses. */
@@ -378,6 +431,30 @@ int main(int argc, char **argv) {
     square_step(e, from_lib, "processes after a timeout");
     kp_executor_free(e);
     }
+
+    /* JIT kernels from C: compiled from source text, cached, run on every executor. */
+    kp_signature *jit_sig = NULL;
+    kp_kernel *jit_k = NULL, *jit_f = NULL;
+    OK(kp_signature_parse("jit_square", "out f64[items]", &jit_sig));
+    OK(kp_jit_kernel_source(jit_square_src, KP_LANG_C, "jit_square", jit_sig, &jit_k));
+    jit_square_step(serial, jit_k, "jit kernel on serial");
+    jit_square_step(threads, jit_k, "jit kernel on threads(2)");
+    if (procs_ok) jit_square_step(procs_chunk, jit_k, "jit kernel on processes(2, chunk 10)");
+    OK(kp_jit_element_source(jit_f_src, KP_LANG_C, "f", KP_ELEM_I64, &jit_f));
+    jit_map(serial, jit_f, "jit f mapped on serial");
+    if (procs_ok) jit_map(procs, jit_f, "jit f mapped on processes(2)");
+    EXPECT(kp_jit_kernel_source("int32_t broken(", KP_LANG_C, "broken", jit_sig, &k), KP_COMPILE_FAILED, "error");
+    EXPECT(kp_jit_kernel_source(jit_square_src, KP_LANG_C, "no_such_kernel", jit_sig, &k), KP_LOAD_FAILED, "no_such_kernel");
+    EXPECT(kp_jit_kernel_source(jit_square_src, 42, "jit_square", jit_sig, &k), KP_UNKNOWN_LANG, "unknown language value 42");
+    EXPECT(kp_jit_kernel_source(jit_square_src, KP_LANG_RUST, "jit_square", jit_sig, &k), KP_NOT_SUPPORTED, "not Rust");
+    EXPECT(kp_jit_kernel_source(NULL, KP_LANG_C, "jit_square", jit_sig, &k), KP_NULL_ARGUMENT, "source_text is NULL");
+    EXPECT(kp_jit_kernel_source(jit_square_src, KP_LANG_C, "jit_square", NULL, &k), KP_NULL_ARGUMENT, "sig is NULL");
+    EXPECT(kp_jit_kernel_file("/nonexistent/kernel.c", "k", jit_sig, &k), KP_LOAD_FAILED, "/nonexistent/kernel.c");
+    EXPECT(kp_jit_element_source(jit_f_src, KP_LANG_C, "f", KP_ELEM_U8, &k), KP_INVALID_ARGUMENT, "KP_ELEM_I64 or KP_ELEM_F64");
+    EXPECT(kp_jit_element_source(jit_f_src, KP_LANG_C, "f", KP_ELEM_F64, &k), KP_COMPILE_FAILED, NULL);
+    kp_kernel_free(jit_k);
+    kp_kernel_free(jit_f);
+    kp_signature_free(jit_sig);
 
     /* A buffer in use by one call is refused to another (KP_BUSY), and free again after. */
     kp_kernel *reentrant = NULL;

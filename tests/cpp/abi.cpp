@@ -110,7 +110,21 @@ int main(int argc, char **argv) {
         check_true(p[0] == 5050 && kp_slot_f64(p[1]) == 10000.0, "square's partial on " + e.describe());
     }
 
+    // A JIT element function from C++: the course's Pool.map(f, [1, 2, 3]) on processes.
+    auto f = kernelpool::kernel::jit_element_source(
+        "#include <stdint.h>\nint64_t f(int64_t x) { return 10000000 * x * x; }\n", KP_LANG_C, "f", KP_ELEM_I64);
+    kernelpool::buffer xs(KP_ELEM_I64, 3), ys(KP_ELEM_I64, 3);
+    for (int i = 0; i < 3; i++) xs.data<int64_t>()[i] = i + 1;
+    kp_step_args margs{};
+    margs.n = margs.items = 3;
+    kernelpool::run(execs[2], f, margs, {&xs, &ys});
+    check_true(ys.data<int64_t>()[0] == 10000000 && ys.data<int64_t>()[1] == 40000000 &&
+                   ys.data<int64_t>()[2] == 90000000,
+               "jit f mapped on processes");
+
     // Errors are exceptions with the status and the message.
+    expect_error([&] { kernelpool::kernel::jit_source("int32_t broken(", KP_LANG_C, "broken", sq_sig); },
+                 KP_COMPILE_FAILED, "error", "jit of a broken source");
     kernelpool::buffer small(KP_ELEM_F64, 3);
     args.iparam[0] = 1;
     args.n = args.items = 10;

@@ -225,7 +225,7 @@ pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, n: usize, name: &str) -> Ret<
 ///
 /// # Safety
 /// `out` is NULL or valid for a write.
-unsafe fn give<T>(value: T, out: *mut *mut T) -> Ret {
+pub(crate) unsafe fn give<T>(value: T, out: *mut *mut T) -> Ret {
     non_null(out, "out")?;
     // SAFETY: forwarded from the caller's contract.
     unsafe { write_out(out, Box::into_raw(Box::new(value)), "out") }

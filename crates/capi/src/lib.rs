@@ -30,12 +30,14 @@
 mod boundary;
 mod buffer;
 mod executor;
+mod jit;
 mod kernel;
 mod run;
 mod status;
 
 pub use buffer::*;
 pub use executor::*;
+pub use jit::*;
 pub use kernel::*;
 pub use run::*;
 pub use status::kp_status;

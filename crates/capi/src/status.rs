@@ -63,6 +63,15 @@ pub enum kp_status {
     KP_VALIDATION_FAILED = 17,
     /// A buffer is in use by another call right now (on another thread).
     KP_BUSY = 18,
+    /// The JIT's compiler rejected the source (the message holds its diagnostics), or an
+    /// element function does not have the signature it is called with.
+    KP_COMPILE_FAILED = 19,
+    /// The JIT found no compiler for the source's language (`$CC`, `$CXX`, `$FC`, else
+    /// gcc, g++, gfortran); the message names the package that has it.
+    KP_COMPILER_NOT_FOUND = 20,
+    /// The JIT's cache directory is missing, unsafe (owned by another user, or writable
+    /// by others) or cannot be written.
+    KP_JIT_CACHE_FAILED = 21,
 }
 
 /// The fixed description of each status (`kp_status_str`).
@@ -87,6 +96,9 @@ pub(crate) fn describe(status: u32) -> &'static str {
         16 => "KP_EXECUTOR_FAILED: the executor failed\0",
         17 => "KP_VALIDATION_FAILED: the STREAM validation failed\0",
         18 => "KP_BUSY: a buffer is in use by another call\0",
+        19 => "KP_COMPILE_FAILED: the JIT could not compile the source\0",
+        20 => "KP_COMPILER_NOT_FOUND: the JIT found no compiler for the language\0",
+        21 => "KP_JIT_CACHE_FAILED: the JIT's cache directory cannot be used\0",
         _ => "unknown kp_status value\0",
     }
 }
