@@ -136,7 +136,7 @@ pub enum Error {
     },
     /// The executor failed (a worker crashed, timed out, panicked, ...): the fault is typed
     /// ([`ExecutorError::fault`]) and the executor's own error is kept as the source.
-    #[error("executor: {0}")]
+    #[error("{0}")]
     Executor(#[source] ExecutorError),
 }
 
@@ -432,7 +432,7 @@ mod tests {
         assert_eq!(e.task(), Some(2));
         assert_eq!(e.items(), None);
         assert_eq!(e.signal(), None);
-        assert_eq!(e.to_string(), "executor: pool says: task 2 timed out");
+        assert_eq!(e.to_string(), "pool says: task 2 timed out");
         let x = e.executor().expect("executor error");
         assert_eq!(x.to_string(), "pool says: task 2 timed out");
         assert!(x.get_ref().downcast_ref::<PoolLike>().is_some());
