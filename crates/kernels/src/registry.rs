@@ -559,6 +559,12 @@ fn tuned_fn(name: KernelName, lang: Lang) -> Option<RawKernelFn> {
         (Lang::C, Fannkuch) => sys::kp_c_fannkuch_tuned,
         (Lang::C, Triad) => sys::kp_c_triad_tuned,
         (Lang::C, Pi) => sys::kp_c_pi_tuned,
+        (Lang::Cpp, Nbody) => sys::kp_cpp_nbody_tuned,
+        (Lang::Cpp, Spectralnorm) => sys::kp_cpp_spectralnorm_tuned,
+        (Lang::Cpp, Mandelbrot) => sys::kp_cpp_mandelbrot_tuned,
+        (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch_tuned,
+        (Lang::Cpp, Triad) => sys::kp_cpp_triad_tuned,
+        (Lang::Cpp, Pi) => sys::kp_cpp_pi_tuned,
         _ => return None,
     };
     Some(f)
