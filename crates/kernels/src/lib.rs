@@ -25,6 +25,7 @@ pub mod registry;
 pub mod rust;
 pub mod signature;
 pub mod step;
+pub mod tuned;
 
 pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
 pub use error::{Error, ExecutorError, Fault, Result, WorkerExit, signal_name};

@@ -565,6 +565,12 @@ fn tuned_fn(name: KernelName, lang: Lang) -> Option<RawKernelFn> {
         (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch_tuned,
         (Lang::Cpp, Triad) => sys::kp_cpp_triad_tuned,
         (Lang::Cpp, Pi) => sys::kp_cpp_pi_tuned,
+        (Lang::Rust, Nbody) => raw::nbody_tuned,
+        (Lang::Rust, Spectralnorm) => raw::spectralnorm_tuned,
+        (Lang::Rust, Mandelbrot) => raw::mandelbrot_tuned,
+        (Lang::Rust, Fannkuch) => raw::fannkuch_tuned,
+        (Lang::Rust, Triad) => raw::triad_tuned,
+        (Lang::Rust, Pi) => raw::pi_tuned,
         _ => return None,
     };
     Some(f)

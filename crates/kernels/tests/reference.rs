@@ -91,7 +91,7 @@ fn tuned_variants_are_listed_where_they_are_written() {
 }
 
 /// Languages with a tuned variant of the six benchmark kernels.
-const TUNED_LANGS: [Lang; 2] = [Lang::C, Lang::Cpp];
+const TUNED_LANGS: [Lang; 3] = [Lang::C, Lang::Cpp, Lang::Rust];
 
 /// Sizes beyond the published ones (odd widths, sizes that are not multiples of the
 /// tuned kernels' 8 lanes or rows, the ensemble form): every variant prints exactly what
