@@ -167,8 +167,5 @@ unsafe extern "C" {
     pub fn kp_f_fannkuch_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
 }
 unsafe extern "C" {
-    pub fn kp_f_triad_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
-}
-unsafe extern "C" {
     pub fn kp_f_pi_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
 }

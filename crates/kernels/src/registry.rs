@@ -565,6 +565,13 @@ fn tuned_fn(name: KernelName, lang: Lang) -> Option<RawKernelFn> {
         (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch_tuned,
         (Lang::Cpp, Triad) => sys::kp_cpp_triad_tuned,
         (Lang::Cpp, Pi) => sys::kp_cpp_pi_tuned,
+        (Lang::Fortran, Nbody) => sys::kp_f_nbody_tuned,
+        (Lang::Fortran, Spectralnorm) => sys::kp_f_spectralnorm_tuned,
+        (Lang::Fortran, Mandelbrot) => sys::kp_f_mandelbrot_tuned,
+        (Lang::Fortran, Fannkuch) => sys::kp_f_fannkuch_tuned,
+        // No Fortran triad: its C, C++ and Rust gain is non-temporal stores, which
+        // gfortran cannot be asked for.
+        (Lang::Fortran, Pi) => sys::kp_f_pi_tuned,
         (Lang::Rust, Nbody) => raw::nbody_tuned,
         (Lang::Rust, Spectralnorm) => raw::spectralnorm_tuned,
         (Lang::Rust, Mandelbrot) => raw::mandelbrot_tuned,

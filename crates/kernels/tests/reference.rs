@@ -58,8 +58,11 @@ fn tuned_variants_are_listed_where_they_are_written() {
         KernelName::Triad,
         KernelName::Pi,
     ] {
-        for l in TUNED_LANGS {
-            want.push((k, l));
+        for l in Lang::ALL {
+            // gfortran cannot emit the non-temporal stores the tuned triad is about
+            if !(k == KernelName::Triad && l == Lang::Fortran) {
+                want.push((k, l));
+            }
         }
     }
     assert_eq!(tuned, want);
@@ -89,9 +92,6 @@ fn tuned_variants_are_listed_where_they_are_written() {
     assert_eq!(Variant::Tuned as u32, 1);
     assert_eq!("TUNED".parse::<Variant>().expect("parses"), Variant::Tuned);
 }
-
-/// Languages with a tuned variant of the six benchmark kernels.
-const TUNED_LANGS: [Lang; 3] = [Lang::C, Lang::Cpp, Lang::Rust];
 
 /// Sizes beyond the published ones (odd widths, sizes that are not multiples of the
 /// tuned kernels' 8 lanes or rows, the ensemble form): every variant prints exactly what
