@@ -111,7 +111,7 @@ contains
         integer(c_int8_t), pointer :: out(:)
         real(dp), parameter :: LIMIT = 2.0_dp
         real(dp) :: w, h, ci, cr(8), zr(8), zi(8), tr(8), ti(8)
-        logical :: alive(8)
+        real(dp) :: alive(8) ! 1 while the pixel has not escaped, else 0
         integer(i8) :: n, bpr, y, xb, x
         integer :: l, blk, k, byte
 
@@ -129,7 +129,7 @@ contains
                 do l = 1, 8
                     x = 8 * xb + (l - 1)
                     cr(l) = ((2.0_dp * real(x, dp)) / w) - 1.5_dp
-                    alive(l) = x < n
+                    alive(l) = merge(1.0_dp, 0.0_dp, x < n)
                 end do
                 zr = 0.0_dp
                 zi = 0.0_dp
@@ -137,18 +137,23 @@ contains
                 ti = 0.0_dp
                 do blk = 1, 10
                     do k = 1, 5
-                        zi = ((2.0_dp * zr) * zi) + ci
-                        zr = (tr - ti) + cr
-                        tr = zr * zr
-                        ti = zi * zi
-                        alive = alive .and. (tr + ti <= LIMIT * LIMIT)
+                        ! one loop over the lanes, kept a loop (not unrolled into scalar
+                        ! code, which gfortran would not vectorise back)
+                        !GCC$ unroll 1
+                        do l = 1, 8
+                            zi(l) = ((2.0_dp * zr(l)) * zi(l)) + ci
+                            zr(l) = (tr(l) - ti(l)) + cr(l)
+                            tr(l) = zr(l) * zr(l)
+                            ti(l) = zi(l) * zi(l)
+                            if (.not. (tr(l) + ti(l) <= LIMIT * LIMIT)) alive(l) = 0.0_dp
+                        end do
                     end do
-                    if (.not. any(alive)) exit
+                    if (maxval(alive) < 0.5_dp) exit
                 end do
                 byte = 0
                 do l = 1, 8
                     byte = shiftl(byte, 1)
-                    if (alive(l)) byte = ior(byte, 1)
+                    if (alive(l) > 0.5_dp) byte = ior(byte, 1)
                 end do
                 if (byte > 127) byte = byte - 256
                 out(y * bpr + xb + 1) = int(byte, c_int8_t)
@@ -191,9 +196,13 @@ contains
                 end do
                 s = 0.0_dp
                 do j = 1, n
-                    s = s + (1.0_dp / d) * u(j)
-                    d = d + inc
-                    inc = inc + 1.0_dp
+                    ! a loop over the rows kept a loop, so gfortran vectorises it
+                    !GCC$ unroll 1
+                    do l = 1, 8
+                        s(l) = s(l) + (1.0_dp / d(l)) * u(j)
+                        d(l) = d(l) + inc(l)
+                        inc(l) = inc(l) + 1.0_dp
+                    end do
                 end do
                 au(i + 1:i + 8) = s
                 i = i + 8
@@ -306,14 +315,18 @@ contains
                 dx = x(PAIR_I) - x(PAIR_J)
                 dy = y(PAIR_I) - y(PAIR_J)
                 dz = z(PAIR_I) - z(PAIR_J)
-                dist = sqrt(((dx * dx) + (dy * dy)) + (dz * dz))
-                mag = DT / ((dist * dist) * dist)
-                fix = (dx * mj) * mag
-                fiy = (dy * mj) * mag
-                fiz = (dz * mj) * mag
-                fjx = (dx * mi) * mag
-                fjy = (dy * mi) * mag
-                fjz = (dz * mi) * mag
+                ! the pair loop kept a loop, so gfortran vectorises it (roots, divisions)
+                !GCC$ unroll 1
+                do p = 1, NPAD
+                    dist(p) = sqrt(((dx(p) * dx(p)) + (dy(p) * dy(p))) + (dz(p) * dz(p)))
+                    mag(p) = DT / ((dist(p) * dist(p)) * dist(p))
+                    fix(p) = (dx(p) * mj(p)) * mag(p)
+                    fiy(p) = (dy(p) * mj(p)) * mag(p)
+                    fiz(p) = (dz(p) * mj(p)) * mag(p)
+                    fjx(p) = (dx(p) * mi(p)) * mag(p)
+                    fjy(p) = (dy(p) * mi(p)) * mag(p)
+                    fjz(p) = (dz(p) * mi(p)) * mag(p)
+                end do
                 do p = 1, NPAIRS
                     i = PAIR_I(p)
                     j = PAIR_J(p)
