@@ -57,7 +57,7 @@ TO_WORKER = {
     "unmap": uv(2) + uv(3) + uv(1) + uv(2) + uv(3),
     "call": uv(3) + uv(1) + sv(-4096) + sv(512)
     + uv(3) + uv(0) + by(b"\x05") + uv(1) + uv(300000) + uv(0) + by(b""),
-    "step-builtin": uv(4) + uv(9) + uv(0) + uv(3) + uv(0) + STEP_ARGS
+    "step-builtin": uv(4) + uv(9) + uv(0) + uv(3) + uv(0) + uv(1) + STEP_ARGS
     + uv(1) + uv(7) + uv(2) + uv(5000) + uv(2) + uv(0) + uv(100) + uv(100) + uv(200),
     "step-library": uv(4) + uv(1) + uv(1) + uv(6) + uv(0) + by(b"/tmp/libk.so") + by(b"kp_pi")
     + uv(8) + uv(1) + uv(99) + STEP_ARGS + uv(0) + uv(1) + uv(0) + uv(10),

@@ -133,6 +133,14 @@ enum kp_status
    by others) or cannot be written.
    */
   KP_JIT_CACHE_FAILED = 21,
+  /*
+   A `kp_variant` value that is no variant.
+   */
+  KP_UNKNOWN_VARIANT = 22,
+  /*
+   The kernel has no such variant in that language (`kpool info` lists them).
+   */
+  KP_NO_VARIANT = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -219,6 +227,35 @@ enum kp_lang
 typedef enum kp_lang kp_lang;
 #else
 typedef uint32_t kp_lang;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ The variants of the built-in kernels, by `kp_variant` value. Every kernel has
+ `KP_VARIANT_PLAIN` in every language; `KP_VARIANT_TUNED` (written for speed, same
+ answers) where `kpool info` lists it. More may be added at the end; values never
+ change.
+ */
+enum kp_variant
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The reference algorithm, written plainly.
+   */
+  KP_VARIANT_PLAIN = 0,
+  /*
+   Written for speed (SIMD, several rows or pixels at a time, tables), with the same
+   printed answers.
+   */
+  KP_VARIANT_TUNED = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_variant kp_variant;
+#else
+typedef uint32_t kp_variant;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -588,6 +625,12 @@ uint32_t kp_lang_count(void);
  NUL-terminated string; NULL for an unknown value.
  */
 const char *kp_lang_name(uint32_t lang);
+
+/*
+ The name of a variant (`"plain"`, `"tuned"`), a static NUL-terminated string; NULL
+ for an unknown value.
+ */
+const char *kp_variant_name(uint32_t variant);
 
 /*
  The `kp_lang` value of a language's name (case-insensitive; `"c++"`, `"f90"`, `"rs"`
@@ -972,6 +1015,23 @@ void kp_signature_free(struct kp_signature *sig);
 kp_status kp_kernel_builtin(uint32_t kernel, uint32_t lang, struct kp_kernel **out);
 
 /*
+ The `variant` (a `kp_variant` value) of a built-in kernel into `*out`, as
+ `kp_kernel_builtin` gives the plain one.
+
+ # Errors
+ `KP_NULL_ARGUMENT`, `KP_UNKNOWN_KERNEL`, `KP_UNKNOWN_LANG`, `KP_UNKNOWN_VARIANT`;
+ `KP_NO_VARIANT` when the kernel has no such variant in that language (the message
+ lists those it has).
+
+ # Safety
+ `out` is NULL or valid for a write.
+ */
+kp_status kp_kernel_builtin_variant(uint32_t kernel,
+                                    uint32_t lang,
+                                    uint32_t variant,
+                                    struct kp_kernel **out);
+
+/*
  A kernel from a function of this process into `*out`, described by `sig` (copied).
  It runs on serial and thread executors; a process pool refuses it with
  `KP_NOT_SUPPORTED` (a pointer means nothing in another process: put the function in
@@ -1062,6 +1122,27 @@ kp_status kp_program_run(const struct kp_executor *exec,
                          uint8_t *out,
                          size_t out_len,
                          size_t *out_written);
+
+/*
+ As `kp_program_run`, with the kernel's `variant` (a `kp_variant` value): the output is
+ the same, byte for byte, for every variant.
+
+ # Errors
+ Those of `kp_program_run`; `KP_UNKNOWN_VARIANT`, and `KP_NO_VARIANT` when the kernel
+ has no such variant in that language.
+
+ # Safety
+ As `kp_program_run`.
+ */
+kp_status kp_program_run_variant(const struct kp_executor *exec,
+                                 uint32_t kernel,
+                                 uint32_t lang,
+                                 uint32_t variant,
+                                 uint64_t n,
+                                 uint64_t systems,
+                                 uint8_t *out,
+                                 size_t out_len,
+                                 size_t *out_written);
 
 /*
  Run a built-in kernel's program serially, by names (`"spectralnorm"`, `"fortran"`;

@@ -197,6 +197,12 @@ class kernel {
         check(kp_kernel_builtin(k, lang, &p));
         return kernel(p);
     }
+    /// A built-in kernel's `variant` (KP_VARIANT_PLAIN, KP_VARIANT_TUNED).
+    static kernel builtin(uint32_t k, uint32_t lang, uint32_t variant) {
+        kp_kernel *p = nullptr;
+        check(kp_kernel_builtin_variant(k, lang, variant, &p));
+        return kernel(p);
+    }
     /// Serial and thread executors only. Wrap a C++ kernel in `guarded<F>` so that its
     /// exceptions become KP_KERNEL_EXCEPTION instead of crossing the C ABI.
     static kernel from_fn(kp_range_fn f, const signature &sig) {

@@ -112,6 +112,31 @@ KP_DECLARE_KERNELS(kp_c_)
 KP_DECLARE_KERNELS(kp_cpp_)
 KP_DECLARE_KERNELS(kp_f_)
 
+/*
+ * Tuned variants: prefix##<kernel>_tuned, beside the plain kernel of the same name, with
+ * the same contract, the same buffers and bounds as above, and the same answers (each
+ * source's comment says how: all are bit-identical to the plain kernel). They are written
+ * for speed (SIMD, several pixels or rows per iteration, tables); `seed` has none, and
+ * Fortran has no triad_tuned. The registry's `Kernel::variants` (crates/kernels) is the
+ * list the rest of kernelpool reads.
+ */
+#define KP_DECLARE_TUNED_KERNELS(prefix)                                                   \
+    int32_t prefix##nbody_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);        \
+    int32_t prefix##spectralnorm_tuned(const kp_kargs *args, uint64_t begin, uint64_t end); \
+    int32_t prefix##mandelbrot_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);   \
+    int32_t prefix##fannkuch_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);     \
+    int32_t prefix##triad_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);        \
+    int32_t prefix##pi_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+
+KP_DECLARE_TUNED_KERNELS(kp_c_)
+KP_DECLARE_TUNED_KERNELS(kp_cpp_)
+/* Fortran: no triad_tuned (gfortran cannot emit the non-temporal stores it is about). */
+int32_t kp_f_nbody_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+int32_t kp_f_spectralnorm_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+int32_t kp_f_mandelbrot_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+int32_t kp_f_fannkuch_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+int32_t kp_f_pi_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
+
 #ifdef __cplusplus
 }
 #endif

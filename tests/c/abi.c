@@ -92,6 +92,15 @@ static void builtins(kp_executor *exec, const char *refs) {
             expect(what, kp_program_run(exec, cases[c].kernel, lang, cases[c].n, 1, out, sizeof out, &written), KP_OK, NULL);
             checks++;
             if (written != want_len || memcmp(out, want, want_len) != 0) failed(what, "output differs from the reference");
+            /* The tuned variant prints the same, where the kernel has one in this language. */
+            kp_kernel *tk = NULL;
+            kp_status has = kp_kernel_builtin_variant(cases[c].kernel, lang, KP_VARIANT_TUNED, &tk);
+            kp_kernel_free(tk);
+            if (has == KP_NO_VARIANT) continue;
+            snprintf(what, sizeof what, "%s %s tuned on %s", kp_kernel_name(cases[c].kernel), kp_lang_name(lang), desc);
+            expect(what, kp_program_run_variant(exec, cases[c].kernel, lang, KP_VARIANT_TUNED, cases[c].n, 1, out, sizeof out, &written), KP_OK, NULL);
+            checks++;
+            if (written != want_len || memcmp(out, want, want_len) != 0) failed(what, "tuned output differs from the reference");
         }
         if (lang == KP_LANG_FORTRAN) continue; /* gfortran keeps seed's 10^7-trip loop: slow under valgrind */
         size_t written = 0;
@@ -333,6 +342,10 @@ int main(int argc, char **argv) {
     EXPECT(kp_kernel_by_name(NULL, &id), KP_NULL_ARGUMENT, "name is NULL");
     EXPECT(kp_kernel_builtin(7, KP_LANG_C, &k), KP_UNKNOWN_KERNEL, "unknown kernel value 7");
     EXPECT(kp_kernel_builtin(KP_KERNEL_PI, 4, &k), KP_UNKNOWN_LANG, "unknown language value 4");
+    EXPECT(kp_kernel_builtin_variant(KP_KERNEL_PI, KP_LANG_C, 9, &k), KP_UNKNOWN_VARIANT, "unknown variant value 9");
+    EXPECT(kp_kernel_builtin_variant(KP_KERNEL_TRIAD, KP_LANG_FORTRAN, KP_VARIANT_TUNED, &k), KP_NO_VARIANT, "has no tuned variant in fortran");
+    EXPECT(kp_program_run_variant(serial, KP_KERNEL_SEED, KP_LANG_C, KP_VARIANT_TUNED, 3, 1, out, sizeof out, &written), KP_NO_VARIANT, "has no tuned variant");
+    check_true(strcmp(kp_variant_name(KP_VARIANT_TUNED), "tuned") == 0 && kp_variant_name(2) == NULL, "kp_variant_name");
     EXPECT(kp_buffer_new(KP_ELEM_F64, 4, NULL), KP_NULL_ARGUMENT, "out is NULL");
     kp_buffer *nb = NULL;
     EXPECT(kp_buffer_new(KP_ELEM_F64, 0, &nb), KP_INVALID_ARGUMENT, "len is 0");

@@ -365,6 +365,34 @@ pub unsafe extern "C" fn kp_kernel_builtin(
     })
 }
 
+/// The `variant` (a `kp_variant` value) of a built-in kernel into `*out`, as
+/// `kp_kernel_builtin` gives the plain one.
+///
+/// # Errors
+/// `KP_NULL_ARGUMENT`, `KP_UNKNOWN_KERNEL`, `KP_UNKNOWN_LANG`, `KP_UNKNOWN_VARIANT`;
+/// `KP_NO_VARIANT` when the kernel has no such variant in that language (the message
+/// lists those it has).
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kp_kernel_builtin_variant(
+    kernel: u32,
+    lang: u32,
+    variant: u32,
+    out: *mut *mut kp_kernel,
+) -> kp_status {
+    boundary(|| {
+        let k = Kernel::get_variant(
+            crate::kernel_of(kernel)?,
+            crate::lang_of(lang)?,
+            crate::variant_of(variant)?,
+        )?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { give(kp_kernel { kernel: k }, out) }
+    })
+}
+
 /// A kernel from a function of this process into `*out`, described by `sig` (copied).
 /// It runs on serial and thread executors; a process pool refuses it with
 /// `KP_NOT_SUPPORTED` (a pointer means nothing in another process: put the function in

@@ -43,7 +43,7 @@ pub use run::*;
 pub use status::kp_status;
 
 use boundary::{boundary, copy_text, guard, str_arg, write_out};
-use kernelpool_kernels::{KernelName, Lang};
+use kernelpool_kernels::{KernelName, Lang, Variant};
 use status::{fail, kp_status::*};
 use std::ffi::{c_char, c_int};
 
@@ -254,6 +254,47 @@ pub extern "C" fn kp_lang_name(lang: u32) -> *const c_char {
         NAMES
             .get_or_init(|| c_names(&Lang::ALL, Lang::name))
             .get(lang as usize)
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// The variants of the built-in kernels, by `kp_variant` value. Every kernel has
+/// `KP_VARIANT_PLAIN` in every language; `KP_VARIANT_TUNED` (written for speed, same
+/// answers) where `kpool info` lists it. More may be added at the end; values never
+/// change.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub enum kp_variant {
+    /// The reference algorithm, written plainly.
+    KP_VARIANT_PLAIN = 0,
+    /// Written for speed (SIMD, several rows or pixels at a time, tables), with the same
+    /// printed answers.
+    KP_VARIANT_TUNED = 1,
+}
+
+pub(crate) fn variant_of(id: u32) -> status::Ret<Variant> {
+    Variant::ALL.get(id as usize).copied().ok_or_else(|| {
+        fail(
+            KP_UNKNOWN_VARIANT,
+            format!(
+                "unknown variant value {id} (known: 0..={}: {})",
+                Variant::ALL.len() - 1,
+                names(Variant::ALL.iter().map(|v| v.name()))
+            ),
+        )
+    })
+}
+
+/// The name of a variant (`"plain"`, `"tuned"`), a static NUL-terminated string; NULL
+/// for an unknown value.
+#[unsafe(no_mangle)]
+pub extern "C" fn kp_variant_name(variant: u32) -> *const c_char {
+    static NAMES: std::sync::OnceLock<Vec<std::ffi::CString>> = std::sync::OnceLock::new();
+    guard(std::ptr::null(), || {
+        NAMES
+            .get_or_init(|| c_names(&Variant::ALL, Variant::name))
+            .get(variant as usize)
             .map_or(std::ptr::null(), |s| s.as_ptr())
     })
 }

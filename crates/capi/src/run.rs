@@ -65,6 +65,40 @@ pub unsafe extern "C" fn kp_program_run(
     })
 }
 
+/// As `kp_program_run`, with the kernel's `variant` (a `kp_variant` value): the output is
+/// the same, byte for byte, for every variant.
+///
+/// # Errors
+/// Those of `kp_program_run`; `KP_UNKNOWN_VARIANT`, and `KP_NO_VARIANT` when the kernel
+/// has no such variant in that language.
+///
+/// # Safety
+/// As `kp_program_run`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kp_program_run_variant(
+    exec: *const kp_executor,
+    kernel: u32,
+    lang: u32,
+    variant: u32,
+    n: u64,
+    systems: u64,
+    out: *mut u8,
+    out_len: usize,
+    out_written: *mut usize,
+) -> kp_status {
+    boundary(|| {
+        // SAFETY: forwarded from the caller's contract.
+        let e = unsafe { handle(exec, "exec")? };
+        let k = Kernel::get_variant(
+            crate::kernel_of(kernel)?,
+            crate::lang_of(lang)?,
+            crate::variant_of(variant)?,
+        )?;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { program(e.get(), k, n, systems, out, out_len, out_written) }
+    })
+}
+
 /// # Safety
 /// As `kp_program_run`.
 unsafe fn program(

@@ -72,6 +72,10 @@ pub enum kp_status {
     /// The JIT's cache directory is missing, unsafe (owned by another user, or writable
     /// by others) or cannot be written.
     KP_JIT_CACHE_FAILED = 21,
+    /// A `kp_variant` value that is no variant.
+    KP_UNKNOWN_VARIANT = 22,
+    /// The kernel has no such variant in that language (`kpool info` lists them).
+    KP_NO_VARIANT = 23,
 }
 
 /// The fixed description of each status (`kp_status_str`).
@@ -99,6 +103,8 @@ pub(crate) fn describe(status: u32) -> &'static str {
         19 => "KP_COMPILE_FAILED: the JIT could not compile the source\0",
         20 => "KP_COMPILER_NOT_FOUND: the JIT found no compiler for the language\0",
         21 => "KP_JIT_CACHE_FAILED: the JIT's cache directory cannot be used\0",
+        22 => "KP_UNKNOWN_VARIANT: no variant has this value\0",
+        23 => "KP_NO_VARIANT: the kernel has no such variant in this language\0",
         _ => "unknown kp_status value\0",
     }
 }
@@ -126,6 +132,7 @@ impl From<Error> for Fail {
         let status = match &e {
             Error::UnknownKernel(_) => KP_UNKNOWN_KERNEL,
             Error::UnknownLang(_) => KP_UNKNOWN_LANG,
+            Error::NoVariant { .. } => KP_NO_VARIANT,
             Error::InvalidSize { .. } | Error::TooManyChunks { .. } => KP_INVALID_SIZE,
             Error::TooLarge { .. } | Error::AllocFailed { .. } => KP_OUT_OF_MEMORY,
             Error::BadBuffers { .. } | Error::BadMemory { .. } => KP_BAD_BUFFERS,

@@ -5,12 +5,14 @@
 //! and at the benchmark size every language and executor must print exactly what the first
 //! one printed.
 //!
-//! Rows are grouped by kernel and language, one row per executor, so that the `speedup`
+//! Rows are grouped by kernel, language and variant, one row per executor, so that the `speedup`
 //! column (best serial time / best time, measured in the same run) sits next to the serial
 //! figure it is a ratio of.
 
 use crate::{ExecArgs, ExecKind, fmt_duration, make_executor};
-use kernelpool::kernels::{Executor, Kernel, KernelName, Lang, Options, programs, reference};
+use kernelpool::kernels::{
+    Executor, Kernel, KernelName, Lang, Options, Variant, programs, reference,
+};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +25,10 @@ pub struct BenchArgs {
     /// Languages to run (default: all).
     #[arg(long = "lang", value_delimiter = ',')]
     langs: Vec<String>,
+    /// Variants to run, e.g. `plain,tuned` (default: both); a kernel without a tuned
+    /// variant in a language runs plain only there.
+    #[arg(long = "variant", value_delimiter = ',')]
+    variants: Vec<String>,
     /// Executors to compare; with `serial` among them each row shows its speedup over serial.
     #[arg(
         long = "execs",
@@ -76,6 +82,7 @@ pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
 struct Row {
     kernel: KernelName,
     lang: Lang,
+    variant: Variant,
     executor: String,
     n: u64,
     systems: u64,
@@ -116,6 +123,7 @@ where
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
     let kernels = parse_list(&args.kernels, &KernelName::ALL)?;
     let langs = parse_list(&args.langs, &Lang::ALL)?;
+    let variants = parse_list(&args.variants, &Variant::ALL)?;
     let repeat = args.repeat.unwrap_or(if args.quick { 3 } else { 5 });
     if repeat == 0 {
         return Err("--repeat must be at least 1".into());
@@ -143,8 +151,13 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         let opts = Options::new().n(n).systems(systems);
         programs::validate(k, &opts).map_err(|e| e.to_string())?;
         let mut first: Option<Vec<u8>> = None;
-        for &l in &langs {
-            let kernel = Kernel::get(k, l);
+        for (l, v) in langs
+            .iter()
+            .flat_map(|&l| variants.iter().map(move |&v| (l, v)))
+        {
+            let Ok(kernel) = Kernel::get_variant(k, l, v) else {
+                continue; // this language has no such variant of k
+            };
             let mut serial_best = None;
             for (kind, exec) in &execs {
                 let verified = verify_reference(&kernel, exec.as_ref())?;
@@ -178,6 +191,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                 let row = Row {
                     kernel: k,
                     lang: l,
+                    variant: v,
                     executor: exec.describe(),
                     n,
                     systems: if k == KernelName::Nbody { systems } else { 1 },
@@ -189,9 +203,10 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                     note,
                 };
                 eprintln!(
-                    "bench: {:<12} {:<8} {:<26} N={:<9} {:>12} {:>7}  {}",
+                    "bench: {:<12} {:<8} {:<6} {:<26} N={:<9} {:>12} {:>7}  {}",
                     k.name(),
                     l.name(),
+                    v.name(),
                     row.executor,
                     n,
                     fmt_duration(row.best),
@@ -241,9 +256,9 @@ fn fmt_speedup(s: Option<f64>) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| kernel | lang | executor | N | best | median | speedup | verified | agrees | note |"
+        "| kernel | lang | variant | executor | N | best | median | speedup | verified | agrees | note |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---|---|---|");
+    println!("|---|---|---|---|---:|---:|---:|---:|---|---|---|");
     for r in rows {
         let n = if r.kernel == KernelName::Nbody {
             format!("{} x {} systems", r.n, r.systems)
@@ -251,9 +266,10 @@ fn print_table(rows: &[Row]) {
             r.n.to_string()
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.kernel,
             r.lang,
+            r.variant,
             r.executor,
             n,
             fmt_duration(r.best),

@@ -11,7 +11,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kernelpool::kernels::{
-    Executor, Kernel, KernelName, Lang, Options, Serial, ffi, programs, reference,
+    Executor, Kernel, KernelName, Lang, Options, Serial, Variant, ffi, programs, reference,
 };
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,6 +72,10 @@ struct RunArgs {
     /// Language: c, cpp, fortran, rust.
     #[arg(long, default_value = "c")]
     lang: String,
+    /// Variant: plain (the reference algorithm) or tuned (same answers, written for
+    /// speed; `kpool info` lists which kernels have one in which language).
+    #[arg(long, default_value = "plain")]
+    variant: String,
     /// Problem size (see `kpool info`); default: the size of the published reference output.
     #[arg(long)]
     n: Option<u64>,
@@ -122,7 +126,8 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
-    let kernel = Kernel::by_names(&args.kernel, &args.lang).map_err(|e| e.to_string())?;
+    let kernel = Kernel::by_names_variant(&args.kernel, &args.lang, &args.variant)
+        .map_err(|e| e.to_string())?;
     let mut opts = Options::new().systems(args.systems).seed(args.seed);
     opts.n = args.n;
     let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
@@ -140,9 +145,10 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         .and_then(|_| out.flush())
         .map_err(|e| format!("writing stdout: {e}"))?;
     eprintln!(
-        "kpool: {}/{} N={n} on {}: {}",
+        "kpool: {}/{}/{} N={n} on {}: {}",
         kernel.name(),
         kernel.lang(),
+        kernel.variant(),
         exec.describe(),
         fmt_duration(outcome.elapsed)
     );
@@ -168,20 +174,31 @@ fn info() {
     println!("kernelpool {}", env!("CARGO_PKG_VERSION"));
     println!();
     println!(
-        "{:<13} {:<28} {:>9}  languages",
-        "kernel", "N means", "reference"
+        "{:<13} {:<28} {:>9}  {:<24}  tuned variant in",
+        "kernel", "N means", "reference", "languages (plain)"
     );
     for k in KernelName::ALL {
         let langs: Vec<&str> = Lang::ALL.iter().map(|l| l.name()).collect();
+        let tuned: Vec<&str> = Lang::ALL
+            .iter()
+            .filter(|&&l| Kernel::variants(k, l).contains(&Variant::Tuned))
+            .map(|l| l.name())
+            .collect();
         let refn = reference::reference_size(k).map_or("-".to_string(), |n| format!("N={n}"));
         println!(
-            "{:<13} {:<28} {:>9}  {}",
+            "{:<13} {:<28} {:>9}  {:<24}  {}",
             k.name(),
             programs::n_meaning(k),
             refn,
-            langs.join(", ")
+            langs.join(", "),
+            if tuned.is_empty() {
+                "-".to_string()
+            } else {
+                tuned.join(", ")
+            }
         );
     }
+    println!("variants: plain (default), tuned (`kpool run ... --variant tuned`)");
     println!();
     println!("compilers (as used to build the kernels):");
     println!("  c        {}", ffi::CC_VERSION);

@@ -28,12 +28,33 @@ fn run_prints_the_canonical_output_in_every_language() {
     ];
     for lang in ["c", "cpp", "fortran", "rust"] {
         for (kernel, n, file) in cases {
+            for variant in ["plain", "tuned"] {
+                let out = kpool(&[
+                    "run",
+                    kernel,
+                    "--lang",
+                    lang,
+                    "--n",
+                    n,
+                    "--variant",
+                    variant,
+                ]);
+                assert!(
+                    out.status.success(),
+                    "{kernel}/{lang}/{variant}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    out.stdout == reference(file),
+                    "{kernel}/{lang}/{variant} stdout differs from {file}"
+                );
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    err.contains(&format!("{kernel}/{lang}/{variant}")),
+                    "stderr names the variant: {err}"
+                );
+            }
             let out = kpool(&["run", kernel, "--lang", lang, "--n", n]);
-            assert!(
-                out.status.success(),
-                "{kernel}/{lang}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
             assert!(
                 out.stdout == reference(file),
                 "{kernel}/{lang} stdout differs from {file}"
@@ -96,6 +117,28 @@ fn bad_input_is_a_one_line_error() {
         assert!(err.starts_with("kpool: error:"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // a variant that does not exist (seed has no tuned one; Fortran no tuned triad) or
+    // has no such name: the message names what was asked for
+    for (args, needles) in [
+        (
+            &["run", "seed", "--variant", "tuned"][..],
+            &["seed", "tuned", "c"][..],
+        ),
+        (
+            &["run", "triad", "--lang", "fortran", "--variant", "tuned"][..],
+            &["triad", "tuned", "fortran"][..],
+        ),
+        (&["run", "pi", "--variant", "fastest"][..], &["fastest"][..]),
+    ] {
+        let out = kpool(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
     // clap's own errors (not a number) are refused too, with its usage text
     let out = kpool(&["run", "pi", "--n", "-5"]);
     assert_eq!(out.status.code(), Some(2));
@@ -118,9 +161,20 @@ fn info_lists_kernels_languages_and_compilers() {
         "fortran",
         "GNU Fortran",
         "rustc",
+        "tuned variant in",
     ] {
         assert!(text.contains(word), "info lacks {word}: {text}");
     }
+    // the tuned column: every language for mandelbrot, none for seed, no Fortran triad
+    let row = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("no row for {k}: {text}"))
+            .to_string()
+    };
+    assert!(row("mandelbrot").ends_with("rust     c, cpp, fortran, rust"));
+    assert!(row("seed").ends_with(" -"), "{}", row("seed"));
+    assert!(row("triad").ends_with("  c, cpp, rust"), "{}", row("triad"));
 }
 
 #[test]
@@ -144,8 +198,8 @@ fn quick_bench_verifies_every_cell() {
             .lines()
             .filter(|l| l.contains("| reference |"))
             .count(),
-        // 2 kernels x 4 languages x 3 executors (all three by default).
-        24,
+        // 2 kernels x 4 languages x 2 variants x 3 executors (all by default).
+        48,
         "{table}"
     );
     assert!(!table.contains("| NO |"));
@@ -181,8 +235,9 @@ fn bench_compares_executors_and_writes_json() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    // 2 kernels x 2 languages x 3 executors, grouped by kernel and language.
-    assert_eq!(rows.len(), 12, "{text}");
+    // 2 kernels x 2 languages x 2 variants x 3 executors, grouped by kernel, language
+    // and variant.
+    assert_eq!(rows.len(), 24, "{text}");
     let execs: Vec<&str> = rows[..3]
         .iter()
         .map(|r| r["executor"].as_str().expect("executor"))
@@ -200,9 +255,55 @@ fn bench_compares_executors_and_writes_json() {
     }
     assert_eq!(rows[0]["kernel"], "mandelbrot");
     assert_eq!(rows[0]["lang"], "c");
+    assert_eq!(rows[0]["variant"], "plain");
+    assert_eq!(rows[3]["variant"], "tuned");
+    assert_eq!(rows[3]["verified"], "reference");
     assert_eq!(rows[0]["verified"], "reference");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("| speedup |"), "{table}");
+}
+
+#[test]
+fn bench_variant_filter_takes_a_list() {
+    let run = |variants: &str| {
+        let out = kpool(&[
+            "bench",
+            "--quick",
+            "--kernel",
+            "triad",
+            "--lang",
+            "c,fortran",
+            "--execs",
+            "serial",
+            "--n",
+            "1000",
+            "--variant",
+            variants,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        table
+            .lines()
+            .filter(|l| l.starts_with("| triad |"))
+            .map(|l| {
+                l.split('|')
+                    .nth(3)
+                    .expect("variant column")
+                    .trim()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    // Fortran has no tuned triad: it runs plain only
+    assert_eq!(run("plain,tuned"), ["plain", "tuned", "plain"]);
+    assert_eq!(run("tuned"), ["tuned"]);
+    let out = kpool(&["bench", "--variant", "quick"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quick"));
 }
 
 #[test]

@@ -118,3 +118,54 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn kp_f_splitmix64_at(seed: u64, k: u64) -> u64;
 }
+unsafe extern "C" {
+    pub fn kp_c_nbody_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_c_spectralnorm_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_c_mandelbrot_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_c_fannkuch_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_c_triad_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_c_pi_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_nbody_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_spectralnorm_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_mandelbrot_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_fannkuch_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_triad_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_cpp_pi_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_nbody_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_spectralnorm_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_mandelbrot_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_fannkuch_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_pi_tuned(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}

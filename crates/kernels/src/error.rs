@@ -17,6 +17,23 @@ pub enum Error {
     /// No language has this name.
     #[error("unknown language `{0}` (known: c, cpp, fortran, rust)")]
     UnknownLang(String),
+    /// No variant has this name.
+    #[error("unknown variant `{0}` (known: plain, tuned)")]
+    UnknownVariant(String),
+    /// The kernel exists, but not in this variant in this language.
+    #[error(
+        "kernel {kernel} has no {variant} variant in {lang} (it has: {available}); `kpool info` lists them"
+    )]
+    NoVariant {
+        /// Kernel name.
+        kernel: &'static str,
+        /// Language.
+        lang: &'static str,
+        /// The variant asked for.
+        variant: &'static str,
+        /// The variants it has in that language, comma separated.
+        available: String,
+    },
     /// The problem size is outside what the kernel supports.
     #[error("invalid size for {kernel}: N={n}: {reason}")]
     InvalidSize {

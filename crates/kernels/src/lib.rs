@@ -25,12 +25,13 @@ pub mod registry;
 pub mod rust;
 pub mod signature;
 pub mod step;
+pub mod tuned;
 
 pub use buffer::{Buffer, Elem, Element, HeapMemory, Memory};
 pub use error::{Error, ExecutorError, Fault, Result, WorkerExit, signal_name};
 pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, default_chunk};
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;
-pub use registry::{Kernel, KernelName, Lang, Origin, RawKernelFn, Reduce, splitmix64_at};
+pub use registry::{Kernel, KernelName, Lang, Origin, RawKernelFn, Reduce, Variant, splitmix64_at};
 pub use signature::{Access, BufferSpec, Check, Len, Signature, SignatureRef};
 pub use step::{Partial, Step, StepArgs, StepBuffer};

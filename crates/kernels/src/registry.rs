@@ -74,6 +74,73 @@ impl FromStr for Lang {
 
 pub use crate::signature::Reduce;
 
+/// Which implementation of a kernel: the plain reference algorithm (what a scientist
+/// writes first; the default everywhere), or the tuned one (SIMD, several rows or pixels
+/// per iteration, tables), which follows the same contract and [`Signature`] and prints
+/// the same answers. Not every kernel has every variant in every language:
+/// [`Kernel::variants`] says which exist. More variants may come: matches outside this
+/// crate need a wildcard arm. The discriminants are explicit and never reused, so the
+/// enum can cross a C ABI as an integer.
+///
+/// ```compile_fail,E0004
+/// # use kernelpool_kernels::Variant;
+/// fn tag(v: Variant) -> u8 { match v { Variant::Plain => 0, Variant::Tuned => 1 } }
+/// ```
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+#[repr(u32)]
+pub enum Variant {
+    /// The reference algorithm, written plainly; every built-in kernel has it in every
+    /// language.
+    #[default]
+    Plain = 0,
+    /// Written for speed, with the same answers as [`Variant::Plain`] (bit for bit: each
+    /// kernel's documentation says how).
+    Tuned = 1,
+}
+
+impl Variant {
+    /// All variants, in display order.
+    pub const ALL: [Variant; 2] = [Variant::Plain, Variant::Tuned];
+
+    /// Short name used on the command line (`plain`, `tuned`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Tuned => "tuned",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownVariant(s.to_string()))
+    }
+}
+
 /// The contract a kernel follows: one of the built-in kernels, or a signature of its own
 /// ([`KernelName::Custom`]). More built-in kernels will come: matches outside this crate
 /// need a wildcard arm.
@@ -218,6 +285,7 @@ pub enum Origin {
 pub struct Kernel {
     name: KernelName,
     lang: Lang,
+    variant: Variant,
     f: RawKernelFn,
     origin: Origin,
     _lib: Option<Arc<libloading::Library>>,
@@ -226,7 +294,10 @@ pub struct Kernel {
 impl fmt::Debug for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.origin {
-            Origin::Builtin => write!(f, "Kernel({}/{})", self.name, self.lang),
+            Origin::Builtin if self.variant == Variant::Plain => {
+                write!(f, "Kernel({}/{})", self.name, self.lang)
+            }
+            Origin::Builtin => write!(f, "Kernel({}/{}/{})", self.name, self.lang, self.variant),
             Origin::Function => write!(
                 f,
                 "Kernel({}/{} at {:#x}, a function pointer)",
@@ -246,9 +317,11 @@ impl fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Look up a built-in kernel. A [`KernelName::Custom`] has no built-in code: what
-    /// comes back refuses every call with `KP_KERNEL_BAD_ARGS` (a step of it fails with
-    /// [`Error::KernelFailed`]); load such a kernel with [`Kernel::load_with_signature`].
+    /// Look up a built-in kernel in its [`Variant::Plain`] variant (which every built-in
+    /// kernel has in every language; [`Kernel::get_variant`] chooses another). A
+    /// [`KernelName::Custom`] has no built-in code: what comes back refuses every call with
+    /// `KP_KERNEL_BAD_ARGS` (a step of it fails with [`Error::KernelFailed`]); load such a
+    /// kernel with [`Kernel::load_with_signature`].
     pub fn get(name: KernelName, lang: Lang) -> Kernel {
         use KernelName::*;
         let f: RawKernelFn = match (lang, name) {
@@ -285,10 +358,67 @@ impl Kernel {
         Kernel {
             name,
             lang,
+            variant: Variant::Plain,
             f,
             origin: Origin::Builtin,
             _lib: None,
         }
+    }
+
+    /// Look up a built-in kernel in a given variant. Same contract, same [`Signature`] and
+    /// same answers as the plain kernel, so every program and executor runs it unchanged.
+    ///
+    /// ```
+    /// use kernelpool_kernels::{Kernel, KernelName, Lang, Options, Serial, Variant, programs};
+    ///
+    /// let k = Kernel::get_variant(KernelName::Mandelbrot, Lang::C, Variant::Tuned)?;
+    /// let plain = Kernel::get(KernelName::Mandelbrot, Lang::C);
+    /// let opts = Options::new().n(64);
+    /// assert_eq!(programs::run(k, &opts, &Serial)?.stdout, programs::run(plain, &opts, &Serial)?.stdout);
+    /// assert!(Kernel::get_variant(KernelName::Seed, Lang::C, Variant::Tuned).is_err());
+    /// # Ok::<(), kernelpool_kernels::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoVariant`] when the kernel has no such variant in `lang` (see
+    /// [`Kernel::variants`]); a [`KernelName::Custom`] has only its refusing plain one.
+    pub fn get_variant(name: KernelName, lang: Lang, variant: Variant) -> Result<Kernel> {
+        let f = match variant {
+            Variant::Plain => return Ok(Kernel::get(name, lang)),
+            Variant::Tuned => tuned_fn(name, lang),
+        };
+        match f {
+            Some(f) => Ok(Kernel {
+                name,
+                lang,
+                variant,
+                f,
+                origin: Origin::Builtin,
+                _lib: None,
+            }),
+            None => Err(Error::NoVariant {
+                kernel: name.name(),
+                lang: lang.name(),
+                variant: variant.name(),
+                available: Kernel::variants(name, lang)
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The variants a built-in kernel has in `lang`, in [`Variant::ALL`] order: always
+    /// [`Variant::Plain`], and [`Variant::Tuned`] where one is written.
+    pub fn variants(name: KernelName, lang: Lang) -> Vec<Variant> {
+        Variant::ALL
+            .into_iter()
+            .filter(|v| match v {
+                Variant::Plain => true,
+                Variant::Tuned => tuned_fn(name, lang).is_some(),
+            })
+            .collect()
     }
 
     /// Load a range kernel from the shared object at `path` under `symbol`. It follows the
@@ -331,6 +461,7 @@ impl Kernel {
         Ok(Kernel {
             name: contract,
             lang,
+            variant: Variant::Plain,
             f,
             origin: Origin::Library {
                 path,
@@ -380,6 +511,7 @@ impl Kernel {
         Kernel {
             name: contract,
             lang,
+            variant: Variant::Plain,
             f,
             origin: Origin::Function,
             _lib: None,
@@ -404,6 +536,16 @@ impl Kernel {
         Ok(Kernel::get(name.parse()?, lang.parse()?))
     }
 
+    /// Look up a kernel by its command-line names, variant included (`"mandelbrot"`,
+    /// `"rust"`, `"tuned"`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKernel`], [`Error::UnknownLang`], [`Error::UnknownVariant`], or
+    /// [`Error::NoVariant`] when the kernel has no such variant in that language.
+    pub fn by_names_variant(name: &str, lang: &str, variant: &str) -> Result<Kernel> {
+        Kernel::get_variant(name.parse()?, lang.parse()?, variant.parse()?)
+    }
+
     /// Which kernel.
     pub fn name(&self) -> KernelName {
         self.name
@@ -412,6 +554,11 @@ impl Kernel {
     /// Which language.
     pub fn lang(&self) -> Lang {
         self.lang
+    }
+
+    /// Which variant ([`Variant::Plain`] for kernels loaded from a shared object).
+    pub fn variant(&self) -> Variant {
+        self.variant
     }
 
     /// The address of the kernel's function: a number that identifies the code (to find
@@ -429,6 +576,41 @@ impl Kernel {
     pub unsafe fn raw(&self) -> RawKernelFn {
         self.f
     }
+}
+
+/// The tuned variant of a built-in kernel in `lang`, where one is written: the one list
+/// of which exist (`Kernel::variants` and `kpool info` read it).
+fn tuned_fn(name: KernelName, lang: Lang) -> Option<RawKernelFn> {
+    use KernelName::*;
+    let f: RawKernelFn = match (lang, name) {
+        (Lang::C, Nbody) => sys::kp_c_nbody_tuned,
+        (Lang::C, Spectralnorm) => sys::kp_c_spectralnorm_tuned,
+        (Lang::C, Mandelbrot) => sys::kp_c_mandelbrot_tuned,
+        (Lang::C, Fannkuch) => sys::kp_c_fannkuch_tuned,
+        (Lang::C, Triad) => sys::kp_c_triad_tuned,
+        (Lang::C, Pi) => sys::kp_c_pi_tuned,
+        (Lang::Cpp, Nbody) => sys::kp_cpp_nbody_tuned,
+        (Lang::Cpp, Spectralnorm) => sys::kp_cpp_spectralnorm_tuned,
+        (Lang::Cpp, Mandelbrot) => sys::kp_cpp_mandelbrot_tuned,
+        (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch_tuned,
+        (Lang::Cpp, Triad) => sys::kp_cpp_triad_tuned,
+        (Lang::Cpp, Pi) => sys::kp_cpp_pi_tuned,
+        (Lang::Fortran, Nbody) => sys::kp_f_nbody_tuned,
+        (Lang::Fortran, Spectralnorm) => sys::kp_f_spectralnorm_tuned,
+        (Lang::Fortran, Mandelbrot) => sys::kp_f_mandelbrot_tuned,
+        (Lang::Fortran, Fannkuch) => sys::kp_f_fannkuch_tuned,
+        // No Fortran triad: its C, C++ and Rust gain is non-temporal stores, which
+        // gfortran cannot be asked for.
+        (Lang::Fortran, Pi) => sys::kp_f_pi_tuned,
+        (Lang::Rust, Nbody) => raw::nbody_tuned,
+        (Lang::Rust, Spectralnorm) => raw::spectralnorm_tuned,
+        (Lang::Rust, Mandelbrot) => raw::mandelbrot_tuned,
+        (Lang::Rust, Fannkuch) => raw::fannkuch_tuned,
+        (Lang::Rust, Triad) => raw::triad_tuned,
+        (Lang::Rust, Pi) => raw::pi_tuned,
+        _ => return None,
+    };
+    Some(f)
 }
 
 /// What [`Kernel::get`] gives for a [`KernelName::Custom`]: a kernel that refuses every

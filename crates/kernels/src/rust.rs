@@ -34,22 +34,23 @@ pub fn seed(iters: u64, begin: u64, out: &mut [i64]) {
     }
 }
 
+/// One body of the n-body system (shared with the tuned kernel in [`crate::tuned`]).
 #[derive(Clone, Copy)]
-struct Body {
-    x: f64,
-    y: f64,
-    z: f64,
-    vx: f64,
-    vy: f64,
-    vz: f64,
-    mass: f64,
+pub(crate) struct Body {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    pub(crate) z: f64,
+    pub(crate) vx: f64,
+    pub(crate) vy: f64,
+    pub(crate) vz: f64,
+    pub(crate) mass: f64,
 }
 
 const PI: f64 = 3.141592653589793;
 const SOLAR_MASS: f64 = 4.0 * PI * PI;
 const DAYS_PER_YEAR: f64 = 365.24;
 
-fn nbody_init(system: u64) -> [Body; 5] {
+pub(crate) fn nbody_init(system: u64) -> [Body; 5] {
     let mut b = [
         Body {
             x: 0.0,
@@ -118,7 +119,7 @@ fn nbody_init(system: u64) -> [Body; 5] {
     b
 }
 
-fn nbody_energy(b: &[Body; 5]) -> f64 {
+pub(crate) fn nbody_energy(b: &[Body; 5]) -> f64 {
     let mut e = 0.0;
     for i in 0..5 {
         e += 0.5 * b[i].mass * (b[i].vx * b[i].vx + b[i].vy * b[i].vy + b[i].vz * b[i].vz);
@@ -495,6 +496,79 @@ pub mod raw {
         // SAFETY: buffers 0..3 hold `items` f64 each; this chunk owns [b, e) of each.
         let (x, y, z) = unsafe { (part::<f64>(a, 0, b, e, 1), part::<f64>(a, 1, b, e, 1), part::<f64>(a, 2, b, e, 1)) };
         if super::triad(a.iparam[0], a.fparam[0], x, y, z) { KP_KERNEL_OK } else { KP_KERNEL_BAD_ARGS }
+    });
+
+    raw_kernel!(
+        /// Rust `nbody` kernel, tuned ([`crate::tuned::nbody`]).
+        nbody_tuned, |a, b, e| {
+        if a.iparam[0] < 0 {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        // SAFETY: buffer 0 holds 2*items f64 values; this chunk owns [2b, 2e).
+        let out = unsafe { part::<f64>(a, 0, b, e, 2) };
+        crate::tuned::nbody(a.iparam[0] as u64, b, out);
+        KP_KERNEL_OK
+    });
+
+    raw_kernel!(
+        /// Rust `spectralnorm` kernel, tuned ([`crate::tuned::spectralnorm`]).
+        spectralnorm_tuned, |a, b, e| {
+        if a.n > KP_SPECTRALNORM_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        // SAFETY: buffer 0 is the read-only input of n f64; no chunk writes it during the step.
+        let u = unsafe { slice::from_raw_parts(a.buf[0] as *const f64, a.n as usize) };
+        // SAFETY: buffer 1 holds n f64; this chunk owns rows [b, e).
+        let out = unsafe { part::<f64>(a, 1, b, e, 1) };
+        crate::tuned::spectralnorm(a.iparam[0] != 0, b, u, out);
+        KP_KERNEL_OK
+    });
+
+    raw_kernel!(
+        /// Rust `mandelbrot` kernel, tuned ([`crate::tuned::mandelbrot`]).
+        mandelbrot_tuned, |a, b, e| {
+        if a.n > KP_MANDELBROT_MAX_N as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        let bpr = a.n.div_ceil(8);
+        // SAFETY: buffer 0 holds n*bpr bytes; this chunk owns rows [b, e).
+        let out = unsafe { part::<u8>(a, 0, b, e, bpr) };
+        crate::tuned::mandelbrot(a.n, b, out);
+        KP_KERNEL_OK
+    });
+
+    raw_kernel!(
+        /// Rust `fannkuch` kernel, tuned ([`crate::tuned::fannkuch`]).
+        fannkuch_tuned, |a, b, e| {
+        if !(1..=kernelpool_kernels_sys::KP_FANNKUCH_MAX_N as u64).contains(&a.n) || a.partial.is_null() {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        let (sum, max) = crate::tuned::fannkuch(a.n as usize, b, e);
+        // SAFETY: partial is non-null and points to KP_PARTIAL_LEN slots owned by this chunk.
+        let p = unsafe { slice::from_raw_parts_mut(a.partial, 2) };
+        p[0] += sum;
+        p[1] = p[1].max(max);
+        KP_KERNEL_OK
+    });
+
+    raw_kernel!(
+        /// Rust `triad` (STREAM) kernel, tuned ([`crate::tuned::triad`]).
+        triad_tuned, |a, b, e| {
+        // SAFETY: buffers 0..3 hold `items` f64 each; this chunk owns [b, e) of each.
+        let (x, y, z) = unsafe { (part::<f64>(a, 0, b, e, 1), part::<f64>(a, 1, b, e, 1), part::<f64>(a, 2, b, e, 1)) };
+        if crate::tuned::triad(a.iparam[0], a.fparam[0], a.items, x, y, z) { KP_KERNEL_OK } else { KP_KERNEL_BAD_ARGS }
+    });
+
+    raw_kernel!(
+        /// Rust `pi` kernel, tuned ([`crate::tuned::pi_hits`]).
+        pi_tuned, |a, b, e| {
+        if a.partial.is_null() || a.items > KP_PI_MAX_SAMPLES as u64 {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        let hits = crate::tuned::pi_hits(a.iparam[0] as u64, b, e);
+        // SAFETY: partial is non-null and points to KP_PARTIAL_LEN slots owned by this chunk.
+        unsafe { *a.partial += hits };
+        KP_KERNEL_OK
     });
 
     raw_kernel!(

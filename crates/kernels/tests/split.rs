@@ -1,7 +1,9 @@
 //! Property tests: for random valid sizes and split points, the four languages agree with
 //! each other bit for bit, and computing [0, n) in one call equals computing it in chunks.
 
-use kernelpool_kernels::{Buffer, Elem, Kernel, KernelName, Lang, Partial, Step, StepArgs};
+use kernelpool_kernels::{
+    Buffer, Elem, Kernel, KernelName, Lang, Partial, Step, StepArgs, Variant,
+};
 use proptest::prelude::*;
 use std::ops::Range;
 
@@ -19,13 +21,9 @@ fn chunks_from_cuts(n: u64, mut cuts: Vec<u64>) -> Vec<Range<u64>> {
 }
 
 /// Run one step of `k` in `lang` over `chunks`; returns (buffer bytes, partial).
-fn run_step(
-    k: KernelName,
-    lang: Lang,
-    args: StepArgs,
-    chunks: &[Range<u64>],
-) -> (Vec<Vec<u8>>, Partial) {
-    let specs = kernelpool_kernels::step::expected_buffers(k, &args).expect("valid args");
+fn run_step(kernel: &Kernel, args: StepArgs, chunks: &[Range<u64>]) -> (Vec<Vec<u8>>, Partial) {
+    let specs =
+        kernelpool_kernels::step::expected_buffers(kernel.name(), &args).expect("valid args");
     let mut bufs: Vec<Buffer> = specs
         .iter()
         .map(|(e, len)| Buffer::heap(*e, *len as usize, "test").expect("alloc"))
@@ -39,7 +37,7 @@ fn run_step(
         }
     }
     let partial = {
-        let step = Step::new(Kernel::get(k, lang), args, bufs.iter_mut()).expect("step");
+        let step = Step::new(kernel.clone(), args, bufs.iter_mut()).expect("step");
         step.run_chunks(chunks.iter().cloned()).expect("run")
     };
     let bytes = bufs
@@ -64,21 +62,44 @@ fn run_step(
     (bytes, partial)
 }
 
+/// Every language and variant, on random chunks, gives the plain C kernel's one-call
+/// result bit for bit (buffers and partials).
 fn check_all(k: KernelName, args: StepArgs, cuts: Vec<u64>) -> Result<(), TestCaseError> {
-    let whole = run_step(k, Lang::C, args, std::slice::from_ref(&(0..args.items)));
+    let whole = run_step(
+        &Kernel::get(k, Lang::C),
+        args,
+        std::slice::from_ref(&(0..args.items)),
+    );
     let chunks = chunks_from_cuts(args.items, cuts);
     for lang in Lang::ALL {
-        let got = run_step(k, lang, args, &chunks);
-        prop_assert!(
-            got == whole,
-            "{}/{} differs with chunks {:?} (args {:?})",
-            k,
-            lang,
-            chunks,
-            args
-        );
+        for v in Kernel::variants(k, lang) {
+            let kernel = Kernel::get_variant(k, lang, v).expect("listed variant");
+            let got = run_step(&kernel, args, &chunks);
+            prop_assert!(
+                got == whole,
+                "{:?} differs with chunks {:?} (args {:?})",
+                kernel,
+                chunks,
+                args
+            );
+        }
     }
     Ok(())
+}
+
+/// STREAM over an array large enough for the tuned kernels' non-temporal stores, cut at
+/// odd (unaligned) places: every op leaves the arrays bit-identical to plain C's.
+#[test]
+fn triad_with_streaming_stores_agrees_on_unaligned_chunks() {
+    let n = (1u64 << 20) + 13;
+    let cuts = vec![1, 7, 4099, 300_001, n - 3];
+    for op in 0..5 {
+        let mut a = StepArgs::new(n, n);
+        a.iparam[0] = op;
+        a.fparam[0] = 3.0;
+        check_all(KernelName::Triad, a, cuts.clone()).expect("agrees");
+    }
+    assert!(Kernel::variants(KernelName::Triad, Lang::C).contains(&Variant::Tuned));
 }
 
 proptest! {

@@ -6,7 +6,7 @@
 //! travel in sealed memfds attached the same way to the frame that names them (see
 //! [`crate::bulk`]).
 
-use kernelpool_kernels::{Elem, KernelName, Lang, Partial, StepArgs};
+use kernelpool_kernels::{Elem, KernelName, Lang, Partial, StepArgs, Variant};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -56,8 +56,12 @@ pub(crate) struct FnRef {
 /// A kernel named in a way that survives process boundaries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum KernelRef {
-    /// A built-in kernel.
-    Builtin { name: KernelName, lang: Lang },
+    /// A built-in kernel, in one of its variants.
+    Builtin {
+        name: KernelName,
+        lang: Lang,
+        variant: Variant,
+    },
     /// A kernel loaded from a shared object, following the contract of `name`. A kernel
     /// with a signature of its own (`KernelName::Custom`, JIT-compiled ones) carries it
     /// here: `name` serializes as the whole signature and the worker interns it again, so

@@ -484,7 +484,11 @@ impl Worker {
     /// The kernel a step names; kernels from shared objects are loaded once and kept.
     fn kernel(&mut self, kernel: KernelRef) -> Result<Kernel, String> {
         match kernel {
-            KernelRef::Builtin { name, lang } => Ok(Kernel::get(name, lang)),
+            KernelRef::Builtin {
+                name,
+                lang,
+                variant,
+            } => Kernel::get_variant(name, lang, variant).map_err(|e| e.to_string()),
             KernelRef::Library {
                 name,
                 lang,

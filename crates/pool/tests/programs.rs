@@ -1,4 +1,5 @@
-//! Every built-in kernel in every language gives byte-identical output on every executor:
+//! Every built-in kernel in every language and variant gives byte-identical output on
+//! every executor (and the same as plain C):
 //! serial, threads (1, 2, 3 workers; chunks of 1, 7 and the default) and worker processes
 //! (2 workers; chunks of 1 and the default, and through the generic worker program).
 
@@ -54,21 +55,24 @@ fn executors() -> Vec<Box<dyn Executor>> {
 fn check(kernel: KernelName) {
     let opts = options(kernel);
     let execs = executors();
-    for lang in Lang::ALL {
-        let k = Kernel::get(kernel, lang);
+    let plain_c = programs::run(Kernel::get(kernel, Lang::C), &opts, &Serial)
+        .expect("serial run")
+        .stdout;
+    for (lang, variant) in Lang::ALL
+        .into_iter()
+        .flat_map(|l| Kernel::variants(kernel, l).into_iter().map(move |v| (l, v)))
+    {
+        let k = Kernel::get_variant(kernel, lang, variant).expect("listed variant");
         let want = programs::run(k.clone(), &opts, &Serial)
             .expect("serial run")
             .stdout;
         assert!(!want.is_empty());
+        assert!(want == plain_c, "{k:?} differs from plain C");
         for e in &execs {
             let got = programs::run(k.clone(), &opts, e.as_ref())
-                .unwrap_or_else(|err| panic!("{kernel}/{lang} on {}: {err}", e.describe()))
+                .unwrap_or_else(|err| panic!("{k:?} on {}: {err}", e.describe()))
                 .stdout;
-            assert!(
-                got == want,
-                "{kernel}/{lang} on {} differs from serial",
-                e.describe()
-            );
+            assert!(got == want, "{k:?} on {} differs from serial", e.describe());
         }
     }
 }
@@ -126,16 +130,18 @@ fn generic_worker_program_runs_kernels() {
         KernelName::Fannkuch,
         KernelName::Triad,
     ] {
-        let k = Kernel::get(kernel, Lang::C);
-        let opts = options(kernel);
-        let want = programs::run(k.clone(), &opts, &Serial)
-            .expect("serial")
-            .stdout;
-        assert_eq!(
-            programs::run(k, &opts, &pool)
-                .expect("kpool-worker run")
-                .stdout,
-            want
-        );
+        for v in Kernel::variants(kernel, Lang::C) {
+            let k = Kernel::get_variant(kernel, Lang::C, v).expect("listed variant");
+            let opts = options(kernel);
+            let want = programs::run(k.clone(), &opts, &Serial)
+                .expect("serial")
+                .stdout;
+            assert_eq!(
+                programs::run(k, &opts, &pool)
+                    .expect("kpool-worker run")
+                    .stdout,
+                want
+            );
+        }
     }
 }

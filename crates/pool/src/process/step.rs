@@ -44,8 +44,15 @@ fn kernel_ref(kernel: &Kernel) -> Result<KernelRef, PoolError> {
     match kernel.origin() {
         // A built-in is whatever `Kernel::get` gives in the worker: make sure it is the
         // same function here.
-        Origin::Builtin if Kernel::get(name, lang).address() == kernel.address() => {
-            Ok(KernelRef::Builtin { name, lang })
+        Origin::Builtin
+            if Kernel::get_variant(name, lang, kernel.variant())
+                .is_ok_and(|k| k.address() == kernel.address()) =>
+        {
+            Ok(KernelRef::Builtin {
+                name,
+                lang,
+                variant: kernel.variant(),
+            })
         }
         // Workers load it again by path, and check that they got the same file.
         Origin::Library { path, symbol } => match crate::protocol::mapped_file(kernel.address()) {

@@ -1,0 +1,501 @@
+! The tuned variants in Fortran 2008 (issue 13): the same contract, buffers and answers as
+! the plain kernels of native/fortran/kernels.f90, written the way a careful Fortran author
+! writes them for speed: array syntax over small fixed-size lane arrays, which gfortran
+! vectorises for the build's -march (4 doubles a register under AVX2, 2 under SSE2), and
+! integer bit tricks where Fortran has no shuffle. Built, like the plain ones, with -O3
+! -ffp-contract=off -fwrapv; parentheses carry the plain kernels' evaluation order, so every
+! variant here is bit-identical to the plain one.
+!
+! STREAM (triad) has no tuned Fortran variant: what makes the C, C++ and Rust ones faster
+! is non-temporal stores, which gfortran has no way to ask for.
+!
+! This module is separate from kp_kernels (no `use` between them, so the two files compile
+! in any order); it repeats the few definitions both need.
+module kp_tuned
+    use, intrinsic :: iso_c_binding, only: c_int8_t, c_int32_t, c_int64_t, c_double, c_ptr, &
+        c_associated, c_f_pointer
+    implicit none
+    private
+
+    integer, parameter :: dp = c_double
+    integer, parameter :: i8 = c_int64_t
+
+    integer(c_int32_t), parameter :: KP_KERNEL_OK = 0
+    integer(c_int32_t), parameter :: KP_KERNEL_BAD_ARGS = -1
+    integer, parameter :: KP_MAX_BUFS = 4
+    integer, parameter :: KP_PARTIAL_LEN = 4
+    integer(c_int64_t), parameter :: KP_SPECTRALNORM_MAX_N = 2_c_int64_t**30
+    integer(c_int64_t), parameter :: KP_MANDELBROT_MAX_N = 2_c_int64_t**32
+    integer, parameter :: KP_FANNKUCH_MAX_N = 12
+    integer(c_int64_t), parameter :: KP_PI_MAX_SAMPLES = 2_c_int64_t**62
+
+    ! Mirror of struct kp_kargs, as in kp_kernels.
+    type, bind(C) :: kp_kargs
+        integer(c_int64_t) :: n
+        integer(c_int64_t) :: items
+        integer(c_int64_t) :: iparam(4)
+        real(c_double) :: fparam(4)
+        type(c_ptr) :: buf(KP_MAX_BUFS)
+        integer(c_int64_t) :: len(KP_MAX_BUFS)
+        type(c_ptr) :: partial
+    end type kp_kargs
+
+    integer(i8), parameter :: SM_GAMMA = -7046029254386353131_i8
+    integer(i8), parameter :: SM_MUL1 = -4658895280553007687_i8
+    integer(i8), parameter :: SM_MUL2 = -7723592293110705685_i8
+    real(dp), parameter :: TWO_M53 = 2.0_dp**(-53)
+
+    public :: kp_f_nbody_tuned, kp_f_spectralnorm_tuned, kp_f_mandelbrot_tuned, &
+        kp_f_fannkuch_tuned, kp_f_pi_tuned
+
+    ! ---- nbody: the plain kernel's constants ----
+    integer, parameter :: NBODIES = 5
+    real(dp), parameter :: PI = 3.141592653589793_dp
+    real(dp), parameter :: SOLAR_MASS = (4.0_dp * PI) * PI
+    real(dp), parameter :: DAYS_PER_YEAR = 365.24_dp
+    ! columns: x, y, z, vx, vy, vz, mass of each body
+    real(dp), parameter :: INITIAL_STATE(7, NBODIES) = reshape([ &
+        0.0_dp, 0.0_dp, 0.0_dp, 0.0_dp, 0.0_dp, 0.0_dp, SOLAR_MASS, &
+        4.84143144246472090e+00_dp, -1.16032004402742839e+00_dp, -1.03622044471123109e-01_dp, &
+        1.66007664274403694e-03_dp * DAYS_PER_YEAR, 7.69901118419740425e-03_dp * DAYS_PER_YEAR, &
+        -6.90460016972063023e-05_dp * DAYS_PER_YEAR, 9.54791938424326609e-04_dp * SOLAR_MASS, &
+        8.34336671824457987e+00_dp, 4.12479856412430479e+00_dp, -4.03523417114321381e-01_dp, &
+        -2.76742510726862411e-03_dp * DAYS_PER_YEAR, 4.99852801234917238e-03_dp * DAYS_PER_YEAR, &
+        2.30417297573763929e-05_dp * DAYS_PER_YEAR, 2.85885980666130812e-04_dp * SOLAR_MASS, &
+        1.28943695621391310e+01_dp, -1.51111514016986312e+01_dp, -2.23307578892655734e-01_dp, &
+        2.96460137564761618e-03_dp * DAYS_PER_YEAR, 2.37847173959480950e-03_dp * DAYS_PER_YEAR, &
+        -2.96589568540237556e-05_dp * DAYS_PER_YEAR, 4.36624404335156298e-05_dp * SOLAR_MASS, &
+        1.53796971148509165e+01_dp, -2.59193146099879641e+01_dp, 1.79258772950371181e-01_dp, &
+        2.68067772490389322e-03_dp * DAYS_PER_YEAR, 1.62824170038242295e-03_dp * DAYS_PER_YEAR, &
+        -9.51592254519715870e-05_dp * DAYS_PER_YEAR, 5.15138902046400322e-05_dp * SOLAR_MASS], &
+        [7, NBODIES])
+    ! the ten pairs (i, j), i < j, in the plain loop's order, padded to 12 with (1, 2)
+    integer, parameter :: NPAIRS = 10, NPAD = 12
+    integer, parameter :: PAIR_I(NPAD) = [1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 1, 1]
+    integer, parameter :: PAIR_J(NPAD) = [2, 3, 4, 5, 3, 4, 5, 4, 5, 5, 2, 2]
+
+contains
+
+    pure logical function range_ok(args, begin, end_)
+        type(kp_kargs), intent(in), optional :: args
+        integer(i8), intent(in) :: begin, end_
+        range_ok = .false.
+        if (.not. present(args)) return
+        range_ok = ble(begin, end_) .and. ble(end_, args%items) .and. args%items >= 0
+    end function range_ok
+
+    pure elemental integer(i8) function sm_mix(z0) result(z)
+        integer(i8), intent(in) :: z0
+        z = ieor(z0, shiftr(z0, 30)) * SM_MUL1
+        z = ieor(z, shiftr(z, 27)) * SM_MUL2
+        z = ieor(z, shiftr(z, 31))
+    end function sm_mix
+
+    pure elemental real(dp) function unit(z)
+        integer(i8), intent(in) :: z
+        unit = real(shiftr(z, 11), dp) * TWO_M53
+    end function unit
+
+    ! ---- mandelbrot, tuned ----
+    ! What makes it fast: one output byte (8 pixels) per step as 8-element arrays, so the
+    ! latency chain of z = z^2 + c is shared by eight pixels (gfortran vectorises the array
+    ! statements); the escape test is a logical mask ANDed every iteration, and the loop
+    ! leaves early (checked every 5 iterations) when no pixel is left. Bit-identical: each
+    ! element runs the plain iteration in the plain order (the parentheses), and its bit is
+    ! "never above 4 in 50 iterations", which the plain loop computes; pixels past N start
+    ! escaped (the zero padding).
+    integer(c_int32_t) function kp_f_mandelbrot_tuned(args, begin, end_) &
+            bind(C, name="kp_f_mandelbrot_tuned")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        integer(c_int8_t), pointer :: out(:)
+        real(dp), parameter :: LIMIT = 2.0_dp
+        real(dp) :: w, h, ci, cr(8), zr(8), zi(8), tr(8), ti(8)
+        real(dp) :: alive(8) ! 1 while the pixel has not escaped, else 0
+        integer(i8) :: n, bpr, y, xb, x
+        integer :: l, blk, k, byte
+
+        kp_f_mandelbrot_tuned = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (bgt(args%n, KP_MANDELBROT_MAX_N)) return
+        n = args%n
+        bpr = (n + 7) / 8
+        call c_f_pointer(args%buf(1), out, [end_ * bpr])
+        w = real(n, dp)
+        h = real(n, dp)
+        do y = begin, end_ - 1
+            ci = ((2.0_dp * real(y, dp)) / h) - 1.0_dp
+            do xb = 0, bpr - 1
+                do l = 1, 8
+                    x = 8 * xb + (l - 1)
+                    cr(l) = ((2.0_dp * real(x, dp)) / w) - 1.5_dp
+                    alive(l) = merge(1.0_dp, 0.0_dp, x < n)
+                end do
+                zr = 0.0_dp
+                zi = 0.0_dp
+                tr = 0.0_dp
+                ti = 0.0_dp
+                do blk = 1, 10
+                    do k = 1, 5
+                        ! one loop over the lanes, kept a loop (not unrolled into scalar
+                        ! code, which gfortran would not vectorise back)
+                        !GCC$ unroll 1
+                        do l = 1, 8
+                            zi(l) = ((2.0_dp * zr(l)) * zi(l)) + ci
+                            zr(l) = (tr(l) - ti(l)) + cr(l)
+                            tr(l) = zr(l) * zr(l)
+                            ti(l) = zi(l) * zi(l)
+                            if (.not. (tr(l) + ti(l) <= LIMIT * LIMIT)) alive(l) = 0.0_dp
+                        end do
+                    end do
+                    if (maxval(alive) < 0.5_dp) exit
+                end do
+                byte = 0
+                do l = 1, 8
+                    byte = shiftl(byte, 1)
+                    if (alive(l) > 0.5_dp) byte = ior(byte, 1)
+                end do
+                if (byte > 127) byte = byte - 256
+                out(y * bpr + xb + 1) = int(byte, c_int8_t)
+            end do
+        end do
+        kp_f_mandelbrot_tuned = KP_KERNEL_OK
+    end function kp_f_mandelbrot_tuned
+
+    ! ---- spectralnorm, tuned ----
+    ! What makes it fast: eight rows at once as 8-element arrays, so the divisions 1/A(i,j)
+    ! are vectorised and eight add chains hide the add latency; A's denominators are doubles
+    ! stepped by additions (d(i,j+1) = d(i,j) + i+j+1, one more for A^T), exact below 2^53,
+    ! so N above 2^25 takes the plain loop. Bit-identical: each row adds (1/d)*u(j) in the
+    ! plain order with the same d.
+    integer(c_int32_t) function kp_f_spectralnorm_tuned(args, begin, end_) &
+            bind(C, name="kp_f_spectralnorm_tuned")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        integer(i8), parameter :: EXACT_MAX_N = 2_i8**25
+        real(dp), pointer :: u(:), au(:)
+        real(dp) :: d(8), inc(8), s(8), row_sum
+        integer(i8) :: i, j, n, r, t
+        integer :: l
+
+        kp_f_spectralnorm_tuned = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (bgt(args%n, KP_SPECTRALNORM_MAX_N)) return
+        n = args%n
+        call c_f_pointer(args%buf(1), u, [max(n, 0_i8)])
+        call c_f_pointer(args%buf(2), au, [end_])
+        t = 0
+        if (args%iparam(1) /= 0) t = 1
+        i = begin
+        if (n <= EXACT_MAX_N) then
+            do while (i + 8 <= end_)
+                do l = 1, 8
+                    r = i + (l - 1)
+                    d(l) = real((r * (r + 1) / 2 + (1 - t) * r) + 1, dp)
+                    inc(l) = real(r + 1 + t, dp)
+                end do
+                s = 0.0_dp
+                do j = 1, n
+                    ! a loop over the rows kept a loop, so gfortran vectorises it
+                    !GCC$ unroll 1
+                    do l = 1, 8
+                        s(l) = s(l) + (1.0_dp / d(l)) * u(j)
+                        d(l) = d(l) + inc(l)
+                        inc(l) = inc(l) + 1.0_dp
+                    end do
+                end do
+                au(i + 1:i + 8) = s
+                i = i + 8
+            end do
+        end if
+        do while (i < end_)
+            row_sum = 0.0_dp
+            if (t /= 0) then
+                do j = 0, n - 1
+                    row_sum = row_sum + eval_a(j, i) * u(j + 1)
+                end do
+            else
+                do j = 0, n - 1
+                    row_sum = row_sum + eval_a(i, j) * u(j + 1)
+                end do
+            end if
+            au(i + 1) = row_sum
+            i = i + 1
+        end do
+        kp_f_spectralnorm_tuned = KP_KERNEL_OK
+    end function kp_f_spectralnorm_tuned
+
+    pure elemental real(dp) function eval_a(i, j)
+        integer(i8), intent(in) :: i, j
+        eval_a = 1.0_dp / real(((i + j) * (i + j + 1) / 2 + i) + 1, dp)
+    end function eval_a
+
+    ! ---- nbody, tuned ----
+    ! What makes it fast: positions do not move while velocities are updated, so the ten
+    ! pair distances, square roots and dt/d^3 factors are independent: array statements over
+    ! the 12 (padded) pairs, which gfortran vectorises (Fortran's sqrt sets no errno, so it
+    ! becomes vsqrtpd); only the 60 velocity additions stay scalar, in the plain pair order,
+    ! over structure-of-arrays bodies. Bit-identical: every expression is the plain one, with
+    ! its parentheses, and each velocity gets its updates in the plain order.
+    pure subroutine nb_init(s, system)
+        real(dp), intent(out) :: s(NBODIES, 7)
+        integer(i8), intent(in) :: system
+        real(dp) :: px, py, pz
+        integer :: b
+        integer(i8) :: k
+
+        s = transpose(INITIAL_STATE)
+        if (system /= 0) then
+            do b = 2, NBODIES
+                k = 3_i8 * int(b - 1, i8)
+                s(b, 1) = s(b, 1) + 1.0e-3_dp * (unit(sm_mix(system + (k + 1_i8) * SM_GAMMA)) - 0.5_dp)
+                s(b, 2) = s(b, 2) + 1.0e-3_dp * (unit(sm_mix(system + (k + 2_i8) * SM_GAMMA)) - 0.5_dp)
+                s(b, 3) = s(b, 3) + 1.0e-3_dp * (unit(sm_mix(system + (k + 3_i8) * SM_GAMMA)) - 0.5_dp)
+            end do
+        end if
+        px = 0.0_dp
+        py = 0.0_dp
+        pz = 0.0_dp
+        do b = 1, NBODIES
+            px = px + s(b, 4) * s(b, 7)
+            py = py + s(b, 5) * s(b, 7)
+            pz = pz + s(b, 6) * s(b, 7)
+        end do
+        s(1, 4) = (-px) / SOLAR_MASS
+        s(1, 5) = (-py) / SOLAR_MASS
+        s(1, 6) = (-pz) / SOLAR_MASS
+    end subroutine nb_init
+
+    pure real(dp) function nb_energy(x, y, z, vx, vy, vz, m) result(e)
+        real(dp), intent(in) :: x(NBODIES), y(NBODIES), z(NBODIES), vx(NBODIES), vy(NBODIES), &
+            vz(NBODIES), m(NBODIES)
+        real(dp) :: dx, dy, dz
+        integer :: i, j
+
+        e = 0.0_dp
+        do i = 1, NBODIES
+            e = e + (0.5_dp * m(i)) * (((vx(i) * vx(i)) + (vy(i) * vy(i))) + (vz(i) * vz(i)))
+            do j = i + 1, NBODIES
+                dx = x(i) - x(j)
+                dy = y(i) - y(j)
+                dz = z(i) - z(j)
+                e = e - (m(i) * m(j)) / sqrt(((dx * dx) + (dy * dy)) + (dz * dz))
+            end do
+        end do
+    end function nb_energy
+
+    integer(c_int32_t) function kp_f_nbody_tuned(args, begin, end_) bind(C, name="kp_f_nbody_tuned")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        real(dp), parameter :: DT = 0.01_dp
+        real(dp), pointer :: out(:)
+        real(dp) :: s(NBODIES, 7), x(NBODIES), y(NBODIES), z(NBODIES), vx(NBODIES), vy(NBODIES), &
+            vz(NBODIES), m(NBODIES)
+        real(dp), dimension(NPAD) :: dx, dy, dz, dist, mag, mi, mj, fix, fiy, fiz, fjx, fjy, fjz
+        integer(i8) :: sys, k
+        integer :: p, i, j
+
+        kp_f_nbody_tuned = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (args%iparam(1) < 0) return
+        call c_f_pointer(args%buf(1), out, [2_i8 * end_])
+        do sys = begin, end_ - 1
+            call nb_init(s, sys)
+            x = s(:, 1)
+            y = s(:, 2)
+            z = s(:, 3)
+            vx = s(:, 4)
+            vy = s(:, 5)
+            vz = s(:, 6)
+            m = s(:, 7)
+            mi = m(PAIR_I)
+            mj = m(PAIR_J)
+            out(2 * sys + 1) = nb_energy(x, y, z, vx, vy, vz, m)
+            do k = 1, args%iparam(1)
+                dx = x(PAIR_I) - x(PAIR_J)
+                dy = y(PAIR_I) - y(PAIR_J)
+                dz = z(PAIR_I) - z(PAIR_J)
+                ! the pair loop kept a loop, so gfortran vectorises it (roots, divisions)
+                !GCC$ unroll 1
+                do p = 1, NPAD
+                    dist(p) = sqrt(((dx(p) * dx(p)) + (dy(p) * dy(p))) + (dz(p) * dz(p)))
+                    mag(p) = DT / ((dist(p) * dist(p)) * dist(p))
+                    fix(p) = (dx(p) * mj(p)) * mag(p)
+                    fiy(p) = (dy(p) * mj(p)) * mag(p)
+                    fiz(p) = (dz(p) * mj(p)) * mag(p)
+                    fjx(p) = (dx(p) * mi(p)) * mag(p)
+                    fjy(p) = (dy(p) * mi(p)) * mag(p)
+                    fjz(p) = (dz(p) * mi(p)) * mag(p)
+                end do
+                do p = 1, NPAIRS
+                    i = PAIR_I(p)
+                    j = PAIR_J(p)
+                    vx(i) = vx(i) - fix(p)
+                    vy(i) = vy(i) - fiy(p)
+                    vz(i) = vz(i) - fiz(p)
+                    vx(j) = vx(j) + fjx(p)
+                    vy(j) = vy(j) + fjy(p)
+                    vz(j) = vz(j) + fjz(p)
+                end do
+                x = x + DT * vx
+                y = y + DT * vy
+                z = z + DT * vz
+            end do
+            out(2 * sys + 2) = nb_energy(x, y, z, vx, vy, vz, m)
+        end do
+        kp_f_nbody_tuned = KP_KERNEL_OK
+    end function kp_f_nbody_tuned
+
+    ! ---- fannkuch-redux, tuned ----
+    ! What makes it fast: the permutation (n <= 12) is packed 4 bits an element into one
+    ! 64-bit integer, so a flip (reverse the first f+1 elements) is a fixed sequence of
+    ! shifts and masks (reverse all 16 nibbles, take the top f+1) instead of an element
+    ! loop, and the next-permutation rotation is three shifts. Fortran has no byte shuffle;
+    ! this is the register-only way to the same effect. Bit-identical by construction:
+    ! integers only, the same permutations in the same order.
+    pure integer(i8) function nibble_reverse(w0) result(w)
+        integer(i8), intent(in) :: w0
+        integer(i8), parameter :: M4 = int(z'0F0F0F0F0F0F0F0F', i8)
+        integer(i8), parameter :: M8 = int(z'00FF00FF00FF00FF', i8)
+        integer(i8), parameter :: M16 = int(z'0000FFFF0000FFFF', i8)
+        w = ior(shiftl(iand(w0, M4), 4), iand(shiftr(w0, 4), M4))
+        w = ior(shiftl(iand(w, M8), 8), iand(shiftr(w, 8), M8))
+        w = ior(shiftl(iand(w, M16), 16), iand(shiftr(w, 16), M16))
+        w = ior(shiftl(w, 32), shiftr(w, 32))
+    end function nibble_reverse
+
+    integer(c_int32_t) function kp_f_fannkuch_tuned(args, begin, end_) &
+            bind(C, name="kp_f_fannkuch_tuned")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        integer, parameter :: MAX_N = KP_FANNKUCH_MAX_N
+        integer(i8), pointer :: partial(:)
+        integer(i8) :: fact(0:MAX_N), idx, k, flips, checksum, max_flips, perm, q, low
+        integer :: p(0:MAX_N - 1), pp(0:MAX_N - 1), cnt(0:MAX_N - 1)
+        integer :: n, i, j, d, f
+
+        kp_f_fannkuch_tuned = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (args%n < 1 .or. args%n > MAX_N .or. .not. c_associated(args%partial)) return
+        n = int(args%n)
+        kp_f_fannkuch_tuned = KP_KERNEL_OK
+        if (begin == end_) return
+        fact(0) = 1
+        do i = 1, n
+            fact(i) = fact(i - 1) * i
+        end do
+        kp_f_fannkuch_tuned = KP_KERNEL_BAD_ARGS
+        if (bgt(end_, fact(n))) return
+
+        cnt = 0
+        do i = 0, n - 1
+            p(i) = i
+        end do
+        idx = begin
+        do i = n - 1, 1, -1
+            d = int(idx / fact(i))
+            cnt(i) = d
+            idx = mod(idx, fact(i))
+            pp(0:i) = p(0:i)
+            do j = 0, i
+                if (j + d <= i) then
+                    p(j) = pp(j + d)
+                else
+                    p(j) = pp(j + d - i - 1)
+                end if
+            end do
+        end do
+        ! element l in bits 4l..4l+3
+        perm = 0
+        do i = n - 1, 0, -1
+            perm = ior(shiftl(perm, 4), int(p(i), i8))
+        end do
+
+        checksum = 0
+        max_flips = 0
+        do k = begin, end_ - 1
+            flips = 0
+            f = int(iand(perm, 15_i8))
+            if (f /= 0) then
+                q = perm
+                do while (f /= 0)
+                    ! the first f+1 nibbles reversed: the top f+1 of the full reversal
+                    q = ior(iand(q, shiftl(-1_i8, 4 * (f + 1))), &
+                        shiftr(nibble_reverse(q), 4 * (15 - f)))
+                    flips = flips + 1
+                    f = int(iand(q, 15_i8))
+                end do
+            end if
+            if (flips > max_flips) max_flips = flips
+            if (mod(k, 2_i8) == 0) then
+                checksum = checksum + flips
+            else
+                checksum = checksum - flips
+            end if
+            if (k + 1 < end_) then
+                ! rotate the first i+1 elements left by one, for i = 1, 2, ... as the
+                ! plain kernel's counters say
+                i = 1
+                do
+                    low = shiftl(-1_i8, 4 * (i + 1))
+                    q = iand(perm, not(low))
+                    perm = ior(iand(perm, low), ior(shiftr(q, 4), shiftl(iand(q, 15_i8), 4 * i)))
+                    cnt(i) = cnt(i) + 1
+                    if (cnt(i) <= i) exit
+                    cnt(i) = 0
+                    i = i + 1
+                end do
+            end if
+        end do
+
+        call c_f_pointer(args%partial, partial, [KP_PARTIAL_LEN])
+        partial(1) = partial(1) + checksum
+        if (max_flips > partial(2)) partial(2) = max_flips
+        kp_f_fannkuch_tuned = KP_KERNEL_OK
+    end function kp_f_fannkuch_tuned
+
+    ! ---- Monte Carlo pi, tuned ----
+    ! What makes it fast: splitmix64's counter term seed + (k+1)*gamma advances by one
+    ! addition per output instead of a multiplication, and eight samples are drawn per step
+    ! as 8-element arrays (vectorised), so the remaining multiplies overlap. Bit-identical:
+    ! the same integers (-fwrapv), doubles and comparison; an exact count.
+    integer(c_int32_t) function kp_f_pi_tuned(args, begin, end_) bind(C, name="kp_f_pi_tuned")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        integer(i8), parameter :: LANE_STEP(8) = [0_i8, 2_i8, 4_i8, 6_i8, 8_i8, 10_i8, 12_i8, 14_i8]
+        integer(i8), pointer :: partial(:)
+        integer(i8) :: i, hits, z, zx(8), lane_offset(8), gamma, step
+        real(dp) :: x(8), y(8), xs, ys
+
+        kp_f_pi_tuned = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (.not. c_associated(args%partial) .or. bgt(args%items, KP_PI_MAX_SAMPLES)) return
+        ! products of gamma wrap (-fwrapv): formed at run time, as constant expressions
+        ! they would be refused as overflowing
+        gamma = SM_GAMMA
+        lane_offset = LANE_STEP * gamma
+        step = 16_i8 * gamma
+        hits = 0
+        i = begin
+        z = args%iparam(1) + (2_i8 * i + 1_i8) * gamma
+        do while (end_ - i >= 8)
+            zx = z + lane_offset
+            x = unit(sm_mix(zx))
+            y = unit(sm_mix(zx + gamma))
+            hits = hits + count((x * x) + (y * y) < 1.0_dp)
+            z = z + step
+            i = i + 8
+        end do
+        do while (i < end_)
+            xs = unit(sm_mix(z))
+            ys = unit(sm_mix(z + gamma))
+            if ((xs * xs) + (ys * ys) < 1.0_dp) hits = hits + 1
+            z = z + 2_i8 * gamma
+            i = i + 1
+        end do
+        call c_f_pointer(args%partial, partial, [KP_PARTIAL_LEN])
+        partial(1) = partial(1) + hits
+        kp_f_pi_tuned = KP_KERNEL_OK
+    end function kp_f_pi_tuned
+
+end module kp_tuned
