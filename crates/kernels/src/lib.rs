@@ -1,5 +1,5 @@
-//! Safe API over kernelpool's kernels: seven numerical kernels (seed, nbody, spectralnorm,
-//! mandelbrot, fannkuch, triad, pi), each in C, C++, Fortran and Rust, behind one
+//! Safe API over kernelpool's kernels: eight numerical kernels (seed, nbody, spectralnorm,
+//! mandelbrot, fannkuch, triad, pi, laplace), each in C, C++, Fortran and Rust, behind one
 //! range-kernel contract, with the drivers that turn them into the Benchmarks Game
 //! programs and the serial executor.
 //!

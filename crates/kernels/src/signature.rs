@@ -211,6 +211,8 @@ pub enum Len {
     /// N rows of N bits, 8 to a byte: `n x ceil(n / 8)` (mandelbrot's PBM bitmap; spec:
     /// `n*ceil(n/8)`).
     BitRows,
+    /// N rows of N elements: `n x n` (laplace's grid; spec: `n*n`).
+    Square,
     /// This many elements (spec: a number).
     Fixed(u64),
     /// Any length: the caller gives it, the kernel reads `args->len[i]` (spec: `*`).
@@ -225,6 +227,7 @@ impl Len {
             Len::Items(k) => k as u128 * items,
             Len::N(k) => k as u128 * n,
             Len::BitRows => n * n.div_ceil(8),
+            Len::Square => n * n,
             Len::Fixed(len) => len as u128,
             Len::Any => return None,
         })
@@ -239,6 +242,7 @@ impl fmt::Display for Len {
             Len::N(1) => f.write_str("n"),
             Len::N(k) => write!(f, "{k}*n"),
             Len::BitRows => f.write_str("n*ceil(n/8)"),
+            Len::Square => f.write_str("n*n"),
             Len::Fixed(len) => write!(f, "{len}"),
             Len::Any => f.write_str("*"),
         }
@@ -563,7 +567,7 @@ impl Signature {
     }
 
     /// Parse a spec: comma-separated buffers (`in|out|inout ELEM[LEN]`, ELEM one of
-    /// `i64`, `f64`, `u8`, LEN one of `items`, `K*items`, `n`, `K*n`, `n*ceil(n/8)`, a
+    /// `i64`, `f64`, `u8`, LEN one of `items`, `K*items`, `n`, `K*n`, `n*ceil(n/8)`, `n*n`, a
     /// number or `*`), partial slots (`sum|max|min i64|f64`) and checks (`n<=MAX`,
     /// `items<=MAX`, `items==n`, `items==n!`, `iparam[K]>=MIN`, `iparam[K]<=MAX`,
     /// `iparam[K] in MIN..=MAX`), in slot order. The [`Display`](fmt::Display) of a
@@ -609,7 +613,7 @@ impl Signature {
                     let len = parse_len(len).ok_or_else(|| {
                         bad(
                             part,
-                            "lengths are items, K*items, n, K*n, n*ceil(n/8), a number or *",
+                            "lengths are items, K*items, n, K*n, n*ceil(n/8), n*n, a number or *",
                         )
                     })?;
                     sig.buffers.push(BufferSpec { elem, len, access });
@@ -686,6 +690,8 @@ fn parse_len(s: &str) -> Option<Len> {
         Some(Len::Any)
     } else if s == "n*ceil(n/8)" {
         Some(Len::BitRows)
+    } else if s == "n*n" {
+        Some(Len::Square)
     } else if let Some(k) = times("items") {
         Some(Len::Items(k))
     } else if let Some(k) = times("n") {
@@ -835,8 +841,8 @@ impl<'de> Deserialize<'de> for SignatureRef {
 }
 
 /// The signatures of the built-in kernels, in [`KernelName::ALL`] order.
-fn builtins() -> &'static [Signature; 7] {
-    static ALL: OnceLock<[Signature; 7]> = OnceLock::new();
+fn builtins() -> &'static [Signature; 8] {
+    static ALL: OnceLock<[Signature; 8]> = OnceLock::new();
     ALL.get_or_init(|| KernelName::ALL.map(make_builtin))
 }
 
@@ -897,6 +903,12 @@ fn make_builtin(kernel: KernelName) -> Signature {
             max: max_n(kernel),
             what: "samples".into(),
         }),
+        KernelName::Laplace => sig
+            .input(Elem::F64, Len::Square)
+            .output(Elem::F64, Len::Square)
+            .partial(Reduce::MaxF64)
+            .check(Check::NAtMost(max_n(kernel)))
+            .check(Check::ItemsEqualN),
         KernelName::Custom(s) => s.get().clone(),
     }
 }

@@ -104,6 +104,7 @@ impl Partial {
 /// | fannkuch | permutation length | 12 | the permutation arrays |
 /// | triad | array length | `isize::MAX / 8` | one `f64` per element in each buffer |
 /// | pi | samples | 2^62 | counters `2i`, `2i+1` stay distinct in 64 bits |
+/// | laplace | grid width and height | 2^24 | `N*N` doubles, `int64` offsets |
 ///
 /// The native kernels refuse the same bounds themselves (`native/include/kernels.h`). A
 /// kernel with its own signature: its [`Signature::max_n`].
@@ -116,6 +117,7 @@ pub fn max_n(kernel: KernelName) -> u64 {
         KernelName::Mandelbrot => sys::KP_MANDELBROT_MAX_N as u64,
         KernelName::Fannkuch => sys::KP_FANNKUCH_MAX_N as u64,
         KernelName::Pi => sys::KP_PI_MAX_SAMPLES as u64,
+        KernelName::Laplace => sys::KP_LAPLACE_MAX_N as u64,
         KernelName::Custom(sig) => sig.max_n(),
     }
 }
