@@ -513,15 +513,16 @@ contains
     end function kp_f_pi
 
     ! ---- laplace: one Jacobi sweep of rows [begin, end) from buf(1) into buf(2) ----
-    ! C's element (i, j) of the row-major grid is element i*n + j + 1 here; the partial
-    ! slot holds a double, so it is mapped as real(c_double).
+    ! C's element (i, j) of the row-major grid is element i*n + j + 1 here. The partial
+    ! slot holds a double's bits; the max of |new - old| >= 0 is taken on those bits as
+    ! int64, as in C (see there).
     integer(c_int32_t) function kp_f_laplace(args, begin, end_) bind(C, name="kp_f_laplace")
         type(kp_kargs), intent(in), optional :: args
         integer(c_int64_t), value :: begin, end_
         real(dp), pointer, contiguous :: old(:), nxt(:)
-        real(dp), pointer :: partial(:)
-        real(dp) :: v, d, err
-        integer(i8) :: n, i, j, r
+        integer(i8), pointer :: partial(:)
+        real(dp) :: v, d
+        integer(i8) :: n, i, j, r, err, bits
 
         kp_f_laplace = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
@@ -543,8 +544,9 @@ contains
                 v = 0.25_dp * (((old(r + j + 2) + old(r + j)) + old(r - n + j + 1)) &
                     + old(r + n + j + 1))
                 d = abs(v - old(r + j + 1))
+                bits = transfer(d, bits)
                 nxt(r + j + 1) = v
-                if (d > err) err = d
+                if (bits > err) err = bits
             end do
             nxt(r + n) = old(r + n)
         end do

@@ -66,6 +66,8 @@ pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
         (KernelName::Triad, true) => (2_000_000, 1),
         (KernelName::Pi, false) => (20_000_000, 1),
         (KernelName::Pi, true) => (4_000_000, 1),
+        (KernelName::Laplace, false) => (1024, 1),
+        (KernelName::Laplace, true) => (256, 1),
         // A kernel added later runs at its reference size until it gets a size here.
         (k, _) => (programs::reference_n(k), 1),
     }
