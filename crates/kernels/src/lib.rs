@@ -32,5 +32,5 @@ pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, d
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;
 pub use registry::{Kernel, KernelName, Lang, Origin, RawKernelFn, Reduce, splitmix64_at};
-pub use signature::{Access, BufferSpec, Check, Len, Signature, SignatureRef};
+pub use signature::{Access, BufferSpec, Check, Len, Reads, Signature, SignatureRef};
 pub use step::{Partial, Step, StepArgs, StepBuffer};

@@ -232,6 +232,62 @@ impl Len {
             Len::Any => return None,
         })
     }
+
+    /// How many elements each item owns when the buffer is laid out item after item
+    /// (item `i` owns elements `[i*k, (i+1)*k)`): `k` for [`Len::Items`]`(k)`, and, when
+    /// `items == n` (one item per row), `k` for [`Len::N`]`(k)`, `ceil(n/8)` for
+    /// [`Len::BitRows`] and `n` for [`Len::Square`]. `None` when the length says nothing
+    /// about which item owns which element ([`Len::Fixed`], [`Len::Any`], or rows that are
+    /// not the items). Executors that keep a buffer in pieces (MPI ranks) move items by it.
+    pub fn per_item(self, args: &StepArgs) -> Option<u64> {
+        let rows = args.items == args.n;
+        match self {
+            Len::Items(k) => Some(k),
+            Len::N(k) if rows => Some(k),
+            Len::BitRows if rows => Some(args.n.div_ceil(8)),
+            Len::Square if rows => Some(args.n),
+            _ => None,
+        }
+    }
+}
+
+/// Which elements of a buffer the chunk of items `[b, e)` reads, for executors that keep
+/// buffers in pieces (MPI ranks own ranges of items and move only what a step reads).
+/// More may come: matches outside this crate need a wildcard arm.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum Reads {
+    /// Any element (spectralnorm's vector): the default, and the only safe assumption
+    /// for a kernel that does not say.
+    #[default]
+    All,
+    /// Only the elements its own items own (STREAM's arrays; spec: `own`).
+    Own,
+    /// The elements of items `[b - h, e + h)` (a stencil: laplace reads the rows above
+    /// and below; spec: `halo(h)`).
+    Halo(u64),
+}
+
+impl fmt::Display for Reads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reads::All => f.write_str("all"),
+            Reads::Own => f.write_str("own"),
+            Reads::Halo(h) => write!(f, "halo({h})"),
+        }
+    }
 }
 
 impl fmt::Display for Len {
@@ -260,6 +316,8 @@ pub struct BufferSpec {
     pub len: Len,
     /// Read, written or both.
     pub access: Access,
+    /// Which elements a chunk reads (for a buffer it reads).
+    pub reads: Reads,
 }
 
 impl fmt::Display for BufferSpec {
@@ -270,7 +328,11 @@ impl fmt::Display for BufferSpec {
             self.access.word(),
             elem_name(self.elem),
             self.len
-        )
+        )?;
+        if self.reads != Reads::All {
+            write!(f, " {}", self.reads)?;
+        }
+        Ok(())
     }
 }
 
@@ -421,7 +483,21 @@ impl Signature {
     /// Add a buffer.
     #[must_use]
     pub fn buffer(mut self, elem: Elem, len: Len, access: Access) -> Signature {
-        self.buffers.push(BufferSpec { elem, len, access });
+        self.buffers.push(BufferSpec {
+            elem,
+            len,
+            access,
+            reads: Reads::All,
+        });
+        self
+    }
+
+    /// Say which elements a chunk reads of the buffer added last (default [`Reads::All`]).
+    #[must_use]
+    pub fn reading(mut self, reads: Reads) -> Signature {
+        if let Some(b) = self.buffers.last_mut() {
+            b.reads = reads;
+        }
         self
     }
 
@@ -605,9 +681,26 @@ impl Signature {
                         "out" => Access::Write,
                         _ => Access::ReadWrite,
                     };
-                    let (ty, len) = rest
-                        .strip_suffix(']')
-                        .and_then(|r| r.split_once('['))
+                    // `TYPE[LEN]`, then what a chunk reads: `own`, `halo(H)` (default: all).
+                    let (shape, reads) = match rest.split_once(']') {
+                        Some((shape, tail)) => (shape, tail),
+                        None => (rest.as_str(), ""),
+                    };
+                    let reads = match reads {
+                        "" | "all" => Reads::All,
+                        "own" => Reads::Own,
+                        r => r
+                            .strip_prefix("halo(")
+                            .and_then(|h| h.strip_suffix(')'))
+                            .and_then(|h| h.parse().ok())
+                            .map(Reads::Halo)
+                            .ok_or_else(|| {
+                                bad(part, "after TYPE[LEN] comes all, own or halo(H)")
+                            })?,
+                    };
+                    let (ty, len) = shape
+                        .split_once('[')
+                        .filter(|_| rest.contains(']'))
                         .ok_or_else(|| bad(part, "expected TYPE[LEN], e.g. f64[items]"))?;
                     let elem = parse_elem(ty).ok_or_else(|| bad(part, "types are i64, f64, u8"))?;
                     let len = parse_len(len).ok_or_else(|| {
@@ -616,7 +709,12 @@ impl Signature {
                             "lengths are items, K*items, n, K*n, n*ceil(n/8), n*n, a number or *",
                         )
                     })?;
-                    sig.buffers.push(BufferSpec { elem, len, access });
+                    sig.buffers.push(BufferSpec {
+                        elem,
+                        len,
+                        access,
+                        reads,
+                    });
                 }
                 "sum" | "max" | "min" => {
                     let op = parse_elem(&rest)
@@ -881,6 +979,7 @@ fn make_builtin(kernel: KernelName) -> Signature {
         }
         KernelName::Spectralnorm => sig
             .input(Elem::F64, Len::N(1))
+            .reading(Reads::All)
             .output(Elem::F64, Len::N(1))
             .check(Check::NAtMost(max_n(kernel)))
             .check(Check::ItemsEqualN)
@@ -896,8 +995,11 @@ fn make_builtin(kernel: KernelName) -> Signature {
             .check(Check::ItemsEqualFactorialN),
         KernelName::Triad => sig
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .check(iparam(0, 4, "a STREAM op")),
         KernelName::Pi => sig.partial(Reduce::Sum).check(Check::ItemsAtMost {
             max: max_n(kernel),
@@ -905,6 +1007,7 @@ fn make_builtin(kernel: KernelName) -> Signature {
         }),
         KernelName::Laplace => sig
             .input(Elem::F64, Len::Square)
+            .reading(Reads::Halo(1))
             .output(Elem::F64, Len::Square)
             .partial(Reduce::MaxF64)
             .check(Check::NAtMost(max_n(kernel)))

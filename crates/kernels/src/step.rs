@@ -305,6 +305,25 @@ impl<'a> Step<'a> {
         })
     }
 
+    /// The bytes of buffer `slot` (in slot order), for an executor that moves a step's
+    /// items between processes (MPI ranks) between the chunks it runs. `None` past the
+    /// last buffer.
+    ///
+    /// # Safety
+    /// While the slice lives, no chunk of this step runs ([`Step::run_chunk`] writes
+    /// through the same memory) and no other slice from this method for the same `slot`
+    /// is used. The step borrows its buffers exclusively, so nothing outside it can see
+    /// them.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn buffer_bytes(&self, slot: usize) -> Option<&mut [u8]> {
+        let b = self.bufs.get(slot)?;
+        let bytes = b.len() * b.elem().size();
+        // SAFETY: the buffer holds `bytes` initialised bytes and is exclusively borrowed
+        // by this step for 'a; the caller guarantees that no chunk and no other slice
+        // touches it meanwhile (see # Safety).
+        Some(unsafe { std::slice::from_raw_parts_mut(b.raw_ptr(), bytes) })
+    }
+
     /// Run the kernel on `range` and return the chunk's partial.
     ///
     /// # Errors
