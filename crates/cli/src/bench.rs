@@ -136,6 +136,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
         .iter()
         .map(|&k| make_executor(&args.exec, k).map(|e| (k, e)))
         .collect::<Result<_, _>>()?;
+    // Under MPI every rank runs the bench (the ranks of each MPI run work together); only
+    // rank 0 has the gathered outputs, so only it checks, reports and decides.
+    let root = execs.iter().all(|(_, e)| e.is_root());
     let mut rows = Vec::new();
     let mut failures = 0;
     for &k in &kernels {
@@ -190,6 +193,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                     agrees,
                     note,
                 };
+                if !root {
+                    continue;
+                }
                 eprintln!(
                     "bench: {:<12} {:<8} {:<26} N={:<9} {:>12} {:>7}  {}",
                     k.name(),
@@ -203,6 +209,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
                 rows.push(row);
             }
         }
+    }
+    if !root {
+        return Ok(ExitCode::SUCCESS);
     }
     print_table(&rows);
     if let Some(path) = &args.json {
