@@ -136,15 +136,18 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
     let jit = Jit::new().map_err(text)?.flags(flags);
     let exec = make_executor(&args.exec, args.exec_kind)?;
     let result = run_kernel(args, &jit, &src, file, symbol, &*exec);
-    if !exec.is_root() {
-        // Under MPI only rank 0 prints: the output, and the error every rank shares.
-        return Ok(if result.is_ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(2)
-        });
+    // Under MPI only rank 0 prints: the output, and the error every rank shares. The
+    // error is printed here, while the executor lives: the other ranks' exit (after
+    // finalising MPI, which waits for this rank) may end the job at once.
+    match result {
+        Err(e) if exec.is_root() => {
+            eprintln!("kpool: error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(_) => Ok(ExitCode::from(2)),
+        Ok(code) if exec.is_root() => Ok(code),
+        Ok(_) => Ok(ExitCode::SUCCESS),
     }
-    result
 }
 
 /// Compile or load `symbol` and run it on `exec` (`kpool jit` past the cache options).

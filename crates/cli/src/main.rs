@@ -165,7 +165,12 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
             eprintln!("kpool: {msg}");
             return Ok(ExitCode::from(1));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => {
+            // Printed here, while the executor lives: under MPI the other ranks' exit
+            // (after finalising MPI, which waits for this rank) may end the job at once.
+            eprintln!("kpool: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
     if !root {
         return Ok(ExitCode::SUCCESS);
