@@ -159,7 +159,8 @@ fn run_kernel(
     symbol: &str,
     exec: &dyn Executor,
 ) -> Result<ExitCode, String> {
-    let text = |e: JitError| e.to_string();
+    // A compilation that fails here may succeed on the other MPI ranks: see `alone`.
+    let text = |e: JitError| alone(e.to_string());
     let root = exec.is_root();
     if let Some(values) = &args.map {
         return map(args, jit, src, symbol, values, exec);
@@ -247,6 +248,15 @@ fn run_kernel(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A failure of this process alone (compiling or loading the kernel): under an MPI job of
+/// several ranks the others would wait for this one in their next collective call, so it
+/// says what failed and ends the whole job (`MPI_Abort`); otherwise the error returns.
+fn alone(message: String) -> String {
+    #[cfg(feature = "mpi")]
+    kernelpool::pool::mpi_abort_job(2, &format!("kpool: error: {message}"));
+    message
+}
+
 /// `kpool jit FILE --symbol f --map 1,2,3`: prints `[f(1), f(2), f(3)]`.
 fn map(
     args: &JitArgs,
@@ -288,7 +298,7 @@ fn map(
             let xs = parse_list::<i64>(&words, "an integer (--type i64)")?;
             // SAFETY: the user vouches for their element function (a pure function of
             // its argument); running it is what `kpool jit --map` is for.
-            let f = unsafe { jit.element_fn::<i64>(src, symbol) }.map_err(hint)?;
+            let f = unsafe { jit.element_fn::<i64>(src, symbol) }.map_err(|e| alone(hint(e)))?;
             t = Instant::now();
             let ys = f.map(&xs, exec).map_err(|e| e.to_string())?;
             (format!("{ys:?}\n"), f.build().clone())
@@ -296,7 +306,7 @@ fn map(
         ElemType::F64 => {
             let xs = parse_list::<f64>(&words, "a number")?;
             // SAFETY: as above.
-            let f = unsafe { jit.element_fn::<f64>(src, symbol) }.map_err(hint)?;
+            let f = unsafe { jit.element_fn::<f64>(src, symbol) }.map_err(|e| alone(hint(e)))?;
             t = Instant::now();
             let ys = f.map(&xs, exec).map_err(|e| e.to_string())?;
             (format!("{ys:?}\n"), f.build().clone())

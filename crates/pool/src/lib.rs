@@ -143,7 +143,7 @@ pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
 #[cfg(feature = "mpi")]
-pub use mpi::{Mpi, MpiBuilder};
+pub use mpi::{Mpi, MpiBuilder, abort_job as mpi_abort_job};
 pub use process::{Processes, ProcessesBuilder};
 pub use shared_array::{SharedChunkMut, SharedSlice, SharedVec};
 pub use shm::SharedMemory;

@@ -375,6 +375,22 @@ impl Mpi {
     }
 }
 
+/// End the whole MPI job now with status `code`, when this process has failed where the
+/// other ranks may not have (outside the steps, whose failures every rank learns): they
+/// could otherwise wait for it forever. `message` (what failed) goes to stderr first.
+/// Returns, doing nothing, when no MPI job of more than one rank is running.
+pub fn abort_job(code: i32, message: &str) {
+    use mpi::environment::{is_finalized, is_initialized};
+    if !is_initialized() || is_finalized() {
+        return;
+    }
+    let world = SimpleCommunicator::world();
+    if world.size() > 1 {
+        eprintln!("{message}");
+        world.abort(code);
+    }
+}
+
 /// All-gather the parts of a buffer in pieces into `bytes`, on every rank.
 fn all_gather(
     world: &SimpleCommunicator,
