@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: every crate's unit, integration and doc tests,
 # then the bindings drift check (regenerates the bindings with bindgen and compares).
+# The `mpi` feature is on: the MPI executor's tests run `mpirun -n 2` and `-n 3` (setup
+# --tests installs Open MPI; the tests run as root here, which Open MPI refuses unless told).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
 # the C-ABI test links a C program to the cdylib, which `cargo test` alone does not build
-cargo build --workspace --release
-cargo test --workspace --release
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cargo build --workspace --release --features mpi
+cargo test --workspace --release --features mpi
 cargo test --release -p kernelpool-kernels-sys --features bindgen
 # the optional ndarray views over shared arrays
 cargo test --release -p kernelpool-pool --features ndarray --lib shared_array
