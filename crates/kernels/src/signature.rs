@@ -1039,6 +1039,31 @@ mod tests {
     }
 
     #[test]
+    fn read_patterns_and_per_item_layouts() {
+        let sig = Signature::parse("s", "in f64[n*n] halo(1), inout f64[items] own, in u8[7]")
+            .expect("parses");
+        let reads: Vec<Reads> = sig.buffers().iter().map(|b| b.reads).collect();
+        assert_eq!(reads, [Reads::Halo(1), Reads::Own, Reads::All]);
+        assert_eq!(
+            sig.to_string(),
+            "in f64[n*n] halo(1), inout f64[items] own, in u8[7]"
+        );
+        assert_eq!(
+            builtin(KernelName::Laplace).to_string(),
+            "in f64[n*n] halo(1), out f64[n*n], max f64, n<=16777216, items==n"
+        );
+        let rows = StepArgs::new(10, 10);
+        let other = StepArgs::new(10, 4);
+        assert_eq!(Len::Items(2).per_item(&other), Some(2));
+        assert_eq!(Len::Square.per_item(&rows), Some(10));
+        assert_eq!(Len::BitRows.per_item(&rows), Some(2));
+        assert_eq!(Len::N(3).per_item(&rows), Some(3));
+        assert_eq!(Len::Square.per_item(&other), None);
+        assert_eq!(Len::Fixed(10).per_item(&rows), None);
+        assert_eq!(Len::Any.per_item(&rows), None);
+    }
+
+    #[test]
     fn bad_specs_are_errors_naming_the_part() {
         for (spec, needle) in [
             ("in f32[items]", "in f32[items]"),
@@ -1046,6 +1071,8 @@ mod tests {
             ("avg i64", "avg i64"),
             ("sum u8", "i64 or f64"),
             ("in i64[3*m]", "lengths"),
+            ("in f64[items] sideways", "all, own or halo(H)"),
+            ("in f64[items] halo(x)", "all, own or halo(H)"),
             ("iparam[7]>=0", "iparam[7]"),
             ("iparam[0] in 5..=1", "accepts no value"),
             (
