@@ -187,6 +187,10 @@ enum kp_kernel_id
    Monte Carlo pi over counter-based splitmix64 (N samples).
    */
   KP_KERNEL_PI = 6,
+  /*
+   2D Jacobi solve of Laplace's equation on an N x N grid (one step per sweep).
+   */
+  KP_KERNEL_LAPLACE = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

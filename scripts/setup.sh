@@ -7,27 +7,35 @@
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
 #     exactly the way clang-sys finds it (see find_libclang), valgrind (.ci/run runs the C
 #     program of tests/c_abi.rs under memcheck), cmake and pkg-config (tests/c_abi.rs
-#     builds examples/cmake against the installed C ABI), and the rustfmt and clippy
-#     components.
+#     builds examples/cmake against the installed C ABI), the rustfmt and clippy
+#     components;
+#   - with --mpi (implied by --tests: scripts/test.sh builds the `mpi` feature): Open MPI,
+#     that is an MPI compiler wrapper that answers `${MPICC:-mpicc} -show` (what the mpi
+#     crate's build probes; package libopenmpi-dev, with the headers and libmpi) and the
+#     launcher `mpirun` (package openmpi-bin), plus the libclang above (the mpi crate runs
+#     bindgen over mpi.h at build time).
 # Missing packages are installed with apt-get as root or through `sudo -n`. Without root or
 # sudo it prints the exact `apt-get install` line and exits 1; without apt-get (not
 # Debian/Ubuntu) it prints what is needed, generically, and exits 1.
 #
-# Usage: scripts/setup.sh [--tests] [--check]
+# Usage: scripts/setup.sh [--tests] [--mpi] [--check]
 #   --tests   also what scripts/test.sh and .ci/run need (libclang, valgrind, cmake,
-#             pkg-config, rustfmt, clippy)
+#             pkg-config, rustfmt, clippy, and Open MPI, as --mpi)
+#   --mpi     also what the `mpi` feature needs (Open MPI, libclang)
 #   --check   only report what is found and what would be installed; never installs.
 #             Exit status 0 when nothing is missing, 1 otherwise.
-# Environment: CC, CXX, FC (as the build); LIBCLANG_PATH, LLVM_CONFIG_PATH,
+# Environment: CC, CXX, FC (as the build); MPICC (as the mpi crate's build); LIBCLANG_PATH, LLVM_CONFIG_PATH,
 # LD_LIBRARY_PATH, LIBRARY_PATH (as clang-sys); KERNELPOOL_LIBCLANG_DIRS (a colon-separated
 # list of directories that replaces clang-sys's search outside LIBCLANG_PATH; for tests).
 set -euo pipefail
 
 for_tests=0
+for_mpi=0
 check_only=0
 for arg in "$@"; do
     case "$arg" in
-    --tests) for_tests=1 ;;
+    --tests) for_tests=1 for_mpi=1 ;;
+    --mpi) for_mpi=1 ;;
     --check | --dry-run) check_only=1 ;;
     -h | --help)
         sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -223,7 +231,7 @@ check_all() {
     check_compiler CC gcc gcc "C compiler"
     check_compiler CXX g++ g++ "C++ compiler"
     check_compiler FC gfortran gfortran "Fortran compiler"
-    if [ "$for_tests" = 1 ]; then
+    if [ "$for_tests" = 1 ] || [ "$for_mpi" = 1 ]; then
         local lib
         if lib="$(find_libclang)"; then
             say "libclang (what bindgen loads): $lib"
@@ -235,6 +243,11 @@ check_all() {
             [ -n "${KERNELPOOL_LIBCLANG_DIRS+set}" ] && where="KERNELPOOL_LIBCLANG_DIRS=$KERNELPOOL_LIBCLANG_DIRS"
             tools+=("libclang, the shared library bindgen loads (libclang.so, libclang-N.so.1 or libclang.so.N; none in $where; libclang-cpp does not count), e.g. from your LLVM/Clang package, or set LIBCLANG_PATH to its directory")
         fi
+    fi
+    if [ "$for_mpi" = 1 ]; then
+        check_mpi
+    fi
+    if [ "$for_tests" = 1 ]; then
         # valgrind: found on PATH when `valgrind --version` runs (as tests/c_abi.rs runs it).
         if runs valgrind; then
             say "valgrind: $(command -v valgrind)"
@@ -253,6 +266,29 @@ check_all() {
                 tools+=("$tool (tests/c_abi.rs builds examples/cmake, which finds kernelpool through pkg-config)")
             fi
         done
+    fi
+}
+
+# Open MPI: the compiler wrapper the mpi crate's build (build-probe-mpi) runs as
+# `${MPICC:-mpicc} -show`, and the launcher `mpirun` that runs the jobs and the MPI tests.
+check_mpi() {
+    if [ -n "${MPICC+set}" ]; then
+        if [ -n "$MPICC" ] && "$MPICC" -show >/dev/null 2>&1; then
+            say "MPI compiler wrapper: MPICC=$MPICC"
+        else
+            problems+=("MPICC=$MPICC: \`$MPICC -show\` does not run; the mpi crate's build runs \$MPICC -show, so point MPICC at an MPI compiler wrapper (Open MPI's or MPICH's mpicc), or unset it to use mpicc")
+        fi
+    elif mpicc -show >/dev/null 2>&1; then
+        say "MPI compiler wrapper: $(command -v mpicc)"
+    else
+        packages+=(libopenmpi-dev)
+        tools+=("mpicc, an MPI compiler wrapper with the MPI headers and library (Open MPI or MPICH; the mpi crate's build runs \`mpicc -show\`)")
+    fi
+    if mpirun --version >/dev/null 2>&1; then
+        say "mpirun: $(command -v mpirun) ($(mpirun --version 2>/dev/null | head -n 1))"
+    else
+        packages+=(openmpi-bin)
+        tools+=("mpirun, the MPI launcher (Open MPI's; the MPI tests run \`mpirun -n 2\`)")
     fi
 }
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: every crate's unit, integration and doc tests,
 # then the bindings and C header drift checks (bindgen and cbindgen regenerate, compare).
+# The `mpi` feature is on: the MPI executor's tests run `mpirun -n 2` and `-n 3` (setup
+# --tests installs Open MPI; the tests run as root here, which Open MPI refuses unless told).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
-cargo build --workspace --release
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cargo build --workspace --release --features mpi
 # tests/c_abi.rs builds the C ABI itself, installs it in a scratch prefix and runs the C,
 # C++, Python and CMake programs against it
-cargo test --workspace --release
+cargo test --workspace --release --features mpi
 cargo test --release -p kernelpool-kernels-sys --features bindgen
 # the C header drift check: regenerates include/kernelpool.h with cbindgen and compares
 cargo test --release -p kernelpool-capi --features cbindgen --lib

@@ -3,9 +3,10 @@
 //!
 //! The libclang search is pointed at the fake directories with `KERNELPOOL_LIBCLANG_DIRS`
 //! (which replaces clang-sys's search outside `LIBCLANG_PATH`). The compilers are fake
-//! scripts named by `CC`, `CXX` and `FC`, `valgrind`, `cmake` and `pkg-config` are fakes
-//! first on PATH, `rustup` is a fake that reports rustfmt and clippy installed, and
-//! `apt-get` is a fake that records any call (`--check` must never make one).
+//! scripts named by `CC`, `CXX` and `FC`, `valgrind`, `cmake`, `pkg-config`, `mpicc`
+//! (answers `-show`) and `mpirun` (answers `--version`) are fakes first on PATH, `rustup` is a
+//! fake that reports rustfmt and clippy installed, and `apt-get` is a fake that records any
+//! call (`--check` must never make one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ fn script(path: &Path, body: &str) {
 }
 
 /// Fake tools: compilers `cc`, `c++`, `fortran` and `valgrind` (each answers `--version`),
+/// Open MPI's `mpicc` (answers `-show`, as the mpi crate's build asks) and `mpirun`,
 /// `rustup` (rustfmt and clippy installed) and `apt-get` (records its arguments in
 /// `apt-get.log`).
 struct Fakes {
@@ -59,6 +61,14 @@ impl Fakes {
         for exe in ["cmake", "pkg-config"] {
             script(&bin.join(exe), "echo fake 1.0");
         }
+        script(
+            &bin.join("mpicc"),
+            "[ \"$1\" = -show ] && echo gcc -I/usr/lib/x86_64-linux-gnu/openmpi/include -lmpi",
+        );
+        script(
+            &bin.join("mpirun"),
+            "[ \"$1\" = --version ] && echo 'mpirun (Open MPI) 4.1.4'",
+        );
         script(
             &bin.join("rustup"),
             "echo rustfmt-x86_64-unknown-linux-gnu; echo clippy-x86_64-unknown-linux-gnu",
@@ -92,6 +102,7 @@ impl Fakes {
             .env("CC", self.bin.join("cc"))
             .env("CXX", self.bin.join("c++"))
             .env("FC", self.bin.join("fortran"))
+            .env_remove("MPICC")
             .env_remove("LIBCLANG_PATH")
             .env_remove("LLVM_CONFIG_PATH");
         apply(&mut cmd, env);
@@ -300,6 +311,80 @@ fn a_missing_cmake_or_pkg_config_is_a_package() {
         out.contains(&format!("cmake: {}", fakes.bin.join("cmake").display())),
         "{out}"
     );
+}
+
+#[test]
+fn open_mpi_is_found_where_the_build_and_the_tests_look() {
+    let fakes = Fakes::new();
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "MPI compiler wrapper: {}",
+            fakes.bin.join("mpicc").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "mpirun: {} (mpirun (Open MPI) 4.1.4)",
+            fakes.bin.join("mpirun").display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_open_mpi_is_two_packages() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    // No mpicc: the headers and the wrapper come with libopenmpi-dev.
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("mpicc")).expect("rm fake mpicc");
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: libopenmpi-dev"), "{out}");
+    assert!(out.contains("apt-get install libopenmpi-dev"), "{out}");
+    assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+    // An mpicc that does not answer `-show` (what the build runs) does not count.
+    let fakes = Fakes::new();
+    script(&fakes.bin.join("mpicc"), "exit 1");
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: libopenmpi-dev"), "{out}");
+    // No mpirun: openmpi-bin.
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("mpirun")).expect("rm fake mpirun");
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: openmpi-bin"), "{out}");
+    // Neither, and no apt-get: both tools are named, with the package names.
+    let fakes = Fakes::new();
+    for f in ["mpicc", "mpirun", "apt-get"] {
+        std::fs::remove_file(fakes.bin.join(f)).expect("rm fake");
+    }
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("- mpicc, an MPI compiler wrapper"), "{out}");
+    assert!(out.contains("- mpirun, the MPI launcher"), "{out}");
+    assert!(
+        out.contains("on Debian/Ubuntu the packages are: libopenmpi-dev openmpi-bin"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_named_mpicc_that_does_not_run_is_reported_by_name() {
+    let fakes = Fakes::new();
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let (ok, out) = fakes.check(&[&good], &[("MPICC", Some("/nonexistent/mpicc"))]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("error: MPICC=/nonexistent/mpicc: `/nonexistent/mpicc -show` does not run"),
+        "{out}"
+    );
+    // No package replaces a wrapper the user named.
+    assert!(!out.contains("libopenmpi-dev"), "{out}");
 }
 
 /// `check`, with PATH holding only the fakes and links to the few system tools the script

@@ -1,10 +1,11 @@
-/* The seven kernels in C. Contract and per-kernel buffers: native/include/kernels.h.
+/* The eight kernels in C. Contract and per-kernel buffers: native/include/kernels.h.
  * Built with -O3 -ffp-contract=off so that every floating-point operation is the one
  * written here, in this order, as in the C++, Fortran and Rust versions. */
 #include "kernels.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #define CHECK_RANGE(a, b, e)                                  \
     do {                                                      \
@@ -322,5 +323,44 @@ int32_t kp_c_pi(const kp_kargs *a, uint64_t begin, uint64_t end) {
         if (x * x + y * y < 1.0) hits++;
     }
     a->partial[0] += hits;
+    return KP_KERNEL_OK;
+}
+
+/* ---- laplace: one Jacobi sweep of rows [begin, end) from buf[0] into buf[1] ----
+ * The partial slot holds a double's bits. The error is a max of |new - old| >= 0, and
+ * non-negative doubles order as their bits do as int64 (the slot's -inf identity is a
+ * negative int64, below all of them; a NaN's bits are above +inf): so the max is taken
+ * on the bits, exactly the double max, which the compiler can vectorise (a double
+ * compare-and-select it cannot, without -ffast-math). */
+int32_t kp_c_laplace(const kp_kargs *a, uint64_t begin, uint64_t end) {
+    CHECK_RANGE(a, begin, end);
+    if (a->n > (uint64_t)KP_LAPLACE_MAX_N || a->items != a->n || a->partial == NULL) {
+        return KP_KERNEL_BAD_ARGS;
+    }
+    const uint64_t n = a->n;
+    const double *restrict old = (const double *)a->buf[0];
+    double *restrict next = (double *)a->buf[1];
+    int64_t err = a->partial[0];
+    for (uint64_t i = begin; i < end; i++) {
+        const double *o = old + i * n;
+        double *x = next + i * n;
+        if (i == 0 || i == n - 1) {
+            for (uint64_t j = 0; j < n; j++) x[j] = o[j];
+            continue;
+        }
+        const double *up = o - n;
+        const double *down = o + n;
+        x[0] = o[0];
+        for (uint64_t j = 1; j + 1 < n; j++) {
+            const double v = 0.25 * (((o[j + 1] + o[j - 1]) + up[j]) + down[j]);
+            const double d = fabs(v - o[j]);
+            int64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            x[j] = v;
+            if (bits > err) err = bits;
+        }
+        x[n - 1] = o[n - 1];
+    }
+    a->partial[0] = err;
     return KP_KERNEL_OK;
 }

@@ -1,4 +1,4 @@
-// The seven kernels in C++17. Contract and per-kernel buffers: native/include/kernels.h.
+// The eight kernels in C++17. Contract and per-kernel buffers: native/include/kernels.h.
 // Built with -O3 -ffp-contract=off so that every floating-point operation is the one
 // written here, in this order, as in the C reference (native/c/kernels.c) and the
 // Fortran and Rust versions: results must agree bit for bit.
@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace {
 
@@ -368,6 +369,42 @@ int32_t pi_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
     return KP_KERNEL_OK;
 }
 
+// ---- laplace: one Jacobi sweep of rows [begin, end) from buf[0] into buf[1] ----
+int32_t laplace_kernel(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
+    if (a.n > static_cast<std::uint64_t>(KP_LAPLACE_MAX_N) || a.items != a.n ||
+        a.partial == nullptr) {
+        return KP_KERNEL_BAD_ARGS;
+    }
+    const std::uint64_t n = a.n;
+    const auto *old = buffer<const double>(a, 0);
+    auto *next = buffer<double>(a, 1);
+    // The max of |new - old| >= 0 is taken on the doubles' bits as int64, as in C (see
+    // there): exactly the double max, and vectorisable.
+    std::int64_t err = a.partial[0];
+    for (std::uint64_t i = begin; i < end; i++) {
+        const double *o = old + i * n;
+        double *x = next + i * n;
+        if (i == 0 || i == n - 1) {
+            for (std::uint64_t j = 0; j < n; j++) x[j] = o[j];
+            continue;
+        }
+        const double *up = o - n;
+        const double *down = o + n;
+        x[0] = o[0];
+        for (std::uint64_t j = 1; j + 1 < n; j++) {
+            const double v = 0.25 * (((o[j + 1] + o[j - 1]) + up[j]) + down[j]);
+            const double d = std::fabs(v - o[j]);
+            std::int64_t bits;
+            std::memcpy(&bits, &d, sizeof bits);
+            x[j] = v;
+            if (bits > err) err = bits;
+        }
+        x[n - 1] = o[n - 1];
+    }
+    a.partial[0] = err;
+    return KP_KERNEL_OK;
+}
+
 }  // namespace
 
 // ---- extern "C" shims: range check, then the kernel; no exception crosses the C ABI ----
@@ -423,6 +460,14 @@ extern "C" int32_t kp_cpp_triad(const kp_kargs *a, uint64_t begin, uint64_t end)
 extern "C" int32_t kp_cpp_pi(const kp_kargs *a, uint64_t begin, uint64_t end) {
     try {
         return range_ok(a, begin, end) ? pi_kernel(*a, begin, end) : KP_KERNEL_BAD_ARGS;
+    } catch (...) {
+        return KP_KERNEL_EXCEPTION;
+    }
+}
+
+extern "C" int32_t kp_cpp_laplace(const kp_kargs *a, uint64_t begin, uint64_t end) {
+    try {
+        return range_ok(a, begin, end) ? laplace_kernel(*a, begin, end) : KP_KERNEL_BAD_ARGS;
     } catch (...) {
         return KP_KERNEL_EXCEPTION;
     }

@@ -1,4 +1,4 @@
-! The seven kernels in Fortran 2008. Contract and per-kernel buffers: native/include/kernels.h.
+! The eight kernels in Fortran 2008. Contract and per-kernel buffers: native/include/kernels.h.
 ! Built with -O3 -ffp-contract=off -fwrapv so that every floating-point operation is the one
 ! written here, in this order, as in the C reference (native/c/kernels.c) and the C++ and
 ! Rust versions: results must agree bit for bit. Hence:
@@ -28,6 +28,7 @@ module kp_kernels
     integer(c_int64_t), parameter :: KP_MANDELBROT_MAX_N = 2_c_int64_t**32
     integer, parameter :: KP_FANNKUCH_MAX_N = 12
     integer(c_int64_t), parameter :: KP_PI_MAX_SAMPLES = 2_c_int64_t**62
+    integer(c_int64_t), parameter :: KP_LAPLACE_MAX_N = 2_c_int64_t**24
 
     ! Mirror of struct kp_kargs (uint64_t fields are stored as int64 with the same bits).
     type, bind(C), public :: kp_kargs
@@ -48,7 +49,7 @@ module kp_kernels
     real(dp), parameter :: TWO_M53 = 2.0_dp**(-53)
 
     public :: kp_f_seed, kp_f_nbody, kp_f_spectralnorm, kp_f_mandelbrot, kp_f_fannkuch, &
-        kp_f_triad, kp_f_pi, kp_f_splitmix64_at
+        kp_f_triad, kp_f_pi, kp_f_laplace, kp_f_splitmix64_at
 
     ! ---- nbody ----
     integer, parameter :: NBODIES = 5
@@ -510,5 +511,47 @@ contains
         partial(1) = partial(1) + hits
         kp_f_pi = KP_KERNEL_OK
     end function kp_f_pi
+
+    ! ---- laplace: one Jacobi sweep of rows [begin, end) from buf(1) into buf(2) ----
+    ! C's element (i, j) of the row-major grid is element i*n + j + 1 here. The partial
+    ! slot holds a double's bits; the max of |new - old| >= 0 is taken on those bits as
+    ! int64, as in C (see there).
+    integer(c_int32_t) function kp_f_laplace(args, begin, end_) bind(C, name="kp_f_laplace")
+        type(kp_kargs), intent(in), optional :: args
+        integer(c_int64_t), value :: begin, end_
+        real(dp), pointer, contiguous :: old(:), nxt(:)
+        integer(i8), pointer :: partial(:)
+        real(dp) :: v, d
+        integer(i8) :: n, i, j, r, err, bits
+
+        kp_f_laplace = KP_KERNEL_BAD_ARGS
+        if (.not. range_ok(args, begin, end_)) return
+        if (bgt(args%n, KP_LAPLACE_MAX_N) .or. args%items /= args%n) return
+        if (.not. c_associated(args%partial)) return
+        n = args%n
+        call c_f_pointer(args%buf(1), old, [n * n])
+        call c_f_pointer(args%buf(2), nxt, [n * n])
+        call c_f_pointer(args%partial, partial, [KP_PARTIAL_LEN])
+        err = partial(1)
+        do i = begin, end_ - 1
+            r = i * n
+            if (i == 0 .or. i == n - 1) then
+                nxt(r + 1:r + n) = old(r + 1:r + n)
+                cycle
+            end if
+            nxt(r + 1) = old(r + 1)
+            do j = 1, n - 2
+                v = 0.25_dp * (((old(r + j + 2) + old(r + j)) + old(r - n + j + 1)) &
+                    + old(r + n + j + 1))
+                d = abs(v - old(r + j + 1))
+                bits = transfer(d, bits)
+                nxt(r + j + 1) = v
+                if (bits > err) err = bits
+            end do
+            nxt(r + n) = old(r + n)
+        end do
+        partial(1) = err
+        kp_f_laplace = KP_KERNEL_OK
+    end function kp_f_laplace
 
 end module kp_kernels

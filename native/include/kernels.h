@@ -53,6 +53,8 @@ extern "C" {
 #define KP_FANNKUCH_MAX_N 12
 /** Most samples of pi: their splitmix64 counters 2i, 2i+1 stay distinct in 64 bits. */
 #define KP_PI_MAX_SAMPLES (1LL << 62)
+/** Largest N of laplace: N*N doubles, far inside int64_t element offsets. */
+#define KP_LAPLACE_MAX_N (1LL << 24)
 
 /** Arguments of one kernel step; identical for every chunk of the step. */
 typedef struct kp_kargs {
@@ -97,6 +99,12 @@ typedef int32_t (*kp_range_fn)(const kp_kargs *args, uint64_t begin, uint64_t en
  *              per item).
  * pi           items = samples <= KP_PI_MAX_SAMPLES; iparam[0] = seed; partial[0] = hits (sum).
  *              Sample i uses splitmix64 outputs 2i and 2i+1 of the counter-based stream.
+ * laplace      one Jacobi sweep: items = rows = n; n = N <= KP_LAPLACE_MAX_N (an N x N grid,
+ *              row-major); buf[0] double[N*N] in: the previous iterate, buf[1] double[N*N]
+ *              out: row i of the next one. Boundary rows and columns are copied; interior
+ *              point (i, j) is 0.25 * (((old[i][j+1] + old[i][j-1]) + old[i-1][j]) +
+ *              old[i+1][j]) (row i reads rows i-1 and i+1 of buf[0]). partial[0] holds a
+ *              double (max): the largest |new - old| over the interior points of the rows.
  */
 #define KP_DECLARE_KERNELS(prefix)                                                   \
     int32_t prefix##seed(const kp_kargs *args, uint64_t begin, uint64_t end);         \
@@ -106,6 +114,7 @@ typedef int32_t (*kp_range_fn)(const kp_kargs *args, uint64_t begin, uint64_t en
     int32_t prefix##fannkuch(const kp_kargs *args, uint64_t begin, uint64_t end);     \
     int32_t prefix##triad(const kp_kargs *args, uint64_t begin, uint64_t end);        \
     int32_t prefix##pi(const kp_kargs *args, uint64_t begin, uint64_t end);           \
+    int32_t prefix##laplace(const kp_kargs *args, uint64_t begin, uint64_t end);      \
     uint64_t prefix##splitmix64_at(uint64_t seed, uint64_t k);
 
 KP_DECLARE_KERNELS(kp_c_)

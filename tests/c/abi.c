@@ -232,7 +232,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--no-jit") == 0) jit_ok = 0;
     }
     check_true(strcmp(kp_version(), KP_VERSION_STRING) == 0, "kp_version() is KP_VERSION_STRING");
-    check_true(kp_kernel_count() == 7 && kp_lang_count() == 4, "7 kernels, 4 languages");
+    check_true(kp_kernel_count() == 8 && kp_lang_count() == 4, "8 kernels, 4 languages");
     uint32_t id = 0;
     OK(kp_kernel_by_name("mandelbrot", &id));
     check_true(id == KP_KERNEL_MANDELBROT, "kp_kernel_by_name");
@@ -340,7 +340,7 @@ int main(int argc, char **argv) {
     EXPECT(kp_kernel_by_name("cobol", &id), KP_UNKNOWN_KERNEL, "unknown kernel `cobol`");
     EXPECT(kp_lang_by_name("cobol", &id), KP_UNKNOWN_LANG, "unknown language `cobol`");
     EXPECT(kp_kernel_by_name(NULL, &id), KP_NULL_ARGUMENT, "name is NULL");
-    EXPECT(kp_kernel_builtin(7, KP_LANG_C, &k), KP_UNKNOWN_KERNEL, "unknown kernel value 7");
+    EXPECT(kp_kernel_builtin(8, KP_LANG_C, &k), KP_UNKNOWN_KERNEL, "unknown kernel value 8");
     EXPECT(kp_kernel_builtin(KP_KERNEL_PI, 4, &k), KP_UNKNOWN_LANG, "unknown language value 4");
     EXPECT(kp_kernel_builtin_variant(KP_KERNEL_PI, KP_LANG_C, 9, &k), KP_UNKNOWN_VARIANT, "unknown variant value 9");
     EXPECT(kp_kernel_builtin_variant(KP_KERNEL_TRIAD, KP_LANG_FORTRAN, KP_VARIANT_TUNED, &k), KP_NO_VARIANT, "has no tuned variant in fortran");

@@ -140,6 +140,8 @@ pub enum kp_kernel_id {
     KP_KERNEL_TRIAD = 5,
     /// Monte Carlo pi over counter-based splitmix64 (N samples).
     KP_KERNEL_PI = 6,
+    /// 2D Jacobi solve of Laplace's equation on an N x N grid (one step per sweep).
+    KP_KERNEL_LAPLACE = 7,
 }
 
 /// The languages of the built-in kernels, by `kp_lang` value. More may be added at the

@@ -9,7 +9,7 @@ use kernelpool::kernels::{
     Buffer, Elem, Executor, KernelName, Lang, Options, Signature, Step, StepArgs, programs,
 };
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -135,8 +135,35 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
         .collect();
     let jit = Jit::new().map_err(text)?.flags(flags);
     let exec = make_executor(&args.exec, args.exec_kind)?;
+    let result = run_kernel(args, &jit, &src, file, symbol, &*exec);
+    // Under MPI only rank 0 prints: the output, and the error every rank shares. The
+    // error is printed here, while the executor lives: the other ranks' exit (after
+    // finalising MPI, which waits for this rank) may end the job at once.
+    match result {
+        Err(e) if exec.is_root() => {
+            eprintln!("kpool: error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(_) => Ok(ExitCode::from(2)),
+        Ok(code) if exec.is_root() => Ok(code),
+        Ok(_) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Compile or load `symbol` and run it on `exec` (`kpool jit` past the cache options).
+fn run_kernel(
+    args: &JitArgs,
+    jit: &Jit,
+    src: &Source,
+    file: &Path,
+    symbol: &str,
+    exec: &dyn Executor,
+) -> Result<ExitCode, String> {
+    // A compilation that fails here may succeed on the other MPI ranks: see `alone`.
+    let text = |e: JitError| alone(e.to_string());
+    let root = exec.is_root();
     if let Some(values) = &args.map {
-        return map(args, &jit, &src, symbol, values, &*exec);
+        return map(args, jit, src, symbol, values, exec);
     }
     if let Some(contract) = &args.contract {
         let kernel: KernelName = contract
@@ -144,14 +171,16 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
             .map_err(|e: kernelpool::kernels::Error| e.to_string())?;
         // SAFETY: the user vouches that `symbol` keeps to the contract they named (as
         // with `Kernel::load`); this is what `kpool jit --contract` is for.
-        let k = unsafe { jit.range_kernel(&src, symbol, kernel) }.map_err(text)?;
+        let k = unsafe { jit.range_kernel(src, symbol, kernel) }.map_err(text)?;
         let mut opts = Options::new();
         opts.n = args.n;
         let t = Instant::now();
-        let out = programs::run(k.kernel().clone(), &opts, &*exec).map_err(|e| e.to_string())?;
+        let out = programs::run(k.kernel().clone(), &opts, exec).map_err(|e| e.to_string())?;
         let ran = t.elapsed();
-        write_stdout(&out.stdout)?;
-        timings(args, file, symbol, k.build(), &*exec, ran);
+        if root {
+            write_stdout(&out.stdout)?;
+            timings(args, file, symbol, k.build(), exec, ran);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(n) = args.n else {
@@ -175,7 +204,7 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     // SAFETY: the user vouches that `symbol` keeps to the signature they gave (as with
     // `Kernel::load_with_signature`); this is what `kpool jit --sig` is for.
-    let k = unsafe { jit.range_kernel(&src, symbol, contract) }.map_err(text)?;
+    let k = unsafe { jit.range_kernel(src, symbol, contract) }.map_err(text)?;
     let mut bufs = Vec::with_capacity(lens.len());
     for (i, (elem, len)) in lens.iter().enumerate() {
         let len = len
@@ -192,7 +221,15 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
             Step::new(k.kernel().clone(), step_args, bufs.iter_mut()).map_err(|e| e.to_string())?;
         exec.run(&step).map_err(|e| e.to_string())?
     };
+    for (b, spec) in bufs.iter_mut().zip(sig.buffers()) {
+        if spec.access.writes() {
+            exec.gather(b).map_err(|e| e.to_string())?;
+        }
+    }
     let ran = t.elapsed();
+    if !root {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = String::new();
     for (b, spec) in bufs.iter().zip(sig.buffers()) {
         if spec.access.writes() {
@@ -207,8 +244,17 @@ pub fn jit(args: &JitArgs) -> Result<ExitCode, String> {
         }
     }
     write_stdout(out.as_bytes())?;
-    timings(args, file, symbol, k.build(), &*exec, ran);
+    timings(args, file, symbol, k.build(), exec, ran);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A failure of this process alone (compiling or loading the kernel): under an MPI job of
+/// several ranks the others would wait for this one in their next collective call, so it
+/// says what failed and ends the whole job (`MPI_Abort`); otherwise the error returns.
+fn alone(message: String) -> String {
+    #[cfg(feature = "mpi")]
+    kernelpool::pool::mpi_abort_job(2, &format!("kpool: error: {message}"));
+    message
 }
 
 /// `kpool jit FILE --symbol f --map 1,2,3`: prints `[f(1), f(2), f(3)]`.
@@ -252,7 +298,7 @@ fn map(
             let xs = parse_list::<i64>(&words, "an integer (--type i64)")?;
             // SAFETY: the user vouches for their element function (a pure function of
             // its argument); running it is what `kpool jit --map` is for.
-            let f = unsafe { jit.element_fn::<i64>(src, symbol) }.map_err(hint)?;
+            let f = unsafe { jit.element_fn::<i64>(src, symbol) }.map_err(|e| alone(hint(e)))?;
             t = Instant::now();
             let ys = f.map(&xs, exec).map_err(|e| e.to_string())?;
             (format!("{ys:?}\n"), f.build().clone())
@@ -260,13 +306,16 @@ fn map(
         ElemType::F64 => {
             let xs = parse_list::<f64>(&words, "a number")?;
             // SAFETY: as above.
-            let f = unsafe { jit.element_fn::<f64>(src, symbol) }.map_err(hint)?;
+            let f = unsafe { jit.element_fn::<f64>(src, symbol) }.map_err(|e| alone(hint(e)))?;
             t = Instant::now();
             let ys = f.map(&xs, exec).map_err(|e| e.to_string())?;
             (format!("{ys:?}\n"), f.build().clone())
         }
     };
     let ran = t.elapsed();
+    if !exec.is_root() {
+        return Ok(ExitCode::SUCCESS);
+    }
     write_stdout(text.as_bytes())?;
     let file = args.file.as_deref().unwrap_or(std::path::Path::new("?"));
     timings(args, file, symbol, &build, exec, ran);

@@ -52,6 +52,9 @@ pub enum ExecKind {
     Threads,
     /// A pool of worker processes sharing the buffers through shared memory.
     Processes,
+    /// The ranks of an MPI job (`mpirun -n N kpool ... --exec mpi`; alone: one rank).
+    /// Needs a build with the `mpi` feature.
+    Mpi,
 }
 
 /// Worker options shared by `run` and `bench`.
@@ -63,6 +66,10 @@ pub struct ExecArgs {
     /// Items per chunk; default ceil(items / (4 x workers)).
     #[arg(long)]
     pub chunk: Option<u64>,
+    /// mpi: threads that run each rank's chunks (default 1; one rank per node with a
+    /// thread per core is the hybrid layout).
+    #[arg(long)]
+    pub threads_per_rank: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -103,6 +110,12 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
     if args.chunk == Some(0) {
         return Err("--chunk must be at least 1".into());
     }
+    if args.threads_per_rank == Some(0) {
+        return Err("--threads-per-rank must be at least 1".into());
+    }
+    if args.threads_per_rank.is_some() && kind != ExecKind::Mpi {
+        return Err("--threads-per-rank applies to --exec mpi only".into());
+    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -122,7 +135,23 @@ pub fn make_executor(args: &ExecArgs, kind: ExecKind) -> Result<Box<dyn Executor
             }
             Ok(Box::new(b.build().map_err(|e| e.to_string())?))
         }
+        ExecKind::Mpi => make_mpi(args),
     }
+}
+
+#[cfg(feature = "mpi")]
+fn make_mpi(args: &ExecArgs) -> Result<Box<dyn Executor>, String> {
+    let mut b =
+        kernelpool::pool::Mpi::builder().threads_per_rank(args.threads_per_rank.unwrap_or(1));
+    if let Some(c) = args.chunk {
+        b = b.chunk(c);
+    }
+    Ok(Box::new(b.build().map_err(|e| e.to_string())?))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn make_mpi(_: &ExecArgs) -> Result<Box<dyn Executor>, String> {
+    Err("this kpool was built without MPI: build it with `cargo build --release --features mpi` (needs Open MPI: scripts/setup.sh --mpi)".into())
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
@@ -132,14 +161,25 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
     opts.n = args.n;
     let n = programs::validate(kernel.name(), &opts).map_err(|e| e.to_string())?;
     let exec = make_executor(&args.exec, args.exec_kind)?;
+    // Under MPI only rank 0 prints: the output, and the error every rank shares.
+    let root = exec.is_root();
     let outcome = match programs::run(kernel.clone(), &opts, &*exec) {
         Ok(o) => o,
+        Err(_) if !root => return Ok(ExitCode::from(2)),
         Err(kernelpool::kernels::Error::Validation(msg)) => {
             eprintln!("kpool: {msg}");
             return Ok(ExitCode::from(1));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => {
+            // Printed here, while the executor lives: under MPI the other ranks' exit
+            // (after finalising MPI, which waits for this rank) may end the job at once.
+            eprintln!("kpool: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
+    if !root {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(&outcome.stdout)
         .and_then(|_| out.flush())
@@ -210,7 +250,12 @@ fn info() {
         ffi::NATIVE_FLAGS,
         ffi::MARCH
     );
-    println!("executors: serial, threads, processes");
+    let mpi = if cfg!(feature = "mpi") {
+        "mpi"
+    } else {
+        "(mpi: not built; --features mpi)"
+    };
+    println!("executors: serial, threads, processes, {mpi}");
 }
 
 fn main() -> ExitCode {

@@ -194,6 +194,8 @@ impl<T: MapElem> ElementFn<T> {
             )?;
             exec.run(&step)?;
         }
+        // Under MPI: the results come together on rank 0 (elsewhere they are partial).
+        exec.gather(&mut output)?;
         Ok(output
             .as_slice::<T>()
             .ok_or_else(|| wrong_memory(&output, "the results of a JIT map"))?

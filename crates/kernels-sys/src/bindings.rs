@@ -12,6 +12,7 @@ pub const KP_SPECTRALNORM_MAX_N: i32 = 1073741824;
 pub const KP_MANDELBROT_MAX_N: i64 = 4294967296;
 pub const KP_FANNKUCH_MAX_N: i32 = 12;
 pub const KP_PI_MAX_SAMPLES: i64 = 4611686018427387904;
+pub const KP_LAPLACE_MAX_N: i32 = 16777216;
 #[doc = " Arguments of one kernel step; identical for every chunk of the step."]
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -68,6 +69,9 @@ unsafe extern "C" {
     pub fn kp_c_pi(args: *const kp_kargs, begin: u64, end: u64) -> i32;
 }
 unsafe extern "C" {
+    pub fn kp_c_laplace(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
     pub fn kp_c_splitmix64_at(seed: u64, k: u64) -> u64;
 }
 unsafe extern "C" {
@@ -92,6 +96,9 @@ unsafe extern "C" {
     pub fn kp_cpp_pi(args: *const kp_kargs, begin: u64, end: u64) -> i32;
 }
 unsafe extern "C" {
+    pub fn kp_cpp_laplace(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
     pub fn kp_cpp_splitmix64_at(seed: u64, k: u64) -> u64;
 }
 unsafe extern "C" {
@@ -114,6 +121,9 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn kp_f_pi(args: *const kp_kargs, begin: u64, end: u64) -> i32;
+}
+unsafe extern "C" {
+    pub fn kp_f_laplace(args: *const kp_kargs, begin: u64, end: u64) -> i32;
 }
 unsafe extern "C" {
     pub fn kp_f_splitmix64_at(seed: u64, k: u64) -> u64;

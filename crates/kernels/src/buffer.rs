@@ -321,6 +321,21 @@ impl Buffer {
         })
     }
 
+    /// The raw bytes of the buffer (any element type), for executors that move buffers
+    /// between processes (MPI ranks).
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the memory holds len * size initialised bytes (zeroed at allocation or
+        // written since), and `&self` excludes a concurrent step (steps borrow `&mut`).
+        unsafe { std::slice::from_raw_parts(self.mem.ptr(), self.len * self.elem.size()) }
+    }
+
+    /// The raw bytes of the buffer, writable (every bit pattern is a valid `i64`, `f64`
+    /// or `u8`).
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_bytes`, and `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.mem.ptr(), self.len * self.elem.size()) }
+    }
+
     pub(crate) fn raw_ptr(&self) -> *mut u8 {
         self.mem.ptr()
     }

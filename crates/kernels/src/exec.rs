@@ -51,6 +51,26 @@ pub trait Executor: fmt::Debug + Sync {
     /// executor's own ([`Error::Executor`](crate::Error::Executor),
     /// [`Error::TooManyChunks`](crate::Error::TooManyChunks), ...).
     fn run(&self, step: &Step<'_>) -> Result<Partial>;
+
+    /// Make `buf` whole where the program reads it, before the program reads it on the
+    /// host (after the steps that wrote it): an executor whose processes each keep only
+    /// their own items (MPI ranks) gathers the rest on the process that prints (rank 0).
+    /// Every process of such an executor calls it (it is collective). The default, for
+    /// executors whose buffers are shared, does nothing.
+    ///
+    /// # Errors
+    /// The executor's own (a transfer that fails).
+    fn gather(&self, buf: &mut Buffer) -> Result<()> {
+        let _ = buf;
+        Ok(())
+    }
+
+    /// True on the process whose output counts (the one that prints): rank 0 of an MPI
+    /// job, and every process of any other executor. Programs skip formatting and checks
+    /// elsewhere, since only this process has gathered the buffers.
+    fn is_root(&self) -> bool {
+        true
+    }
 }
 
 /// Runs every step as one call on the calling thread.

@@ -1,5 +1,5 @@
-//! Safe API over kernelpool's kernels: seven numerical kernels (seed, nbody, spectralnorm,
-//! mandelbrot, fannkuch, triad, pi), each in C, C++, Fortran and Rust, behind one
+//! Safe API over kernelpool's kernels: eight numerical kernels (seed, nbody, spectralnorm,
+//! mandelbrot, fannkuch, triad, pi, laplace), each in C, C++, Fortran and Rust, behind one
 //! range-kernel contract, with the drivers that turn them into the Benchmarks Game
 //! programs and the serial executor.
 //!
@@ -33,5 +33,5 @@ pub use exec::{Executor, MAX_CHUNKS, Serial, chunk_count, chunk_range, chunks, d
 pub use kernelpool_kernels_sys as ffi;
 pub use programs::Options;
 pub use registry::{Kernel, KernelName, Lang, Origin, RawKernelFn, Reduce, Variant, splitmix64_at};
-pub use signature::{Access, BufferSpec, Check, Len, Signature, SignatureRef};
+pub use signature::{Access, BufferSpec, Check, Len, Reads, Signature, SignatureRef};
 pub use step::{Partial, Step, StepArgs, StepBuffer};

@@ -18,6 +18,12 @@ pub const PI_SEED: u64 = 1234567;
 pub const STREAM_SCALAR: f64 = 3.0;
 /// STREAM's repetitions.
 pub const STREAM_NTIMES: usize = 10;
+/// laplace stops once the largest change of a sweep is at most this...
+pub const LAPLACE_TOL: f64 = 1.0e-6;
+/// ... or after this many sweeps.
+pub const LAPLACE_MAX_ITERS: u64 = 1000;
+/// laplace prints the sweep number and its error every this many sweeps, from sweep 0.
+pub const LAPLACE_PRINT_EVERY: u64 = 100;
 
 /// What to run besides the kernel and N: build it with [`Options::new`] and its setters.
 ///
@@ -102,6 +108,8 @@ pub fn reference_n(kernel: KernelName) -> u64 {
         KernelName::Fannkuch => 7,
         KernelName::Triad => 1_000_000,
         KernelName::Pi => 1_000_000,
+        // No published output: the size of the classic example.
+        KernelName::Laplace => 1024,
         // Not a program (validate refuses it); N = 1 is a size every kernel may take.
         KernelName::Custom(_) => 1,
     }
@@ -117,6 +125,7 @@ pub fn n_meaning(kernel: KernelName) -> &'static str {
         KernelName::Fannkuch => "permutation length (1..=12)",
         KernelName::Triad => "array length",
         KernelName::Pi => "samples",
+        KernelName::Laplace => "grid width and height",
         KernelName::Custom(_) => "the kernel's own (it has its own signature)",
     }
 }
@@ -152,6 +161,7 @@ pub fn validate(kernel: KernelName, opts: &Options) -> Result<u64> {
         KernelName::Spectralnorm => 3 * 8 * n as u128,
         KernelName::Mandelbrot => n as u128 * n.div_ceil(8) as u128,
         KernelName::Triad => 3 * 8 * n as u128,
+        KernelName::Laplace => 2 * 8 * n as u128 * n as u128,
         KernelName::Fannkuch | KernelName::Pi | KernelName::Custom(_) => 0,
     };
     crate::buffer::check_fits(bytes, &format!("the buffers of {kernel} N={n}"))?;
@@ -229,6 +239,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             args.iparam[0] = SEED_ITERS;
             let t = Instant::now();
             exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
+            exec.gather(&mut buf)?;
             elapsed = t.elapsed();
             for v in view::<i64>(&buf)? {
                 out += &format!("{v}\n");
@@ -242,6 +253,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             args.iparam[0] = n as i64;
             let t = Instant::now();
             exec.run(&Step::new(kernel.clone(), args, vec![&mut buf])?)?;
+            exec.gather(&mut buf)?;
             elapsed = t.elapsed();
             for e in view::<f64>(&buf)? {
                 out += &format!("{e:.9}\n");
@@ -260,6 +272,8 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
                 at_a_times(&kernel, n, &mut u, &mut tmp, &mut v, exec)?;
                 at_a_times(&kernel, n, &mut v, &mut tmp, &mut u, exec)?;
             }
+            exec.gather(&mut u)?;
+            exec.gather(&mut v)?;
             elapsed = t.elapsed();
             let (u, v) = (view::<f64>(&u)?, view::<f64>(&v)?);
             let (mut vbv, mut vv) = (0.0f64, 0.0f64);
@@ -277,6 +291,7 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
                 StepArgs::new(n, n),
                 vec![&mut buf],
             )?)?;
+            exec.gather(&mut buf)?;
             elapsed = t.elapsed();
             stdout_bytes.extend_from_slice(format!("P4\n{n} {n}\n").as_bytes());
             stdout_bytes.extend_from_slice(view::<u8>(&buf)?);
@@ -304,6 +319,11 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
             let hits = p.0[0];
             out += &format!("{hits}\n{:.9}\n", 4.0 * hits as f64 / n as f64);
         }
+        KernelName::Laplace => {
+            let (text, t) = laplace(&kernel, n, exec)?;
+            out = text;
+            elapsed = t;
+        }
         // Refused by `validate` above.
         KernelName::Custom(_) => {
             return Err(Error::NoProgram {
@@ -313,6 +333,11 @@ pub fn run(kernel: Kernel, opts: &Options, exec: &dyn Executor) -> Result<Outcom
     }
     if stdout_bytes.is_empty() {
         stdout_bytes = out.into_bytes();
+    }
+    if !exec.is_root() {
+        // Only the root gathered the buffers: what was formatted here means nothing.
+        stdout_bytes.clear();
+        notes.clear();
     }
     Ok(Outcome {
         stdout: stdout_bytes,
@@ -336,6 +361,49 @@ fn at_a_times(
     args.iparam[0] = 1;
     exec.run(&Step::new(kernel.clone(), args, vec![tmp, dst])?)?;
     Ok(())
+}
+
+/// laplace: Jacobi sweeps until the largest change is at most [`LAPLACE_TOL`] or after
+/// [`LAPLACE_MAX_ITERS`] sweeps, printing `"%5d, %0.6f\n"` (sweep, error) every
+/// [`LAPLACE_PRINT_EVERY`] sweeps from sweep 0.
+///
+/// The classic loop computes `Anew` from `A`, then copies `Anew`'s interior back into `A`.
+/// Here two grids take turns (each sweep reads one and writes the other, boundaries
+/// included), which gives the same iterates without the copy; each sweep is one parallel
+/// step over rows, over buffers that persist between steps.
+fn laplace(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Duration)> {
+    let mut a = alloc(exec, Elem::F64, n * n, "laplace grid")?;
+    let mut b = alloc(exec, Elem::F64, n * n, "laplace grid (next)")?;
+    // All zero but column 0, fixed at 1.0 in every row (of both grids: boundaries are
+    // copied by every sweep, so either may be the one read).
+    for grid in [&mut a, &mut b] {
+        if let Some(g) = grid.as_mut_slice::<f64>() {
+            g.iter_mut().step_by(n as usize).for_each(|v| *v = 1.0);
+        }
+    }
+    let mut out = String::new();
+    let t = Instant::now();
+    let mut error = 1.0f64;
+    let mut iter = 0u64;
+    while error > LAPLACE_TOL && iter < LAPLACE_MAX_ITERS {
+        let (old, new) = if iter % 2 == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        let p = exec.run(&Step::new(
+            kernel.clone(),
+            StepArgs::new(n, n),
+            vec![old, new],
+        )?)?;
+        // A grid without interior points (N <= 2) changes nowhere: its error is 0.
+        error = p.float(0).max(0.0);
+        if iter % LAPLACE_PRINT_EVERY == 0 {
+            out += &format!("{iter:5}, {error:.6}\n");
+        }
+        iter += 1;
+    }
+    Ok((out, t.elapsed()))
 }
 
 /// STREAM: init, then NTIMES x (copy, scale, add, triad), then STREAM's validation.
@@ -370,6 +438,9 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
             }
         }
     }
+    for buf in [&mut a, &mut b, &mut c] {
+        exec.gather(buf)?;
+    }
     let elapsed = total.elapsed();
     let notes = NAMES
         .iter()
@@ -384,7 +455,11 @@ fn stream(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Vec<S
             )
         })
         .collect();
-    let text = stream_validate(view(&a)?, view(&b)?, view(&c)?)?;
+    let text = if exec.is_root() {
+        stream_validate(view(&a)?, view(&b)?, view(&c)?)?
+    } else {
+        String::new()
+    };
     Ok((text, notes, elapsed))
 }
 

@@ -150,7 +150,7 @@ impl FromStr for Variant {
 /// fn size(k: K) -> u64 {
 ///     match k {
 ///         K::Seed | K::Nbody | K::Spectralnorm | K::Mandelbrot => 1,
-///         K::Fannkuch | K::Triad | K::Pi => 2,
+///         K::Fannkuch | K::Triad | K::Pi | K::Laplace => 2,
 ///     }
 /// }
 /// ```
@@ -174,6 +174,8 @@ pub enum KernelName {
     Triad,
     /// Monte Carlo pi over counter-based splitmix64.
     Pi,
+    /// 2D Jacobi solve of Laplace's equation on an N x N grid (one step per sweep).
+    Laplace,
     /// A kernel with a signature of its own (a JIT-compiled kernel, a user's shared
     /// object): [`KernelName::custom`] makes one. It is not a built-in: it has no
     /// program, and [`Kernel::get`] refuses it. It displays as the signature's name, and
@@ -183,7 +185,7 @@ pub enum KernelName {
 
 impl KernelName {
     /// All kernels, in display order.
-    pub const ALL: [KernelName; 7] = [
+    pub const ALL: [KernelName; 8] = [
         KernelName::Seed,
         KernelName::Nbody,
         KernelName::Spectralnorm,
@@ -191,6 +193,7 @@ impl KernelName {
         KernelName::Fannkuch,
         KernelName::Triad,
         KernelName::Pi,
+        KernelName::Laplace,
     ];
 
     /// The contract of a kernel with its own signature (validated, then interned for the
@@ -223,6 +226,7 @@ impl KernelName {
             KernelName::Fannkuch => "fannkuch",
             KernelName::Triad => "triad",
             KernelName::Pi => "pi",
+            KernelName::Laplace => "laplace",
             KernelName::Custom(sig) => sig.get().name(),
         }
     }
@@ -332,6 +336,7 @@ impl Kernel {
             (Lang::C, Fannkuch) => sys::kp_c_fannkuch,
             (Lang::C, Triad) => sys::kp_c_triad,
             (Lang::C, Pi) => sys::kp_c_pi,
+            (Lang::C, Laplace) => sys::kp_c_laplace,
             (Lang::Cpp, Seed) => sys::kp_cpp_seed,
             (Lang::Cpp, Nbody) => sys::kp_cpp_nbody,
             (Lang::Cpp, Spectralnorm) => sys::kp_cpp_spectralnorm,
@@ -339,6 +344,7 @@ impl Kernel {
             (Lang::Cpp, Fannkuch) => sys::kp_cpp_fannkuch,
             (Lang::Cpp, Triad) => sys::kp_cpp_triad,
             (Lang::Cpp, Pi) => sys::kp_cpp_pi,
+            (Lang::Cpp, Laplace) => sys::kp_cpp_laplace,
             (Lang::Fortran, Seed) => sys::kp_f_seed,
             (Lang::Fortran, Nbody) => sys::kp_f_nbody,
             (Lang::Fortran, Spectralnorm) => sys::kp_f_spectralnorm,
@@ -346,6 +352,7 @@ impl Kernel {
             (Lang::Fortran, Fannkuch) => sys::kp_f_fannkuch,
             (Lang::Fortran, Triad) => sys::kp_f_triad,
             (Lang::Fortran, Pi) => sys::kp_f_pi,
+            (Lang::Fortran, Laplace) => sys::kp_f_laplace,
             (Lang::Rust, Seed) => raw::seed,
             (Lang::Rust, Nbody) => raw::nbody,
             (Lang::Rust, Spectralnorm) => raw::spectralnorm,
@@ -353,6 +360,7 @@ impl Kernel {
             (Lang::Rust, Fannkuch) => raw::fannkuch,
             (Lang::Rust, Triad) => raw::triad,
             (Lang::Rust, Pi) => raw::pi,
+            (Lang::Rust, Laplace) => raw::laplace,
             (_, Custom(_)) => refuse_every_call,
         };
         Kernel {

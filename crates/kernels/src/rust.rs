@@ -1,4 +1,4 @@
-//! The seven kernels written in Rust, with the same operation order as the C reference
+//! The eight kernels written in Rust, with the same operation order as the C reference
 //! (`native/c/kernels.c`), so that results agree bit for bit. Rust never contracts `a*b+c`
 //! into a fused multiply-add on its own, which matches `-ffp-contract=off` on the C side.
 //!
@@ -359,11 +359,54 @@ pub fn pi_hits(seed: u64, begin: u64, end: u64) -> i64 {
     hits
 }
 
+/// `laplace`: one Jacobi sweep of the rows of `out` (rows `begin..` of an `n` x `n`
+/// row-major grid) from the previous iterate `old` (the whole grid). Boundary rows and
+/// columns are copied; returns the larger of `err` and the largest `|new - old|` over the
+/// interior points of those rows.
+///
+/// The max is taken on the bits of the differences as `i64`, as in C: non-negative
+/// doubles order as their bits do (and `-inf`, the identity, is a negative `i64`), so it
+/// is exactly the `f64` max, and it vectorises.
+pub fn laplace(n: usize, begin: usize, old: &[f64], out: &mut [f64], err: f64) -> f64 {
+    if n == 0 {
+        return err;
+    }
+    let mut err = err.to_bits() as i64;
+    for (k, x) in out.chunks_exact_mut(n).enumerate() {
+        let i = begin + k;
+        let o = &old[i * n..(i + 1) * n];
+        if i == 0 || i == n - 1 {
+            x.copy_from_slice(o);
+            continue;
+        }
+        let up = &old[(i - 1) * n..i * n];
+        let down = &old[(i + 1) * n..(i + 2) * n];
+        x[0] = o[0];
+        if n > 2 {
+            let inner = x[1..n - 1]
+                .iter_mut()
+                .zip(o.windows(3))
+                .zip(&up[1..n - 1])
+                .zip(&down[1..n - 1]);
+            for (((xj, w), u), d) in inner {
+                let v = 0.25 * (((w[2] + w[0]) + u) + d);
+                let bits = (v - w[1]).abs().to_bits() as i64;
+                *xj = v;
+                if bits > err {
+                    err = bits;
+                }
+            }
+        }
+        x[n - 1] = o[n - 1];
+    }
+    f64::from_bits(err as u64)
+}
+
 /// The Rust kernels behind the C-compatible range-kernel signature.
 pub mod raw {
     use kernelpool_kernels_sys::{
-        KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, KP_MANDELBROT_MAX_N, KP_MAX_ITEMS, KP_PI_MAX_SAMPLES,
-        KP_SPECTRALNORM_MAX_N, kp_kargs,
+        KP_KERNEL_BAD_ARGS, KP_KERNEL_OK, KP_LAPLACE_MAX_N, KP_MANDELBROT_MAX_N, KP_MAX_ITEMS,
+        KP_PI_MAX_SAMPLES, KP_SPECTRALNORM_MAX_N, kp_kargs,
     };
     use std::slice;
 
@@ -580,6 +623,26 @@ pub mod raw {
         let hits = super::pi_hits(a.iparam[0] as u64, b, e);
         // SAFETY: partial is non-null and points to KP_PARTIAL_LEN slots owned by this chunk.
         unsafe { *a.partial += hits };
+        KP_KERNEL_OK
+    });
+
+    raw_kernel!(
+        /// Rust `laplace` kernel (one Jacobi sweep).
+        laplace, |a, b, e| {
+        if a.n > KP_LAPLACE_MAX_N as u64 || a.items != a.n || a.partial.is_null() {
+            return KP_KERNEL_BAD_ARGS;
+        }
+        let n = a.n as usize;
+        // SAFETY: buffer 0 is the read-only previous iterate of n*n f64 (checked by the
+        // step); no chunk writes it during the step.
+        let old = unsafe { slice::from_raw_parts(a.buf[0] as *const f64, n * n) };
+        // SAFETY: buffer 1 holds n*n f64; this chunk owns rows [b, e), n values each.
+        let out = unsafe { part::<f64>(a, 1, b, e, a.n) };
+        // SAFETY: partial is non-null and points to KP_PARTIAL_LEN slots owned by this
+        // chunk; slot 0 holds a double's bits.
+        let slot = unsafe { &mut *a.partial };
+        let err = super::laplace(n, b as usize, old, out, f64::from_bits(*slot as u64));
+        *slot = err.to_bits() as i64;
         KP_KERNEL_OK
     });
 }

@@ -211,6 +211,8 @@ pub enum Len {
     /// N rows of N bits, 8 to a byte: `n x ceil(n / 8)` (mandelbrot's PBM bitmap; spec:
     /// `n*ceil(n/8)`).
     BitRows,
+    /// N rows of N elements: `n x n` (laplace's grid; spec: `n*n`).
+    Square,
     /// This many elements (spec: a number).
     Fixed(u64),
     /// Any length: the caller gives it, the kernel reads `args->len[i]` (spec: `*`).
@@ -225,9 +227,66 @@ impl Len {
             Len::Items(k) => k as u128 * items,
             Len::N(k) => k as u128 * n,
             Len::BitRows => n * n.div_ceil(8),
+            Len::Square => n * n,
             Len::Fixed(len) => len as u128,
             Len::Any => return None,
         })
+    }
+
+    /// How many elements each item owns when the buffer is laid out item after item
+    /// (item `i` owns elements `[i*k, (i+1)*k)`): `k` for [`Len::Items`]`(k)`, and, when
+    /// `items == n` (one item per row), `k` for [`Len::N`]`(k)`, `ceil(n/8)` for
+    /// [`Len::BitRows`] and `n` for [`Len::Square`]. `None` when the length says nothing
+    /// about which item owns which element ([`Len::Fixed`], [`Len::Any`], or rows that are
+    /// not the items). Executors that keep a buffer in pieces (MPI ranks) move items by it.
+    pub fn per_item(self, args: &StepArgs) -> Option<u64> {
+        let rows = args.items == args.n;
+        match self {
+            Len::Items(k) => Some(k),
+            Len::N(k) if rows => Some(k),
+            Len::BitRows if rows => Some(args.n.div_ceil(8)),
+            Len::Square if rows => Some(args.n),
+            _ => None,
+        }
+    }
+}
+
+/// Which elements of a buffer the chunk of items `[b, e)` reads, for executors that keep
+/// buffers in pieces (MPI ranks own ranges of items and move only what a step reads).
+/// More may come: matches outside this crate need a wildcard arm.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum Reads {
+    /// Any element (spectralnorm's vector): the default, and the only safe assumption
+    /// for a kernel that does not say.
+    #[default]
+    All,
+    /// Only the elements its own items own (STREAM's arrays; spec: `own`).
+    Own,
+    /// The elements of items `[b - h, e + h)` (a stencil: laplace reads the rows above
+    /// and below; spec: `halo(h)`).
+    Halo(u64),
+}
+
+impl fmt::Display for Reads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reads::All => f.write_str("all"),
+            Reads::Own => f.write_str("own"),
+            Reads::Halo(h) => write!(f, "halo({h})"),
+        }
     }
 }
 
@@ -239,6 +298,7 @@ impl fmt::Display for Len {
             Len::N(1) => f.write_str("n"),
             Len::N(k) => write!(f, "{k}*n"),
             Len::BitRows => f.write_str("n*ceil(n/8)"),
+            Len::Square => f.write_str("n*n"),
             Len::Fixed(len) => write!(f, "{len}"),
             Len::Any => f.write_str("*"),
         }
@@ -256,6 +316,8 @@ pub struct BufferSpec {
     pub len: Len,
     /// Read, written or both.
     pub access: Access,
+    /// Which elements a chunk reads (for a buffer it reads).
+    pub reads: Reads,
 }
 
 impl fmt::Display for BufferSpec {
@@ -266,7 +328,11 @@ impl fmt::Display for BufferSpec {
             self.access.word(),
             elem_name(self.elem),
             self.len
-        )
+        )?;
+        if self.reads != Reads::All {
+            write!(f, " {}", self.reads)?;
+        }
+        Ok(())
     }
 }
 
@@ -417,7 +483,21 @@ impl Signature {
     /// Add a buffer.
     #[must_use]
     pub fn buffer(mut self, elem: Elem, len: Len, access: Access) -> Signature {
-        self.buffers.push(BufferSpec { elem, len, access });
+        self.buffers.push(BufferSpec {
+            elem,
+            len,
+            access,
+            reads: Reads::All,
+        });
+        self
+    }
+
+    /// Say which elements a chunk reads of the buffer added last (default [`Reads::All`]).
+    #[must_use]
+    pub fn reading(mut self, reads: Reads) -> Signature {
+        if let Some(b) = self.buffers.last_mut() {
+            b.reads = reads;
+        }
         self
     }
 
@@ -570,7 +650,7 @@ impl Signature {
     }
 
     /// Parse a spec: comma-separated buffers (`in|out|inout ELEM[LEN]`, ELEM one of
-    /// `i64`, `f64`, `u8`, LEN one of `items`, `K*items`, `n`, `K*n`, `n*ceil(n/8)`, a
+    /// `i64`, `f64`, `u8`, LEN one of `items`, `K*items`, `n`, `K*n`, `n*ceil(n/8)`, `n*n`, a
     /// number or `*`), partial slots (`sum|max|min i64|f64`) and checks (`n<=MAX`,
     /// `items<=MAX`, `items==n`, `items==n!`, `iparam[K]>=MIN`, `iparam[K]<=MAX`,
     /// `iparam[K] in MIN..=MAX`), in slot order. The [`Display`](fmt::Display) of a
@@ -608,18 +688,40 @@ impl Signature {
                         "out" => Access::Write,
                         _ => Access::ReadWrite,
                     };
-                    let (ty, len) = rest
-                        .strip_suffix(']')
-                        .and_then(|r| r.split_once('['))
+                    // `TYPE[LEN]`, then what a chunk reads: `own`, `halo(H)` (default: all).
+                    let (shape, reads) = match rest.split_once(']') {
+                        Some((shape, tail)) => (shape, tail),
+                        None => (rest.as_str(), ""),
+                    };
+                    let reads = match reads {
+                        "" | "all" => Reads::All,
+                        "own" => Reads::Own,
+                        r => r
+                            .strip_prefix("halo(")
+                            .and_then(|h| h.strip_suffix(')'))
+                            .and_then(|h| h.parse().ok())
+                            .map(Reads::Halo)
+                            .ok_or_else(|| {
+                                bad(part, "after TYPE[LEN] comes all, own or halo(H)")
+                            })?,
+                    };
+                    let (ty, len) = shape
+                        .split_once('[')
+                        .filter(|_| rest.contains(']'))
                         .ok_or_else(|| bad(part, "expected TYPE[LEN], e.g. f64[items]"))?;
                     let elem = parse_elem(ty).ok_or_else(|| bad(part, "types are i64, f64, u8"))?;
                     let len = parse_len(len).ok_or_else(|| {
                         bad(
                             part,
-                            "lengths are items, K*items, n, K*n, n*ceil(n/8), a number or *",
+                            "lengths are items, K*items, n, K*n, n*ceil(n/8), n*n, a number or *",
                         )
                     })?;
-                    sig.buffers.push(BufferSpec { elem, len, access });
+                    sig.buffers.push(BufferSpec {
+                        elem,
+                        len,
+                        access,
+                        reads,
+                    });
                 }
                 "sum" | "max" | "min" => {
                     let op = parse_elem(&rest)
@@ -693,6 +795,8 @@ fn parse_len(s: &str) -> Option<Len> {
         Some(Len::Any)
     } else if s == "n*ceil(n/8)" {
         Some(Len::BitRows)
+    } else if s == "n*n" {
+        Some(Len::Square)
     } else if let Some(k) = times("items") {
         Some(Len::Items(k))
     } else if let Some(k) = times("n") {
@@ -842,8 +946,8 @@ impl<'de> Deserialize<'de> for SignatureRef {
 }
 
 /// The signatures of the built-in kernels, in [`KernelName::ALL`] order.
-fn builtins() -> &'static [Signature; 7] {
-    static ALL: OnceLock<[Signature; 7]> = OnceLock::new();
+fn builtins() -> &'static [Signature; 8] {
+    static ALL: OnceLock<[Signature; 8]> = OnceLock::new();
     ALL.get_or_init(|| KernelName::ALL.map(make_builtin))
 }
 
@@ -882,6 +986,7 @@ fn make_builtin(kernel: KernelName) -> Signature {
         }
         KernelName::Spectralnorm => sig
             .input(Elem::F64, Len::N(1))
+            .reading(Reads::All)
             .output(Elem::F64, Len::N(1))
             .check(Check::NAtMost(max_n(kernel)))
             .check(Check::ItemsEqualN)
@@ -897,13 +1002,23 @@ fn make_builtin(kernel: KernelName) -> Signature {
             .check(Check::ItemsEqualFactorialN),
         KernelName::Triad => sig
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .inout(Elem::F64, Len::Items(1))
+            .reading(Reads::Own)
             .check(iparam(0, 4, "a STREAM op")),
         KernelName::Pi => sig.partial(Reduce::Sum).check(Check::ItemsAtMost {
             max: max_n(kernel),
             what: "samples".into(),
         }),
+        KernelName::Laplace => sig
+            .input(Elem::F64, Len::Square)
+            .reading(Reads::Halo(1))
+            .output(Elem::F64, Len::Square)
+            .partial(Reduce::MaxF64)
+            .check(Check::NAtMost(max_n(kernel)))
+            .check(Check::ItemsEqualN),
         KernelName::Custom(s) => s.get().clone(),
     }
 }
@@ -931,6 +1046,31 @@ mod tests {
     }
 
     #[test]
+    fn read_patterns_and_per_item_layouts() {
+        let sig = Signature::parse("s", "in f64[n*n] halo(1), inout f64[items] own, in u8[7]")
+            .expect("parses");
+        let reads: Vec<Reads> = sig.buffers().iter().map(|b| b.reads).collect();
+        assert_eq!(reads, [Reads::Halo(1), Reads::Own, Reads::All]);
+        assert_eq!(
+            sig.to_string(),
+            "in f64[n*n] halo(1), inout f64[items] own, in u8[7]"
+        );
+        assert_eq!(
+            builtin(KernelName::Laplace).to_string(),
+            "in f64[n*n] halo(1), out f64[n*n], max f64, n<=16777216, items==n"
+        );
+        let rows = StepArgs::new(10, 10);
+        let other = StepArgs::new(10, 4);
+        assert_eq!(Len::Items(2).per_item(&other), Some(2));
+        assert_eq!(Len::Square.per_item(&rows), Some(10));
+        assert_eq!(Len::BitRows.per_item(&rows), Some(2));
+        assert_eq!(Len::N(3).per_item(&rows), Some(3));
+        assert_eq!(Len::Square.per_item(&other), None);
+        assert_eq!(Len::Fixed(10).per_item(&rows), None);
+        assert_eq!(Len::Any.per_item(&rows), None);
+    }
+
+    #[test]
     fn bad_specs_are_errors_naming_the_part() {
         for (spec, needle) in [
             ("in f32[items]", "in f32[items]"),
@@ -938,6 +1078,8 @@ mod tests {
             ("avg i64", "avg i64"),
             ("sum u8", "i64 or f64"),
             ("in i64[3*m]", "lengths"),
+            ("in f64[items] sideways", "all, own or halo(H)"),
+            ("in f64[items] halo(x)", "all, own or halo(H)"),
             ("iparam[7]>=0", "iparam[7]"),
             ("iparam[0] in 5..=1", "accepts no value"),
             (

@@ -104,6 +104,7 @@ impl Partial {
 /// | fannkuch | permutation length | 12 | the permutation arrays |
 /// | triad | array length | `isize::MAX / 8` | one `f64` per element in each buffer |
 /// | pi | samples | 2^62 | counters `2i`, `2i+1` stay distinct in 64 bits |
+/// | laplace | grid width and height | 2^24 | `N*N` doubles, `int64` offsets |
 ///
 /// The native kernels refuse the same bounds themselves (`native/include/kernels.h`). A
 /// kernel with its own signature: its [`Signature::max_n`].
@@ -116,6 +117,7 @@ pub fn max_n(kernel: KernelName) -> u64 {
         KernelName::Mandelbrot => sys::KP_MANDELBROT_MAX_N as u64,
         KernelName::Fannkuch => sys::KP_FANNKUCH_MAX_N as u64,
         KernelName::Pi => sys::KP_PI_MAX_SAMPLES as u64,
+        KernelName::Laplace => sys::KP_LAPLACE_MAX_N as u64,
         KernelName::Custom(sig) => sig.max_n(),
     }
 }
@@ -337,6 +339,25 @@ impl<'a> Step<'a> {
     /// ```
     pub fn buffers(&self) -> impl ExactSizeIterator<Item = StepBuffer<'_>> + '_ {
         StepBuffers(self.bufs[..self.buf_count].iter())
+    }
+
+    /// The bytes of buffer `slot` (in slot order), for an executor that moves a step's
+    /// items between processes (MPI ranks) between the chunks it runs. `None` past the
+    /// last buffer.
+    ///
+    /// # Safety
+    /// While the slice lives, no chunk of this step runs ([`Step::run_chunk`] writes
+    /// through the same memory) and no other slice from this method for the same `slot`
+    /// is used. The step borrows its buffers exclusively, so nothing outside it can see
+    /// them.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn buffer_bytes(&self, slot: usize) -> Option<&mut [u8]> {
+        let b = self.bufs[..self.buf_count].get(slot).copied().flatten()?;
+        let bytes = b.len() * b.elem().size();
+        // SAFETY: the buffer holds `bytes` initialised bytes and is exclusively borrowed
+        // by this step for 'a; the caller guarantees that no chunk and no other slice
+        // touches it meanwhile (see # Safety).
+        Some(unsafe { std::slice::from_raw_parts_mut(b.raw_ptr(), bytes) })
     }
 
     /// Run the kernel on `range` and return the chunk's partial.

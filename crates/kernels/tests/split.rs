@@ -153,6 +153,11 @@ proptest! {
     }
 
     #[test]
+    fn laplace_agrees(n in 1u64..40, cuts in prop::collection::vec(any::<u64>(), 0..5)) {
+        check_all(KernelName::Laplace, StepArgs::new(n, n), cuts)?;
+    }
+
+    #[test]
     fn splitmix64_agrees(seed in any::<u64>(), k in any::<u64>()) {
         let r = kernelpool_kernels::splitmix64_at(Lang::Rust, seed, k);
         for l in Lang::ALL {

@@ -122,6 +122,8 @@ mod control;
 mod error;
 mod func;
 mod map;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod process;
 mod protocol;
 mod shared_array;
@@ -140,6 +142,8 @@ pub use bytemuck::Pod;
 pub use error::{PoolError, StepChunk, WorkerExit, signal_name};
 pub use kernelpool_kernels::{Executor, Serial};
 pub use map::{Imap, ImapUnordered, Mapper};
+#[cfg(feature = "mpi")]
+pub use mpi::{Mpi, MpiBuilder, abort_job as mpi_abort_job};
 pub use process::{Processes, ProcessesBuilder};
 pub use shared_array::{SharedChunkMut, SharedSlice, SharedVec};
 pub use shm::SharedMemory;

@@ -9,7 +9,7 @@
 
 use crate::error::PoolError;
 use kernelpool_kernels::{
-    Executor, Partial, Result, Step, chunk_count, chunk_range, chunks, default_chunk,
+    Executor, Partial, Result, Step, chunk_count, chunk_range, default_chunk,
 };
 use std::any::Any;
 use std::ops::Range;
@@ -148,6 +148,8 @@ struct Job {
     step: StepPtr,
     items: u64,
     chunk: u64,
+    /// Index of the first chunk of the span this job runs.
+    first: u64,
     count: u64,
     next: AtomicU64,
     done: AtomicU64,
@@ -158,7 +160,7 @@ struct Job {
 
 impl Job {
     fn range(&self, i: u64) -> Range<u64> {
-        chunk_range(self.items, self.chunk, i)
+        chunk_range(self.items, self.chunk, self.first + i)
     }
 
     /// Claim and run chunks until none is left.
@@ -211,16 +213,32 @@ impl Executor for Threads {
         let items = step.items();
         let chunk = self.chunk_for(items);
         let count = chunk_count(items, chunk)?;
+        self.run_span(step, chunk, 0..count)
+    }
+}
+
+impl Threads {
+    /// Run chunks `span` (indices) of `step` cut into chunks of `chunk` items, and combine
+    /// their partials in chunk order: one MPI rank's share of a step, on threads.
+    pub(crate) fn run_span(
+        &self,
+        step: &Step<'_>,
+        chunk: u64,
+        span: Range<u64>,
+    ) -> Result<Partial> {
+        let items = step.items();
+        let count = span.end.saturating_sub(span.start);
         let helpers = (self.workers as u64 - 1).min(count.saturating_sub(1));
         if helpers == 0 {
             // One chunk or one thread: waking a thread would cost more than the work.
-            return step.run_chunks(chunks(items, chunk));
+            return step.run_chunks(span.map(|i| chunk_range(items, chunk, i)));
         }
         let job = Arc::new(Job {
             // Only the lifetime is erased; see `StepPtr` and `Job::work`.
             step: StepPtr((step as *const Step<'_>).cast::<Step<'static>>()),
             items,
             chunk,
+            first: span.start,
             count,
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),

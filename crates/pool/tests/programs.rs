@@ -25,6 +25,8 @@ fn options(kernel: KernelName) -> Options {
         KernelName::Fannkuch => 6,
         KernelName::Triad => 500,
         KernelName::Pi => 5000,
+        // 1000 sweeps (it does not converge before), one step each.
+        KernelName::Laplace => 24,
         other => panic!("no test size for {other}"),
     };
     Options::new().n(n).systems(3)
@@ -113,8 +115,13 @@ fn pi() {
 }
 
 #[test]
+fn laplace() {
+    check(KernelName::Laplace);
+}
+
+#[test]
 fn every_kernel_is_covered() {
-    assert_eq!(KernelName::ALL.len(), 7, "add a test for the new kernel");
+    assert_eq!(KernelName::ALL.len(), 8, "add a test for the new kernel");
 }
 
 /// The generic worker program (for hosts that cannot call `init`) runs kernels too.
