@@ -267,7 +267,7 @@ impl Buffer {
             Some(format!("{needed} bytes needed"))
         } else if ptr.is_null() {
             Some("its start is null".to_string())
-        } else if ptr.addr() % ALIGN != 0 {
+        } else if !ptr.addr().is_multiple_of(ALIGN) {
             Some(format!("its start is not aligned to {ALIGN} bytes"))
         } else {
             None

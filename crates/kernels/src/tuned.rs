@@ -114,7 +114,7 @@ with_avx2! {
     /// cost) go a vector at a time and eight add chains hide the add latency; A's
     /// denominators are doubles stepped by additions (d(i,j+1) = d(i,j) + i+j+1, one more
     /// for A^T), exact below 2^53, so N above 2^25 takes the plain loop. Bit-identical:
-    /// each row still adds (1/d)*u[j] in order j = 0, 1, ... with the same d.
+    /// each row still adds `(1/d)*u[j]` in order j = 0, 1, ... with the same d.
     pub fn spectralnorm(transpose: bool, begin: u64, u: &[f64], out: &mut [f64]) {
         let mut done = 0;
         if u.len() <= SPECTRAL_EXACT_MAX_N {
