@@ -16,3 +16,7 @@ cargo test --release -p kernelpool-kernels-sys --features bindgen
 cargo test --release -p kernelpool-capi --features cbindgen --lib
 # the optional ndarray views over shared arrays
 cargo test --release -p kernelpool-pool --features ndarray --lib shared_array
+# the portable CPU switch: tuned kernels (runtime dispatch or scalar paths) build and give
+# the plain kernels' answers without -march=native (own target directory: other flags)
+RUSTFLAGS="-C target-cpu=x86-64-v2" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/portable" \
+    cargo test --release -p kernelpool-kernels --test reference --test split

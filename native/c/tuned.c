@@ -328,12 +328,34 @@ int32_t kp_c_nbody_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
 }
 
 /* ---- fannkuch-redux, tuned ----
- * What makes it fast: the permutation lives in one 16-byte vector, and both the prefix
- * reversal of a flip and the prefix rotation of the next-permutation step are one byte
- * shuffle (pshufb, under SSSE3, which x86-64-v2 has) through a table of 16 precomputed
- * masks each, instead of element loops with branches. Bit-identical by construction:
- * integers only, the same permutations in the same order, the same checksum. */
+ * What makes it fast: the permutation lives in one 16-byte vector. A flip (reverse the
+ * first f+1 elements) is computed in registers from the vector itself: broadcast its
+ * first byte f, form the shuffle indices f - l (negative, so pshufb writes zero, past f),
+ * shuffle, and OR back the lanes past f: four one-cycle SSSE3 instructions on the
+ * critical path, no table load, no element loop. The next-permutation step rotates a
+ * prefix with one shuffle through a table of 16 masks. Without SSSE3 (x86-64-v2 has it)
+ * both use gcc's generic __builtin_shuffle through tables. Bit-identical by
+ * construction: integers only, the same permutations in the same order. */
 #define FK_MAX 16
+
+#if defined(__SSSE3__)
+typedef __m128i fk_vec;
+#define FK_SHUFFLE(v, m) _mm_shuffle_epi8((v), (m))
+#define FK_FIRST(v) ((unsigned)_mm_cvtsi128_si32(v) & 0xffu)
+/* q with its first q[0]+1 lanes reversed */
+static inline __m128i fk_flip(__m128i q, __m128i iota) {
+    const __m128i f = _mm_shuffle_epi8(q, _mm_setzero_si128());
+    const __m128i idx = _mm_sub_epi8(f, iota);
+    const __m128i rest = _mm_and_si128(_mm_cmpgt_epi8(iota, f), q);
+    return _mm_or_si128(_mm_shuffle_epi8(q, idx), rest);
+}
+#define FK_FLIP(q, first) fk_flip((q), iota)
+#else
+typedef v16u8 fk_vec;
+#define FK_SHUFFLE(v, m) __builtin_shuffle((v), (m))
+#define FK_FIRST(v) ((unsigned)(v)[0])
+#define FK_FLIP(q, first) __builtin_shuffle((q), rev[(first)])
+#endif
 
 int32_t kp_c_fannkuch_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
     CHECK_RANGE(a, begin, end);
@@ -344,15 +366,26 @@ int32_t kp_c_fannkuch_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
     for (int i = 1; i <= n; i++) fact[i] = fact[i - 1] * i;
     if (end > (uint64_t)fact[n]) return KP_KERNEL_BAD_ARGS;
     if (begin == end) return KP_KERNEL_OK;
-    v16u8 rev[FK_MAX], rot[FK_MAX];
+    /* rev[f] reverses lanes 0..=f; rot[i] rotates lanes 0..=i left by one */
+    fk_vec rev[FK_MAX], rot[FK_MAX], iota;
     for (int f = 0; f < FK_MAX; f++) {
+        uint8_t rv[FK_MAX], rt[FK_MAX];
         for (int l = 0; l < FK_MAX; l++) {
-            rev[f][l] = (uint8_t)(l <= f ? f - l : l);
-            rot[f][l] = (uint8_t)(l < f ? l + 1 : (l == f ? 0 : l));
+            rv[l] = (uint8_t)(l <= f ? f - l : l);
+            rt[l] = (uint8_t)(l < f ? l + 1 : (l == f ? 0 : l));
         }
+        memcpy(&rev[f], rv, sizeof rev[f]);
+        memcpy(&rot[f], rt, sizeof rot[f]);
     }
+    (void)rev;
     int p[FK_MAX], pp[FK_MAX], count[FK_MAX];
     for (int i = 0; i < FK_MAX; i++) p[i] = i;
+    {
+        uint8_t il[FK_MAX];
+        for (int l = 0; l < FK_MAX; l++) il[l] = (uint8_t)l;
+        memcpy(&iota, il, sizeof iota);
+    }
+    (void)iota;
     int64_t idx = (int64_t)begin;
     for (int i = n - 1; i > 0; i--) {
         const int d = (int)(idx / fact[i]);
@@ -361,28 +394,32 @@ int32_t kp_c_fannkuch_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
         for (int j = 0; j <= i; j++) pp[j] = p[j];
         for (int j = 0; j <= i; j++) p[j] = (j + d <= i) ? pp[j + d] : pp[j + d - i - 1];
     }
-    v16u8 perm;
-    for (int l = 0; l < FK_MAX; l++) perm[l] = (uint8_t)p[l];
+    fk_vec perm;
+    {
+        uint8_t pl[FK_MAX];
+        for (int l = 0; l < FK_MAX; l++) pl[l] = (uint8_t)p[l];
+        memcpy(&perm, pl, sizeof perm);
+    }
     int64_t checksum = 0, max_flips = 0;
     for (uint64_t k = begin; k < end; k++) {
         int64_t flips = 0;
-        unsigned first = perm[0];
+        unsigned first = FK_FIRST(perm);
         if (first != 0) {
-            v16u8 q = perm;
+            fk_vec q = perm;
             do {
-                q = __builtin_shuffle(q, rev[first]);
+                q = FK_FLIP(q, first);
                 flips++;
-                first = q[0];
+                first = FK_FIRST(q);
             } while (first != 0);
         }
         if (flips > max_flips) max_flips = flips;
         checksum += (k % 2 == 0) ? flips : -flips;
         if (k + 1 < end) {
-            perm = __builtin_shuffle(perm, rot[1]);
+            perm = FK_SHUFFLE(perm, rot[1]);
             int i = 1;
             while (++count[i] > i) {
                 count[i++] = 0;
-                perm = __builtin_shuffle(perm, rot[i]);
+                perm = FK_SHUFFLE(perm, rot[i]);
             }
         }
     }

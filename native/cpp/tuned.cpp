@@ -377,11 +377,13 @@ int32_t nbody_tuned(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
 }
 
 // ---- fannkuch-redux, tuned ----
-// What makes it fast: the permutation is one 16-byte vector; a flip (reverse the first
-// f+1) and the next-permutation rotation (rotate the first i+1 left) are each one byte
-// shuffle (pshufb under SSSE3, which x86-64-v2 has) through constexpr tables of masks,
-// instead of element loops. Bit-identical by construction: integers only, the same
-// permutations in the same order.
+// What makes it fast: the permutation is one 16-byte vector. A flip (reverse the first
+// f+1) is computed in registers from the vector itself under SSSE3 (x86-64-v2 has it):
+// broadcast the first byte f, indices f - l (negative past f, where pshufb writes zero),
+// shuffle, OR back the lanes past f; four one-cycle instructions on the critical path and
+// no table load. The next-permutation rotation is one shuffle through a constexpr table
+// of masks. Without SSSE3, gcc's generic shuffle runs through tables for both.
+// Bit-identical by construction: integers only, the same permutations in the same order.
 namespace fannkuch {
 
 constexpr int max_n = KP_FANNKUCH_MAX_N;
@@ -407,9 +409,32 @@ constexpr Masks make_rotate() noexcept {
 constexpr Masks reverse_masks = make_reverse();
 constexpr Masks rotate_masks = make_rotate();
 
-inline Bytes16 load(const std::array<std::uint8_t, lanes> &m) noexcept {
-    Bytes16 v;
-    std::memcpy(&v, m.data(), sizeof v);
+#if defined(__SSSE3__)
+using Perm = __m128i;
+inline Perm shuffle(Perm v, Perm m) noexcept { return _mm_shuffle_epi8(v, m); }
+inline unsigned first_of(Perm v) noexcept {
+    return static_cast<unsigned>(_mm_cvtsi128_si32(v)) & 0xffu;
+}
+// v with its first v[0]+1 lanes reversed, from v alone
+inline Perm flip(Perm v, Perm iota, const Perm *) noexcept {
+    const Perm f = _mm_shuffle_epi8(v, _mm_setzero_si128());
+    const Perm rest = _mm_and_si128(_mm_cmpgt_epi8(iota, f), v);
+    return _mm_or_si128(_mm_shuffle_epi8(v, _mm_sub_epi8(f, iota)), rest);
+}
+#else
+using Perm = Bytes16;
+inline Perm shuffle(Perm v, Perm m) noexcept { return __builtin_shuffle(v, m); }
+inline unsigned first_of(Perm v) noexcept { return v[0]; }
+inline Perm flip(Perm v, Perm, const Perm *reverse) noexcept {
+    return __builtin_shuffle(v, reverse[v[0]]);
+}
+#endif
+
+template <typename T>
+inline Perm load(const T &bytes) noexcept {
+    static_assert(sizeof(T) == sizeof(Perm), "16 bytes");
+    Perm v;
+    std::memcpy(&v, &bytes, sizeof v);
     return v;
 }
 
@@ -431,11 +456,12 @@ int32_t fannkuch_tuned(const kp_kargs &a, std::uint64_t begin, std::uint64_t end
     const int n = static_cast<int>(a.n);
     if (begin == end) return KP_KERNEL_OK;
     if (end > static_cast<std::uint64_t>(fact[n])) return KP_KERNEL_BAD_ARGS;
-    Bytes16 rev[lanes], rot[lanes];
+    Perm rev[lanes], rot[lanes];
     for (int f = 0; f < lanes; f++) {
         rev[f] = load(reverse_masks[f]);
         rot[f] = load(rotate_masks[f]);
     }
+    const Perm iota = load(rotate_masks[0]);  // rotating one lane: the identity
     // first permutation of the block: decode `begin` in the factorial number system
     std::array<int, lanes> p{}, pp{}, count{};
     for (int i = 0; i < lanes; i++) p[i] = i;
@@ -447,28 +473,27 @@ int32_t fannkuch_tuned(const kp_kargs &a, std::uint64_t begin, std::uint64_t end
         for (int j = 0; j <= i; j++) pp[j] = p[j];
         for (int j = 0; j <= i; j++) p[j] = (j + d <= i) ? pp[j + d] : pp[j + d - i - 1];
     }
-    Bytes16 perm;
-    for (int l = 0; l < lanes; l++) perm[l] = static_cast<std::uint8_t>(p[l]);
+    std::array<std::uint8_t, lanes> bytes{};
+    for (int l = 0; l < lanes; l++) bytes[l] = static_cast<std::uint8_t>(p[l]);
+    Perm perm = load(bytes);
     std::int64_t checksum = 0, max_flips = 0;
     for (std::uint64_t k = begin; k < end; k++) {
         std::int64_t flips = 0;
-        unsigned first = perm[0];
-        if (first != 0) {
-            Bytes16 q = perm;
+        if (first_of(perm) != 0) {
+            Perm q = perm;
             do {
-                q = __builtin_shuffle(q, rev[first]);
+                q = flip(q, iota, rev);
                 flips++;
-                first = q[0];
-            } while (first != 0);
+            } while (first_of(q) != 0);
         }
         if (flips > max_flips) max_flips = flips;
         checksum += (k % 2 == 0) ? flips : -flips;
         if (k + 1 < end) {
-            perm = __builtin_shuffle(perm, rot[1]);
+            perm = shuffle(perm, rot[1]);
             int i = 1;
             while (++count[i] > i) {
                 count[i++] = 0;
-                perm = __builtin_shuffle(perm, rot[i]);
+                perm = shuffle(perm, rot[i]);
             }
         }
     }

@@ -136,11 +136,12 @@ contains
                 tr = 0.0_dp
                 ti = 0.0_dp
                 do blk = 1, 10
-                    do k = 1, 5
-                        ! one loop over the lanes, kept a loop (not unrolled into scalar
-                        ! code, which gfortran would not vectorise back)
-                        !GCC$ unroll 1
-                        do l = 1, 8
+                    ! the lanes outside, 5 iterations inside: gfortran vectorises the lane
+                    ! loop (keeping the 5 iterations in registers) when it stays a loop
+                    ! (not unrolled into scalar code, which it would not vectorise back)
+                    !GCC$ unroll 1
+                    do l = 1, 8
+                        do k = 1, 5
                             zi(l) = ((2.0_dp * zr(l)) * zi(l)) + ci
                             zr(l) = (tr(l) - ti(l)) + cr(l)
                             tr(l) = zr(l) * zr(l)
