@@ -124,6 +124,7 @@ mod func;
 mod map;
 mod process;
 mod protocol;
+mod ring;
 mod shared_array;
 mod shm;
 mod spawn;
