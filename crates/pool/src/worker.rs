@@ -196,12 +196,15 @@ impl Worker {
     fn serve(&mut self) -> Result<(), String> {
         let mut inbox = RecvBuffer::new();
         let mut ring_buf = Vec::new();
+        // Since when nothing has come (set after a sleep that nothing ended).
+        let mut idle_since: Option<u64> = None;
         loop {
             while let Some(frame) = self
                 .channel
                 .next_frame(&mut inbox, &mut ring_buf)
                 .map_err(|m| format!("bad message from the pool: {m}"))?
             {
+                idle_since = None;
                 self.handle(frame)?;
             }
             shrink(&mut ring_buf);
@@ -237,17 +240,21 @@ impl Worker {
             if c.closed() {
                 return Ok(());
             }
-            let idle_from = now_ns();
-            if spin_until(self.spin_ns, || c.peer_sent() != seen) {
+            // An idle worker that woke to look at its socket goes back to sleep at once.
+            let idle_from = idle_since.unwrap_or_else(now_ns);
+            if idle_since.is_none() && spin_until(self.spin_ns, || c.peer_sent() != seen) {
                 self.learn_gap(now_ns() - idle_from);
                 continue;
             }
             c.sleep(seen, SLEEP_SLICE);
             if c.peer_sent() != seen {
+                idle_since = None;
                 self.learn_gap(now_ns() - idle_from);
             } else if self.receive(&mut inbox, false)? == Received::Closed {
                 // Nothing came for a while: the pool may be gone without a word.
                 return Ok(());
+            } else {
+                idle_since = Some(idle_from);
             }
         }
     }
