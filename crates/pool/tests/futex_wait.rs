@@ -143,10 +143,17 @@ fn thousands_of_steps_of_every_shape_agree_with_serial() {
             .chunk(3)
             .build()
             .expect("pool"),
+        // The caller runs chunks too.
+        Processes::builder()
+            .workers(1)
+            .chunk(5)
+            .caller_runs_chunks(true)
+            .build()
+            .expect("pool"),
     ];
     let mut rng = 42u64;
     for round in 0..3000 {
-        let pool = &pools[round % 2];
+        let pool = &pools[round % 3];
         let samples = next(&mut rng) % 2000;
         let step = pi(samples, (next(&mut rng) % 1000) as i64);
         assert_eq!(
@@ -198,4 +205,25 @@ fn small_and_large_values_keep_their_order_across_the_ring_and_the_socket() {
         .map(triple, 0..200_000u64)
         .expect("map");
     assert!(got.iter().enumerate().all(|(i, &v)| v == 3 * i as u64));
+}
+
+#[test]
+fn a_caller_that_runs_chunks_gives_the_serial_output_of_every_program() {
+    use kernelpool_kernels::{Options, programs};
+    let pool = Processes::builder()
+        .workers(1)
+        .caller_runs_chunks(true)
+        .build()
+        .expect("pool");
+    for (name, n) in [
+        (KernelName::Triad, 100_000),
+        (KernelName::Spectralnorm, 100),
+        (KernelName::Mandelbrot, 200),
+    ] {
+        let kernel = Kernel::get(name, Lang::C);
+        let opts = Options::new().n(n);
+        let want = programs::run(kernel.clone(), &opts, &Serial).expect("serial");
+        let got = programs::run(kernel, &opts, &pool).expect("pool");
+        assert_eq!(got.stdout, want.stdout, "{name:?}");
+    }
 }

@@ -214,6 +214,16 @@ impl Engine {
     /// One round: replace workers, send tasks, wait (when nothing is ready for the
     /// caller) until a worker answers, dies or overruns a timeout, and handle that.
     pub(crate) fn step(&mut self, op: &mut Op, feed: Feed<'_>) -> Result<(), PoolError> {
+        self.round(op, feed, true)
+    }
+
+    /// [`Engine::step`], waiting only when `block` (otherwise taking in what has come).
+    pub(crate) fn round(
+        &mut self,
+        op: &mut Op,
+        feed: Feed<'_>,
+        block: bool,
+    ) -> Result<(), PoolError> {
         self.reap_retired();
         self.retire_spent();
         self.fill_slots()?;
@@ -222,7 +232,7 @@ impl Engine {
             w.flush();
         }
         let busy = self.slots.iter().flatten().any(WorkerHandle::busy);
-        let timeout = if !op.ready.is_empty() || !busy {
+        let timeout = if !block || !op.ready.is_empty() || !busy {
             Duration::ZERO
         } else {
             self.poll_timeout()
