@@ -13,11 +13,13 @@ use kernelpool_kernels::{
 };
 
 impl Processes {
-    /// The chunk size used for a step of `items` items.
+    /// The chunk size used for a step of `items` items (by default about four chunks per
+    /// worker, the caller counted as one when it runs chunks).
     pub fn chunk_for(&self, items: u64) -> u64 {
+        let runners = self.cfg.workers + usize::from(self.cfg.caller_runs_chunks);
         self.cfg
             .chunk
-            .unwrap_or_else(|| default_chunk(items, self.cfg.workers))
+            .unwrap_or_else(|| default_chunk(items, runners))
     }
 }
 
