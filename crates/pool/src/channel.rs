@@ -12,12 +12,12 @@
 //! in it instead (see [`crate::ring`]) when they fit, and [`Channel::next_frame`] merges
 //! the two paths back into the order they were sent in.
 
+use crate::ring::{RingRx, RingTx};
 use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, recvmsg, send, sendmsg,
 };
-use crate::ring::{RingRx, RingTx};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};

@@ -109,20 +109,20 @@ impl Control {
         // whose owner keeps the rings beside it (both live in the pool's `WorkerHandle`,
         // or in the `Worker`, and are dropped together); each side takes one producer
         // and one consumer.
-        let (tx, _) = unsafe {
-            crate::ring::sides(tx_index, base.add(tx_at), RING_BYTES)
-        };
+        let (tx, _) = unsafe { crate::ring::sides(tx_index, base.add(tx_at), RING_BYTES) };
         // SAFETY: as above.
-        let (_, rx) = unsafe {
-            crate::ring::sides(rx_index, base.add(rx_at), RING_BYTES)
-        };
+        let (_, rx) = unsafe { crate::ring::sides(rx_index, base.add(rx_at), RING_BYTES) };
         (tx, rx)
     }
 
     /// Count of batches sent by the other side (the word this side sleeps on).
     pub(crate) fn peer_sent(&self) -> u32 {
         let b = self.block();
-        let w = if self.pool { &b.worker.sent } else { &b.pool.sent };
+        let w = if self.pool {
+            &b.worker.sent
+        } else {
+            &b.pool.sent
+        };
         w.load(Ordering::SeqCst)
     }
 
@@ -242,7 +242,8 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
         tv_nsec: timeout.subsec_nanos() as _,
     };
     // A shared (not PRIVATE) futex: the word is in memory another process maps.
-    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), seen, Some(&ts));
+    let _ =
+        rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), seen, Some(&ts));
 }
 
 /// What a pool sleeps on while its workers run: one word that every worker bumps (and

@@ -174,7 +174,9 @@ impl RingRx {
             return Ok(None);
         }
         if avail > self.raw.cap as u64 || avail < HEADER as u64 {
-            return Err(format!("a ring index out of place ({avail} bytes announced)"));
+            return Err(format!(
+                "a ring index out of place ({avail} bytes announced)"
+            ));
         }
         let mut header = [0u8; HEADER];
         self.raw.read_at(self.head, &mut header);

@@ -171,7 +171,7 @@ impl Executor for Processes {
         }
         while !running.op.finished() || !mine.is_empty() {
             // With chunks of its own to run, the caller only sends and takes in.
-            let block = mine.is_empty() && !(caller && !running.op.pending.is_empty());
+            let block = mine.is_empty() && (!caller || running.op.pending.is_empty());
             running.engine.round(&mut running.op, &mut || None, block)?;
             if caller && failure.is_none() {
                 let item = mine.pop().or_else(|| running.op.pending.pop_back());
