@@ -205,6 +205,47 @@ impl RingRx {
     }
 }
 
+/// What a consumer takes from a ring whose indices and bytes a peer forged: a ring of
+/// `data.len()` bytes (rounded down to a power of two, at least 64) holding `data`, its
+/// shared head at `head` and its tail at `tail`; the frames taken, in order, and the
+/// error that stopped it, if any. For the fuzz targets (and a test): whatever the bytes,
+/// this must not panic, read outside the ring, or take more than the ring holds.
+pub(crate) fn drain_forged(head: u64, tail: u64, data: &[u8]) -> (Vec<Vec<u8>>, Option<String>) {
+    let cap = match data.len() {
+        n if n < 64 => 64,
+        n => 1 << (usize::BITS - 1 - n.leading_zeros()),
+    };
+    let Ok(shm) = crate::shm::SharedMemory::new(4096 + cap) else {
+        return (Vec::new(), Some("no memory".into()));
+    };
+    let base = shm.inner().ptr();
+    let index = base as *const RingIndex;
+    // SAFETY: the mapping is 4096 + cap bytes, zeroed: a `RingIndex` at its start (128
+    // bytes), `cap` bytes of data from 4096; both sides live shorter than `shm`, one
+    // consumer and no producer but the forger (this function, before they exist).
+    let (_tx, mut rx) = unsafe {
+        (*index).head.0.store(head, Ordering::Relaxed);
+        (*index).tail.0.store(tail, Ordering::Relaxed);
+        std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(4096), data.len().min(cap));
+        sides(index, base.add(4096), cap)
+    };
+    let mut frames = Vec::new();
+    let mut taken = 0usize;
+    loop {
+        match rx.peek() {
+            Ok(None) => return (frames, None),
+            Ok(Some((len, _))) => {
+                taken += HEADER + padded(len);
+                assert!(taken <= cap, "took {taken} bytes from a ring of {cap}");
+                let mut out = Vec::new();
+                rx.take(len, &mut out);
+                frames.push(out);
+            }
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +278,23 @@ mod tests {
         let (len, _) = rx.peek().unwrap().unwrap();
         rx.take(len, &mut out);
         assert!(tx.push(&[7; 40], 0));
+    }
+
+    #[test]
+    fn forged_indices_and_records_are_refused() {
+        // A tail past head + capacity, a tail behind the head, a record longer than what
+        // was published, a torn header: errors, not reads outside the ring.
+        assert!(drain_forged(0, 1 << 20, &[0; 256]).1.is_some());
+        assert!(drain_forged(100, 50, &[0; 256]).1.is_some());
+        let mut rec = [0u8; 256];
+        rec[..4].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(drain_forged(0, 64, &rec).1.is_some());
+        assert!(drain_forged(0, 8, &rec).1.is_some());
+        // Two honest records at a wrapped position.
+        let mut data = [0u8; 64];
+        data[48..52].copy_from_slice(&3u32.to_le_bytes());
+        data[0..3].copy_from_slice(b"abc");
+        let (frames, err) = drain_forged(64 * 5 + 48, 64 * 6 + 8, &data);
+        assert_eq!((frames, err), (vec![b"abc".to_vec()], None));
     }
 }

@@ -1,5 +1,8 @@
 //! The worker process: entered through [`crate::init`] when the environment carries the
-//! pool's token, it serves tasks from its socket until the pool closes it, then exits.
+//! pool's token, it serves tasks from its control block's ring and its socket until the
+//! pool closes the socket or lets it go (the `closed` flag of the control block), then
+//! exits. Between batches it spins on the pool's count of batches, then sleeps on it (a
+//! futex in the control block).
 //!
 //! Tasks run one after the other in the order they arrive. Before each task the worker
 //! records its id and start time in the control block shared with the pool; results are
