@@ -8,7 +8,8 @@
 //! that do not fit; the socket count in each record lets the receiver take the frames of
 //! both paths in the order they were sent (see [`crate::channel::Channel::next_frame`]).
 //!
-//! Positions are byte counts that only grow; each side keeps its own position privately
+//! Positions are byte counts that only grow (wrapping at 2^64, which the power-of-two
+//! capacity divides, so a position forged near the end wraps cleanly); each side keeps its own position privately
 //! and only publishes it, so a peer that scribbles on the shared indices can make this
 //! side read garbage frames (refused as a protocol violation) but not read or write
 //! outside the ring.
@@ -149,8 +150,8 @@ impl RingTx {
         header[..4].copy_from_slice(&(frame.len() as u32).to_le_bytes());
         header[8..].copy_from_slice(&after_socket.to_le_bytes());
         self.raw.write_at(self.tail, &header);
-        self.raw.write_at(self.tail + HEADER as u64, frame);
-        self.tail += need as u64;
+        self.raw.write_at(self.tail.wrapping_add(HEADER as u64), frame);
+        self.tail = self.tail.wrapping_add(need as u64);
         self.raw.index().tail.0.store(self.tail, Ordering::Release);
         true
     }
@@ -194,8 +195,8 @@ impl RingRx {
     pub(crate) fn take(&mut self, len: usize, out: &mut Vec<u8>) {
         out.clear();
         out.resize(len, 0);
-        self.raw.read_at(self.head + HEADER as u64, out);
-        self.head += (HEADER + padded(len)) as u64;
+        self.raw.read_at(self.head.wrapping_add(HEADER as u64), out);
+        self.head = self.head.wrapping_add((HEADER + padded(len)) as u64);
         self.raw.index().head.0.store(self.head, Ordering::Release);
     }
 
@@ -295,6 +296,9 @@ mod tests {
         data[48..52].copy_from_slice(&3u32.to_le_bytes());
         data[0..3].copy_from_slice(b"abc");
         let (frames, err) = drain_forged(64 * 5 + 48, 64 * 6 + 8, &data);
+        assert_eq!((frames, err), (vec![b"abc".to_vec()], None));
+        // The same across the wrap of the positions themselves (found by the fuzzer).
+        let (frames, err) = drain_forged(u64::MAX - 15, 8, &data);
         assert_eq!((frames, err), (vec![b"abc".to_vec()], None));
     }
 }
