@@ -9,12 +9,14 @@
 #   frames       the frame decoder (RecvBuffer, next_frame) fed a stream in arbitrary chunks
 #   messages     postcard decoding of ToWorker and FromWorker frames; worker-token and
 #                /proc/self/maps parsers
+#   rings        the consumer of a ring of frames in the control block, its indices and
+#                bytes forged
 #   descriptors  frames and memfds (up to 16 on one message) over a real socket pair,
 #                received through the pool's Channel::receive
 #
 # frames and messages exercise safe Rust only: they run without a sanitizer (3 to 7 times
 # the executions). descriptors runs under AddressSanitizer (rustix's control-message code
-# is unsafe). Each sanitizer has its own target directory, so neither rebuilds the other.
+# is unsafe), and so does rings (raw copies out of shared memory). Each sanitizer has its own target directory, so neither rebuilds the other.
 # Installs cargo-fuzz (`cargo install cargo-fuzz --locked`) when it is missing.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (e.g. scripts/fuzz.sh 180 descriptors)
@@ -29,7 +31,7 @@ if ! [[ "$secs" =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
     exit 2
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(frames messages descriptors)
+[ ${#targets[@]} -gt 0 ] || targets=(frames messages rings descriptors)
 
 require_nightly fuzz
 if ! cargo fuzz --help >/dev/null 2>&1; then
@@ -41,9 +43,9 @@ echo "kernelpool fuzz: $(cargo fuzz --version)" >&2
 sanitizer_of() {
     case "$1" in
     frames | messages) echo none ;;
-    descriptors) echo address ;;
+    descriptors | rings) echo address ;;
     *)
-        echo "kernelpool fuzz: unknown target '$1' (frames, messages, descriptors)" >&2
+        echo "kernelpool fuzz: unknown target '$1' (frames, messages, rings, descriptors)" >&2
         exit 2
         ;;
     esac

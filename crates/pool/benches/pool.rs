@@ -148,7 +148,7 @@ fn shared_output(c: &mut Criterion, pool: &Processes) {
     g.finish();
 }
 
-fn triad(c: &mut Criterion, pool: &Processes) {
+fn triad(c: &mut Criterion, pool: &Processes, caller: &Processes) {
     let n: u64 = std::env::var("KP_BENCH_TRIAD_N")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -158,10 +158,11 @@ fn triad(c: &mut Criterion, pool: &Processes) {
     let threads = Threads::new(2).expect("threads");
     let mut g = c.benchmark_group(format!("triad C n={n} (41 steps, time in steps)"));
     g.sample_size(10);
-    let execs: [(&str, &dyn Executor); 3] = [
+    let execs: [(&str, &dyn Executor); 4] = [
         ("serial", &kernelpool_kernels::Serial),
         ("threads(2)", &threads),
         ("processes(2)", pool),
+        ("processes(1)+caller", caller),
     ];
     for (name, exec) in execs {
         g.bench_function(name, |b| {
@@ -180,18 +181,22 @@ fn triad(c: &mut Criterion, pool: &Processes) {
 }
 
 /// One kernel step with trivial work on the process pool: the per-step cost that an
-/// iterative program (spectralnorm, STREAM) pays on every step.
-fn trivial_step_on_processes(c: &mut Criterion, pool: &Processes) {
+/// iterative program (spectralnorm, STREAM) pays on every step. `processes(1)+caller` is
+/// one worker and the calling thread (`caller_runs_chunks`), the counterpart of
+/// `threads(2)`.
+fn trivial_step_on_processes(c: &mut Criterion, pool: &Processes, caller: &Processes) {
     let kernel = Kernel::get(KernelName::Pi, Lang::C);
-    for samples in [2u64, 64] {
-        let mut args = StepArgs::new(samples, samples);
-        args.iparam[0] = 1234567;
-        let step = Step::new(kernel.clone(), args, vec![]).expect("step");
-        let chunks = samples.div_ceil(kernelpool_kernels::default_chunk(samples, 2));
-        c.bench_function(
-            &format!("processes(2) one parallel call, pi {samples} samples in {chunks} chunks"),
-            |b| b.iter(|| pool.run(black_box(&step)).expect("run")),
-        );
+    for (name, pool) in [("processes(2)", pool), ("processes(1)+caller", caller)] {
+        for samples in [2u64, 64] {
+            let mut args = StepArgs::new(samples, samples);
+            args.iparam[0] = 1234567;
+            let step = Step::new(kernel.clone(), args, vec![]).expect("step");
+            let chunks = samples.div_ceil(pool.chunk_for(samples));
+            c.bench_function(
+                &format!("{name} one parallel call, pi {samples} samples in {chunks} chunks"),
+                |b| b.iter(|| pool.run(black_box(&step)).expect("run")),
+            );
+        }
     }
 }
 
@@ -216,14 +221,19 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     start(&mut c);
     let pool = Processes::new(2).expect("pool");
+    let caller = Processes::builder()
+        .workers(1)
+        .caller_runs_chunks(true)
+        .build()
+        .expect("pool");
     round_trip(&mut c, &pool);
     tiny_tasks(&mut c, &pool);
-    trivial_step_on_processes(&mut c, &pool);
+    trivial_step_on_processes(&mut c, &pool, &caller);
     big_arguments(&mut c, &pool);
     shared_arguments(&mut c, &pool);
     shared_output(&mut c, &pool);
-    triad(&mut c, &pool);
-    drop(pool);
+    triad(&mut c, &pool, &caller);
+    drop((pool, caller));
     trivial_parallel_call(&mut c);
     c.final_summary();
 }

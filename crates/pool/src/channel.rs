@@ -7,7 +7,12 @@
 //! [`crate::bulk`]), so a longer length is garbage and is refused at once, and the receive
 //! buffer grows only with the bytes that really arrive (never towards a length read from
 //! the wire).
+//!
+//! Once both ends map their control block, frames without descriptors go through a ring
+//! in it instead (see [`crate::ring`]) when they fit, and [`Channel::next_frame`] merges
+//! the two paths back into the order they were sent in.
 
+use crate::ring::{RingRx, RingTx};
 use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
@@ -150,6 +155,15 @@ impl RecvBuffer {
         self.end += n;
     }
 
+    /// A complete frame (or a garbage length, which `next_frame` reports) is held.
+    pub(crate) fn has_frame(&self) -> bool {
+        match frame_len(&self.buf[..self.end], self.start) {
+            Ok(Some(len)) => self.end - self.start >= 4 + len,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// The next complete frame, if any.
     pub(crate) fn next_frame(&mut self) -> Result<Option<&[u8]>, String> {
         next_frame(&self.buf[..self.end], &mut self.start)
@@ -203,6 +217,16 @@ pub(crate) struct Channel {
     attached: VecDeque<(usize, Vec<Attached>)>,
     /// Descriptors received, not yet claimed by the frames that name them.
     fds: VecDeque<OwnedFd>,
+    /// The rings of the control block, once mapped: (to send on, to receive from).
+    rings: Option<(RingTx, RingRx)>,
+    /// Frames queued on the socket in all.
+    sock_queued: u64,
+    /// Frames taken from the socket in all.
+    sock_taken: u64,
+    /// Frames went into the ring since [`Channel::take_ring_sent`] was last called.
+    ring_sent: bool,
+    /// Encoding of the frame being pushed into the ring.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -222,7 +246,73 @@ impl Channel {
             sent: 0,
             attached: VecDeque::new(),
             fds: VecDeque::new(),
+            rings: None,
+            sock_queued: 0,
+            sock_taken: 0,
+            ring_sent: false,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Send and receive frames without descriptors through these rings from now on.
+    pub(crate) fn use_rings(&mut self, rings: (RingTx, RingRx)) {
+        self.rings = Some(rings);
+    }
+
+    /// True (once) when frames went into the ring since the last call: the other side is
+    /// to be told.
+    pub(crate) fn take_ring_sent(&mut self) -> bool {
+        std::mem::take(&mut self.ring_sent)
+    }
+
+    /// The next frame in the order the other side sent them: from the ring when its turn
+    /// has come (all the socket frames sent before it have been taken), else from
+    /// `inbox`; `Ok(None)` when the next one has not arrived (or is on the socket and not
+    /// received yet: see [`Channel::waits_for_socket`]).
+    ///
+    /// # Errors
+    /// A ring record or a frame that cannot be one.
+    pub(crate) fn next_frame<'b>(
+        &mut self,
+        inbox: &'b mut RecvBuffer,
+        ring_buf: &'b mut Vec<u8>,
+    ) -> Result<Option<&'b [u8]>, String> {
+        if let Some((_, rx)) = &mut self.rings {
+            // Read after the socket frames now in `inbox` were received: a ring frame
+            // sent before any of them is visible here.
+            if let Some((len, after)) = rx.peek()? {
+                if after < self.sock_taken {
+                    return Err(format!(
+                        "a ring frame sent after {after} socket frames, {} taken already",
+                        self.sock_taken
+                    ));
+                }
+                if after == self.sock_taken {
+                    rx.take(len, ring_buf);
+                    return Ok(Some(&ring_buf[..]));
+                }
+            }
+        }
+        match inbox.next_frame()? {
+            Some(frame) => {
+                self.sock_taken += 1;
+                Ok(Some(frame))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The next frame of the ring waits for socket frames not received yet.
+    pub(crate) fn waits_for_socket(&self) -> bool {
+        match &self.rings {
+            Some((_, rx)) => matches!(rx.peek(), Ok(Some((_, after))) if after > self.sock_taken),
+            None => false,
+        }
+    }
+
+    /// A ring frame has arrived and is not taken yet.
+    pub(crate) fn has_ring_data(&self) -> bool {
+        self.rings.as_ref().is_some_and(|(_, rx)| rx.has_data())
     }
 
     /// The socket (to poll it).
@@ -239,8 +329,19 @@ impl Channel {
                 fds.len()
             ));
         }
+        if let (true, Some((tx, _))) = (fds.is_empty(), &mut self.rings) {
+            self.scratch.clear();
+            postcard::to_io(msg, &mut self.scratch).map_err(|e| e.to_string())?;
+            if self.scratch.len() <= MAX_FRAME && tx.push(&self.scratch, self.sock_queued) {
+                self.ring_sent = true;
+                shrink(&mut self.scratch);
+                return Ok(());
+            }
+            shrink(&mut self.scratch);
+        }
         let at = self.out.len();
         push_frame(&mut self.out, msg)?;
+        self.sock_queued += 1;
         if !fds.is_empty() {
             self.attached.push_back((at, fds));
         }

@@ -1,11 +1,18 @@
 //! The control block a worker shares with the pool: a page of shared memory in which the
 //! worker records which task it is running and since when (which lets the pool name the
 //! task that killed a worker, enforce timeouts without extra messages, see that a worker
-//! makes progress, and size its batches), and in which each side counts its writes to the
-//! socket (so the other can spin on it rather than sleep).
+//! makes progress, and size its batches), in which each side counts what it has sent (so
+//! the other can spin on it, then sleep on it with a futex, rather than in a system call
+//! on the socket), and which holds the two rings of frames without descriptors (see
+//! [`crate::ring`]) that spare both sides the socket when a step is sent and answered.
+//!
+//! The pool sleeps on a [`Doorbell`] that all its workers share instead: a futex can wait
+//! on one word, and a pool waits for any of its workers.
 
+use crate::ring::{RingIndex, RingRx, RingTx};
 use crate::shm::SharedMemory;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The control block a worker shares with the pool. Every field is an atomic: the other
 /// process reads it while this one writes. Each side writes its own cache line.
@@ -13,6 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct ControlBlock {
     worker: WorkerSide,
     pool: PoolSide,
+    /// Frames to the worker.
+    to_worker: RingIndex,
+    /// Frames to the pool.
+    to_pool: RingIndex,
 }
 
 /// Written by the worker.
@@ -28,6 +39,11 @@ struct WorkerSide {
     done: AtomicU64,
     /// Bumped after each write of results to the socket.
     wrote: AtomicU64,
+    /// Bumped after each batch of frames sent (ring or socket): the futex word the pool's
+    /// doorbell stands for.
+    sent: AtomicU32,
+    /// Non-zero while the worker sleeps on the pool's `sent` (the pool must wake it).
+    sleeping: AtomicU32,
 }
 
 /// Written by the pool.
@@ -35,21 +51,114 @@ struct WorkerSide {
 struct PoolSide {
     /// Bumped after each write of tasks to the socket.
     wrote: AtomicU64,
+    /// Bumped after each batch of frames sent (ring or socket): the worker's futex word.
+    sent: AtomicU32,
+    /// Set when the pool has let the worker go (it is to exit).
+    closed: AtomicU32,
 }
 
-/// Size of the shared memory holding a control block.
-pub(crate) const CTRL_BYTES: usize = 4096;
-const _: () = assert!(std::mem::size_of::<ControlBlock>() <= CTRL_BYTES);
+/// Bytes of data of each ring.
+pub(crate) const RING_BYTES: usize = 64 * 1024;
+/// Where the rings' data start (the block itself takes the first page).
+const RINGS_AT: usize = 4096;
+/// Size of the shared memory holding a control block and its rings.
+pub(crate) const CTRL_BYTES: usize = RINGS_AT + 2 * RING_BYTES;
+const _: () = assert!(std::mem::size_of::<ControlBlock>() <= RINGS_AT);
 
 /// A mapped control block.
 #[derive(Debug)]
 pub(crate) struct Control {
     shm: SharedMemory,
+    /// The pool's side (which lets the worker go when dropped).
+    pool: bool,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if self.pool {
+            // The worker may be asleep on its futex rather than on the socket: tell it.
+            let b = self.block();
+            b.pool.closed.store(1, Ordering::SeqCst);
+            b.pool.sent.fetch_add(1, Ordering::SeqCst);
+            let _ = rustix::thread::futex::wake(
+                &b.pool.sent,
+                rustix::thread::futex::Flags::empty(),
+                u32::MAX,
+            );
+        }
+    }
 }
 
 impl Control {
-    pub(crate) fn new(shm: SharedMemory) -> Option<Control> {
-        (shm.len() >= std::mem::size_of::<ControlBlock>()).then_some(Control { shm })
+    /// The control block in `shm`, for the pool (`pool == true`) or the worker.
+    pub(crate) fn new(shm: SharedMemory, pool: bool) -> Option<Control> {
+        (shm.len() >= CTRL_BYTES).then_some(Control { shm, pool })
+    }
+
+    /// This side's ends of the rings: (to send on, to receive from).
+    pub(crate) fn rings(&self) -> (RingTx, RingRx) {
+        let b = self.block();
+        let base = self.shm.inner().ptr();
+        let (tx_index, rx_index, tx_at, rx_at) = if self.pool {
+            (&b.to_worker, &b.to_pool, RINGS_AT, RINGS_AT + RING_BYTES)
+        } else {
+            (&b.to_pool, &b.to_worker, RINGS_AT + RING_BYTES, RINGS_AT)
+        };
+        // SAFETY: the indices are in the block, the data areas are RING_BYTES each inside
+        // the mapping (CTRL_BYTES long, checked in `new`), which `self` keeps alive and
+        // whose owner keeps the rings beside it (both live in the pool's `WorkerHandle`,
+        // or in the `Worker`, and are dropped together); each side takes one producer
+        // and one consumer.
+        let (tx, _) = unsafe { crate::ring::sides(tx_index, base.add(tx_at), RING_BYTES) };
+        // SAFETY: as above.
+        let (_, rx) = unsafe { crate::ring::sides(rx_index, base.add(rx_at), RING_BYTES) };
+        (tx, rx)
+    }
+
+    /// Count of batches sent by the other side (the word this side sleeps on).
+    pub(crate) fn peer_sent(&self) -> u32 {
+        let b = self.block();
+        let w = if self.pool {
+            &b.worker.sent
+        } else {
+            &b.pool.sent
+        };
+        w.load(Ordering::SeqCst)
+    }
+
+    /// This side has sent a batch of frames (on the ring or the socket): bump its count
+    /// and, for the pool, wake the worker if it sleeps. (A worker rings the pool's
+    /// [`Doorbell`] as well.)
+    pub(crate) fn notify(&self) {
+        let b = self.block();
+        if self.pool {
+            b.pool.sent.fetch_add(1, Ordering::SeqCst);
+            if b.worker.sleeping.load(Ordering::SeqCst) != 0 {
+                let _ = rustix::thread::futex::wake(
+                    &b.pool.sent,
+                    rustix::thread::futex::Flags::empty(),
+                    1,
+                );
+            }
+        } else {
+            b.worker.sent.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Worker: the pool has let it go.
+    pub(crate) fn closed(&self) -> bool {
+        self.block().pool.closed.load(Ordering::SeqCst) != 0
+    }
+
+    /// Worker: sleep until the pool's count differs from `seen` (or the pool lets it go),
+    /// at most `timeout`.
+    pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
+        let b = self.block();
+        b.worker.sleeping.store(1, Ordering::SeqCst);
+        if b.pool.sent.load(Ordering::SeqCst) == seen && !self.closed() {
+            futex_wait(&b.pool.sent, seen, timeout);
+        }
+        b.worker.sleeping.store(0, Ordering::SeqCst);
     }
 
     pub(crate) fn shm(&self) -> &SharedMemory {
@@ -125,6 +234,76 @@ impl Control {
     }
 }
 
+/// Sleep on the futex word `word` while it holds `seen`, at most `timeout` (a wake-up, a
+/// change, a timeout and a signal all end it).
+fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
+    let ts = rustix::thread::futex::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // A shared (not PRIVATE) futex: the word is in memory another process maps.
+    let _ =
+        rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), seen, Some(&ts));
+}
+
+/// What a pool sleeps on while its workers run: one word that every worker bumps (and
+/// wakes the pool through, when it sleeps) after it sends anything.
+#[repr(C, align(64))]
+struct DoorbellBlock {
+    rung: AtomicU32,
+    /// Non-zero while the pool sleeps on `rung`.
+    sleeping: AtomicU32,
+}
+
+/// Size of the shared memory holding a doorbell.
+pub(crate) const DOORBELL_BYTES: usize = 64;
+
+/// A mapped doorbell.
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    shm: SharedMemory,
+}
+
+impl Doorbell {
+    pub(crate) fn new(shm: SharedMemory) -> Option<Doorbell> {
+        (shm.len() >= std::mem::size_of::<DoorbellBlock>()).then_some(Doorbell { shm })
+    }
+
+    pub(crate) fn shm(&self) -> &SharedMemory {
+        &self.shm
+    }
+
+    fn block(&self) -> &DoorbellBlock {
+        // SAFETY: the mapping is page aligned, large enough (checked in `new`), zeroed or
+        // written only through these atomics, and lives as long as `self`.
+        unsafe { &*(self.shm.inner().ptr() as *const DoorbellBlock) }
+    }
+
+    /// Times it has been rung.
+    pub(crate) fn rung(&self) -> u32 {
+        self.block().rung.load(Ordering::SeqCst)
+    }
+
+    /// Worker: ring it, waking the pool if it sleeps.
+    pub(crate) fn ring(&self) {
+        let b = self.block();
+        b.rung.fetch_add(1, Ordering::SeqCst);
+        if b.sleeping.load(Ordering::SeqCst) != 0 {
+            let _ = rustix::thread::futex::wake(&b.rung, rustix::thread::futex::Flags::empty(), 1);
+        }
+    }
+
+    /// Pool: sleep until it has been rung since `seen` was read, at most `timeout`.
+    pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
+        let b = self.block();
+        b.sleeping.store(1, Ordering::SeqCst);
+        if b.rung.load(Ordering::SeqCst) == seen {
+            futex_wait(&b.rung, seen, timeout);
+        }
+        b.sleeping.store(0, Ordering::SeqCst);
+    }
+}
+
 /// Wait until `changed()` holds or `ns` nanoseconds have passed, spinning with short
 /// pauses and yielding the CPU now and then (so that on a machine with fewer cores than
 /// busy processes the spinner does not keep the one it waits for off the CPU). Returns
@@ -157,7 +336,7 @@ mod tests {
 
     #[test]
     fn control_block_reports_the_running_task() {
-        let ctrl = Control::new(SharedMemory::new(CTRL_BYTES).unwrap()).unwrap();
+        let ctrl = Control::new(SharedMemory::new(CTRL_BYTES).unwrap(), false).unwrap();
         assert_eq!(ctrl.current(), (0, false, 0));
         ctrl.begin(5, 100);
         assert_eq!(ctrl.current(), (5, true, 100));

@@ -22,6 +22,13 @@ pub const MAX_FRAME: usize = channel::MAX_FRAME;
 /// Most descriptors one frame may carry (`channel::MAX_FDS_PER_FRAME`).
 pub const MAX_FDS_PER_FRAME: usize = channel::MAX_FDS_PER_FRAME;
 
+/// What the consumer of a ring of frames in shared memory takes when a peer forged its
+/// indices (`head`, `tail`) and bytes (`data`): the frames, and the error that stopped it
+/// (`ring::drain_forged`).
+pub fn drain_forged_ring(head: u64, tail: u64, data: &[u8]) -> (Vec<Vec<u8>>, Option<String>) {
+    crate::ring::drain_forged(head, tail, data)
+}
+
 /// The receive buffer of a channel (`channel::RecvBuffer`).
 #[derive(Debug)]
 pub struct FrameReader(channel::RecvBuffer);

@@ -93,7 +93,8 @@
 //!   range), the array's memfd once per worker. Inputs are sealed and mapped read-only in
 //!   workers; each output range belongs to one task (see [`SharedVec`]).
 //! - Every other value (numbers, strings, `Vec`s, structs) and every result: encoded with
-//!   postcard and copied, through the socket up to 256 KiB, through a sealed memfd above.
+//!   postcard and copied: in frames (through the ring of the worker's control block, or
+//!   the socket) up to 256 KiB, through a sealed memfd above.
 //!
 //! # Costs
 //!
@@ -105,14 +106,26 @@
 //! descriptor with the message; the receiver maps it read-only, decodes from the mapping
 //! and unmaps it, so a 16 MiB value costs a copy into shared memory rather than hundreds
 //! of socket reads, writes and wake-ups. The 1 GiB limit per value holds either way.
-//! Tasks travel in batches, and both sides watch a shared control block for up to 50 µs
-//! before they sleep, so a round trip of a tiny task costs microseconds rather than two
-//! wake-ups (`benches/pool.rs` measures it).
+//! Tasks travel in batches. Frames that carry no descriptor (step dispatch, task batches,
+//! results: nearly all of them) go through a ring in the control block each worker shares
+//! with the pool, not through the socket; the socket keeps the frames with descriptors
+//! (memfds of buffers, arrays and large values) and tells the pool when a worker dies.
+//! A worker that has run out of tasks watches its control block for 50 µs to 1 ms
+//! (adapted to the gaps between the pool's batches), then sleeps on a futex in it, which
+//! the pool wakes when it sends; the pool watches its doorbell (a futex word every worker
+//! rings after it sends) for up to 50 µs while tasks are short, then sleeps on it, and
+//! polls the sockets at least every 10 ms then, so a worker that dies is seen at once. So
+//! when both sides are awake a step or a round trip costs no system call at all, and an
+//! idle pool burns no CPU (`benches/pool.rs` measures the costs, `tests/idle.rs` the
+//! idle CPU). With [`ProcessesBuilder::caller_runs_chunks`] the calling thread runs chunks
+//! of built-in kernels' steps too, as rayon's calling thread does (off by default: a
+//! crash there is the program's, not a worker's).
 //!
 //! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
 //! `bulk` (large values in sealed memfds), `channel` (framed messages and descriptors over
-//! a socket, both ends), `protocol` (the messages), `control` (the control block shared
-//! with each worker), `process` (the pool: options, kernel steps, tasks, scheduling,
+//! a socket and the rings, both ends), `ring` (a ring of frames in shared memory),
+//! `protocol` (the messages), `control` (the control block shared with each worker, its
+//! futex words, and the pool's doorbell), `process` (the pool: options, kernel steps, tasks, scheduling,
 //! faults), `map` (the `map` family), `worker` (the worker process), `func` (functions
 //! named across processes), `spawn` (starting workers).
 
@@ -126,6 +139,7 @@ mod map;
 mod mpi;
 mod process;
 mod protocol;
+mod ring;
 mod shared_array;
 mod shm;
 mod spawn;

@@ -1,5 +1,8 @@
 //! The worker process: entered through [`crate::init`] when the environment carries the
-//! pool's token, it serves tasks from its socket until the pool closes it, then exits.
+//! pool's token, it serves tasks from its control block's ring and its socket until the
+//! pool closes the socket or lets it go (the `closed` flag of the control block), then
+//! exits. Between batches it spins on the pool's count of batches, then sleeps on it (a
+//! futex in the control block).
 //!
 //! Tasks run one after the other in the order they arrive. Before each task the worker
 //! records its id and start time in the control block shared with the pool; results are
@@ -8,7 +11,7 @@
 
 use crate::bulk::{self, Sealed};
 use crate::channel::{Channel, ChannelError, Received, RecvBuffer, shrink};
-use crate::control::{Control, now_ns, spin_until};
+use crate::control::{Control, DOORBELL_BYTES, Doorbell, now_ns, spin_until};
 use crate::protocol::{
     self, BufRef, Bytes, FromWorker, KernelRef, MapKind, Outcome, ToWorker, Value, clip_message,
 };
@@ -37,6 +40,9 @@ const FLUSH_BYTES: usize = 256 * 1024;
 const SPIN_NS: u64 = 50_000;
 /// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
 const MAX_SPIN_NS: u64 = 1_000_000;
+/// Longest sleep on the control block before it looks whether the socket closed (the
+/// pool wakes it when it lets it go; this covers a pool that vanished).
+const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Parse the token and, when it is ours, become a worker (never returns then).
 ///
@@ -161,6 +167,10 @@ struct Worker {
     /// How long to spin for the next batch before sleeping.
     spin_ns: u64,
     control: Option<Control>,
+    /// The pool's doorbell (rung after each batch of results).
+    doorbell: Option<Doorbell>,
+    /// The pool's count of socket writes when the socket was last drained.
+    seen_socket: u64,
     same_exe: bool,
     bufs: HashMap<u64, Mapped>,
     libs: HashMap<(PathBuf, String, KernelName, Lang, protocol::FileId), Kernel>,
@@ -176,6 +186,8 @@ impl Worker {
             queued: 0,
             spin_ns: SPIN_NS,
             control: None,
+            doorbell: None,
+            seen_socket: 0,
             same_exe: false,
             bufs: HashMap::new(),
             libs: HashMap::new(),
@@ -183,33 +195,92 @@ impl Worker {
         }
     }
 
-    /// Serve until the pool closes the socket.
+    /// Serve until the pool closes the socket or lets the worker go.
     fn serve(&mut self) -> Result<(), String> {
         let mut inbox = RecvBuffer::new();
+        let mut ring_buf = Vec::new();
+        // Since when nothing has come (set after a sleep that nothing ended).
+        let mut idle_since: Option<u64> = None;
         loop {
-            while let Some(frame) = inbox.next_frame()? {
+            while let Some(frame) = self
+                .channel
+                .next_frame(&mut inbox, &mut ring_buf)
+                .map_err(|m| format!("bad message from the pool: {m}"))?
+            {
+                idle_since = None;
                 self.handle(frame)?;
             }
-            self.flush()?;
-            // Wait for more: look, spin a little on the pool's write counter (a pool that
-            // answers at once is served without either side sleeping), then block.
-            let seen = self.control.as_ref().map(|c| c.writes(false));
-            match self.receive(&mut inbox, false)? {
-                Received::Closed => return Ok(()),
-                Received::Bytes { .. } => continue,
-                Received::Nothing => {}
-            }
-            let idle_from = now_ns();
-            if let (Some(c), Some(seen)) = (&self.control, seen) {
-                if spin_until(self.spin_ns, || c.writes(false) != seen) {
-                    self.learn_gap(now_ns() - idle_from);
-                    continue;
+            shrink(&mut ring_buf);
+            if self.channel.waits_for_socket() {
+                // The pool has sent (or is sending) the socket frames the next ring frame
+                // follows.
+                if self.receive(&mut inbox, true)? == Received::Closed {
+                    return Ok(());
                 }
+                continue;
             }
-            if self.receive(&mut inbox, true)? == Received::Closed {
+            self.flush()?;
+            let Some(c) = &self.control else {
+                // Not set up yet: everything comes on the socket.
+                if self.receive(&mut inbox, true)? == Received::Closed {
+                    return Ok(());
+                }
+                continue;
+            };
+            // Wait for more: look (the ring, then the socket if the pool says it wrote
+            // there), spin a little on the pool's count of batches (a pool that answers at
+            // once is served without either side sleeping), then sleep on it (a futex on
+            // the control block: the pool wakes it), waking now and then to see whether
+            // the socket closed.
+            let seen = c.peer_sent();
+            if self.drain_socket(&mut inbox)? {
                 return Ok(());
             }
-            self.learn_gap(now_ns() - idle_from);
+            let c = self.control.as_ref().expect("set up");
+            if self.channel.has_ring_data() || inbox.has_frame() {
+                continue;
+            }
+            if c.closed() {
+                return Ok(());
+            }
+            // An idle worker that woke to look at its socket goes back to sleep at once.
+            let idle_from = idle_since.unwrap_or_else(now_ns);
+            if idle_since.is_none() && spin_until(self.spin_ns, || c.peer_sent() != seen) {
+                self.learn_gap(now_ns() - idle_from);
+                continue;
+            }
+            c.sleep(seen, SLEEP_SLICE);
+            if c.peer_sent() != seen {
+                idle_since = None;
+                self.learn_gap(now_ns() - idle_from);
+            } else if self.receive(&mut inbox, false)? == Received::Closed {
+                // Nothing came for a while: the pool may be gone without a word.
+                return Ok(());
+            } else {
+                idle_since = Some(idle_from);
+            }
+        }
+    }
+
+    /// Receive what the pool has written to the socket since this was last called (it
+    /// counts its writes in the control block, so an empty socket costs no system call).
+    /// True when the socket is closed.
+    fn drain_socket(&mut self, inbox: &mut RecvBuffer) -> Result<bool, String> {
+        let Some(c) = &self.control else {
+            return Ok(false);
+        };
+        let wrote = c.writes(false);
+        if wrote == self.seen_socket {
+            return Ok(false);
+        }
+        // Read before draining: a write the pool makes later bumps the count past it.
+        self.seen_socket = wrote;
+        loop {
+            match self.receive(inbox, false)? {
+                Received::Closed => return Ok(true),
+                Received::Bytes { more: true, .. } => {}
+                Received::Bytes { more: false, .. } | Received::Nothing => return Ok(false),
+            }
         }
     }
 
@@ -234,10 +305,15 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        if self.channel.unsent() > 0 {
+            // The pool reads the socket while this blocks on it (it would not see the
+            // bytes until the send is over, and a full socket would wait for it).
+            self.tell_pool(true);
+        }
         match self.channel.send(true) {
             Ok(wrote) => {
-                if let (true, Some(c)) = (wrote, &self.control) {
-                    c.wrote(true);
+                if self.channel.take_ring_sent() || wrote {
+                    self.tell_pool(wrote);
                 }
                 self.pending_since = None;
                 Ok(())
@@ -245,6 +321,19 @@ impl Worker {
             // The pool is gone: nothing left to do.
             Err(Errno::PIPE | Errno::CONNRESET) => std::process::exit(0),
             Err(e) => Err(format!("cannot write to the pool: {e}")),
+        }
+    }
+
+    /// Tell the pool that frames were sent (`socket`: some of them on the socket).
+    fn tell_pool(&self, socket: bool) {
+        if let Some(c) = &self.control {
+            if socket {
+                c.wrote(true);
+            }
+            c.notify();
+            if let Some(d) = &self.doorbell {
+                d.ring();
+            }
         }
     }
 
@@ -273,7 +362,13 @@ impl Worker {
                 let fd = self.take_fd("the control block")?;
                 let shm = SharedMemory::from_fd(0, fd, ctrl_bytes as usize)
                     .map_err(|e| format!("cannot map the control block: {e}"))?;
-                self.control = Some(Control::new(shm).ok_or("control block too small")?);
+                let control = Control::new(shm, false).ok_or("control block too small")?;
+                let fd = self.take_fd("the doorbell")?;
+                let shm = SharedMemory::from_fd(0, fd, DOORBELL_BYTES)
+                    .map_err(|e| format!("cannot map the doorbell: {e}"))?;
+                self.doorbell = Some(Doorbell::new(shm).ok_or("doorbell too small")?);
+                self.channel.use_rings(control.rings());
+                self.control = Some(control);
                 self.same_exe = exe.is_some() && exe == crate::func::exe_identity();
                 if let Some((fun, arg)) = init {
                     if let Err(message) = self.initialize(fun, &arg) {

@@ -28,6 +28,8 @@ pub(crate) struct Config {
     /// Run once in each worker before it is ready: the function and its encoded argument.
     pub init: Option<(FnRef, Vec<u8>)>,
     pub start_timeout: Duration,
+    /// The caller runs chunks of built-in kernels' steps too.
+    pub caller_runs_chunks: bool,
 }
 
 /// Options of a [`Processes`] pool.
@@ -56,6 +58,7 @@ pub struct ProcessesBuilder {
     start_timeout: Duration,
     /// The initializer, or why it cannot be used (reported by `build`).
     init: Option<Result<(FnRef, Vec<u8>), String>>,
+    caller_runs_chunks: bool,
 }
 
 impl Default for ProcessesBuilder {
@@ -69,6 +72,7 @@ impl Default for ProcessesBuilder {
             program: None,
             start_timeout: Duration::from_secs(10),
             init: None,
+            caller_runs_chunks: false,
         }
     }
 }
@@ -110,6 +114,23 @@ impl ProcessesBuilder {
     /// never).
     pub fn max_tasks_per_worker(mut self, max: u64) -> Self {
         self.max_tasks = Some(max);
+        self
+    }
+
+    /// Let the calling thread run chunks of kernel steps too, as rayon's calling thread
+    /// does, instead of sleeping while the workers run them (default: off). It takes the
+    /// chunks no worker has taken yet, from the end of the step, so a step of `c` chunks
+    /// on `w` workers leaves it about `c / (w + 1)` of them; the partials are combined in
+    /// chunk order as always, so the result is the same.
+    ///
+    /// Only built-in kernels run in the caller: kernels from shared objects (a user's, a
+    /// JIT-compiled one) always run in workers. Off by default because it gives up the
+    /// pool's fault isolation for the chunks the caller runs: a built-in kernel that
+    /// crashed there would take the program down, where in a worker it is a reported
+    /// error. `Processes` with `workers(n - 1)` and this option is the process pool's
+    /// counterpart of `Threads::new(n)` (the caller and `n - 1` others).
+    pub fn caller_runs_chunks(mut self, on: bool) -> Self {
+        self.caller_runs_chunks = on;
         self
     }
 
@@ -255,6 +276,7 @@ impl ProcessesBuilder {
             exe,
             init,
             start_timeout: self.start_timeout,
+            caller_runs_chunks: self.caller_runs_chunks,
         });
         let engine = Engine::start(cfg.clone())?;
         Ok(Processes {

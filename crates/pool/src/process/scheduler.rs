@@ -1,6 +1,9 @@
 //! The scheduler: the loop that keeps workers at full strength, sends them batches of
-//! tasks, waits (spinning briefly on the control blocks, then in `poll`) until one answers,
-//! dies or overruns a deadline, and takes in the answers.
+//! tasks, waits (spinning briefly on the pool's doorbell, then sleeping on it: a futex in
+//! shared memory that every worker rings after it sends anything) until one answers, dies
+//! or overruns a deadline, and takes in the answers (from the rings of the control blocks,
+//! and from the sockets when a worker says it wrote there, or when the socket of a dead
+//! worker closed, which the sockets are polled for at least every millisecond).
 
 use super::Config;
 use super::faults::{HANGUP_GRACE, convert, deadline_ns};
@@ -8,10 +11,10 @@ use super::task::{Feed, Item, ItemData, Op, OpKind, Payload, add_to_batch};
 use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle, reap};
 use crate::bulk;
 use crate::channel::{Attached, ChannelError, MAX_FRAME};
-use crate::control::{now_ns, spin_until};
+use crate::control::{DOORBELL_BYTES, Doorbell, now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
 use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Value};
-use crate::shm::ShmInner;
+use crate::shm::{SharedMemory, ShmInner};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use std::collections::{HashMap, VecDeque};
@@ -29,8 +32,13 @@ const MAX_DEPTH: usize = 1024;
 const SPIN_NS: u64 = 50_000;
 /// ... when tasks take less than this on average.
 const SPIN_IF_TASKS_UNDER_NS: f64 = 20_000.0;
-/// Longest single wait in `poll` (timeouts are checked at least this often).
+/// Longest single wait (timeouts are checked at least this often).
 const MAX_WAIT: Duration = Duration::from_millis(500);
+/// Longest sleep on the doorbell before the sockets are polled: a worker that dies rings
+/// no doorbell, its socket closes.
+const SLEEP_SLICE: Duration = Duration::from_millis(10);
+/// Poll the sockets (without waiting) at least this often while the pool is busy.
+const POLL_EVERY_NS: u64 = 1_000_000;
 /// Most bytes of encoded arguments in one batch (a frame holds the batch and its fields).
 const BATCH_BYTES: usize = MAX_FRAME - 64 * 1024;
 
@@ -56,11 +64,21 @@ pub(crate) struct Engine {
     /// Average task duration, from the control blocks.
     avg_ns: Option<f64>,
     pub(super) start_failures: u32,
+    /// What the pool sleeps on while workers run.
+    doorbell: Doorbell,
+    /// When the sockets were last polled.
+    last_poll: u64,
 }
 
 impl Engine {
     pub(super) fn start(cfg: Arc<Config>) -> Result<Engine, PoolError> {
+        let shm = SharedMemory::new(DOORBELL_BYTES)
+            .map_err(|e| PoolError::io("cannot create the pool's doorbell", e))?;
+        let doorbell = Doorbell::new(shm)
+            .ok_or_else(|| PoolError::Internal("a doorbell does not fit in its memory".into()))?;
         let mut engine = Engine {
+            doorbell,
+            last_poll: 0,
             slots: (0..cfg.workers).map(|_| None).collect(),
             cfg,
             retired: Vec::new(),
@@ -87,7 +105,7 @@ impl Engine {
     fn fill_slots(&mut self) -> Result<(), PoolError> {
         for i in 0..self.slots.len() {
             if self.slots[i].is_none() {
-                let mut w = WorkerHandle::spawn(&self.cfg)?;
+                let mut w = WorkerHandle::spawn(&self.cfg, &self.doorbell)?;
                 w.flush();
                 self.slots[i] = Some(w);
             }
@@ -196,6 +214,16 @@ impl Engine {
     /// One round: replace workers, send tasks, wait (when nothing is ready for the
     /// caller) until a worker answers, dies or overruns a timeout, and handle that.
     pub(crate) fn step(&mut self, op: &mut Op, feed: Feed<'_>) -> Result<(), PoolError> {
+        self.round(op, feed, true)
+    }
+
+    /// [`Engine::step`], waiting only when `block` (otherwise taking in what has come).
+    pub(crate) fn round(
+        &mut self,
+        op: &mut Op,
+        feed: Feed<'_>,
+        block: bool,
+    ) -> Result<(), PoolError> {
         self.reap_retired();
         self.retire_spent();
         self.fill_slots()?;
@@ -204,7 +232,7 @@ impl Engine {
             w.flush();
         }
         let busy = self.slots.iter().flatten().any(WorkerHandle::busy);
-        let timeout = if !op.ready.is_empty() || !busy || self.spin_for_results() {
+        let timeout = if !block || !op.ready.is_empty() || !busy {
             Duration::ZERO
         } else {
             self.poll_timeout()
@@ -383,19 +411,6 @@ impl Engine {
         Ok(())
     }
 
-    /// When tasks are short, watch the workers' write counters for a little while
-    /// before sleeping in `poll`: an answer that comes within microseconds is then taken
-    /// without a wake-up. True when a worker has written.
-    fn spin_for_results(&self) -> bool {
-        if !self.avg_ns.is_some_and(|a| a < SPIN_IF_TASKS_UNDER_NS) {
-            return false;
-        }
-        let busy: Vec<&WorkerHandle> = self.slots.iter().flatten().filter(|w| w.busy()).collect();
-        spin_until(SPIN_NS, || {
-            busy.iter().any(|w| w.control.writes(true) != w.seen_writes)
-        })
-    }
-
     /// How long to wait: until the earliest deadline of a busy worker (see
     /// [`deadline_ns`]), at most `MAX_WAIT`.
     fn poll_timeout(&self) -> Duration {
@@ -414,9 +429,70 @@ impl Engine {
         Duration::from_nanos(wait) + Duration::from_micros(100)
     }
 
-    /// Wait up to `timeout` for any worker to be readable (or writable when it has unsent
-    /// bytes), then read and write what can be.
+    /// Wait up to `timeout` for any worker to send something (or die), then take in
+    /// what they sent. When tasks are short, the doorbell is watched for a little while
+    /// before the pool sleeps on it: an answer that comes within microseconds is then
+    /// taken without a wake-up.
     fn wait(&mut self, op: &mut Op, timeout: Duration) -> Result<(), PoolError> {
+        let unsent = self
+            .slots
+            .iter()
+            .flatten()
+            .any(|w| w.end.is_none() && w.channel.unsent() > 0);
+        if unsent {
+            // A socket is full: wait in poll until it takes more (the workers' rings are
+            // looked at every millisecond meanwhile).
+            self.poll_sockets(op, timeout.min(Duration::from_millis(1)))?;
+            self.take_in(op);
+            return Ok(());
+        }
+        let seen = self.doorbell.rung();
+        let mut poll_now = now_ns().saturating_sub(self.last_poll) >= POLL_EVERY_NS;
+        if !timeout.is_zero() && !self.news() {
+            let spun = self.avg_ns.is_none_or(|a| a < SPIN_IF_TASKS_UNDER_NS)
+                && spin_until(SPIN_NS, || self.doorbell.rung() != seen || self.news());
+            if !spun {
+                self.doorbell.sleep(seen, timeout.min(SLEEP_SLICE));
+                if self.doorbell.rung() == seen {
+                    // Nothing rang: look whether a socket closed.
+                    poll_now = true;
+                }
+            }
+        }
+        if poll_now {
+            self.poll_sockets(op, Duration::ZERO)?;
+        }
+        self.take_in(op);
+        Ok(())
+    }
+
+    /// A worker has put a frame in its ring or written to its socket that is not taken in.
+    fn news(&self) -> bool {
+        self.slots.iter().flatten().any(|w| {
+            w.end.is_none()
+                && (w.channel.has_ring_data() || w.control.writes(true) != w.seen_writes)
+        })
+    }
+
+    /// Take in what workers have put in their rings, and read the sockets they say they
+    /// wrote to.
+    fn take_in(&mut self, op: &mut Op) {
+        for i in 0..self.slots.len() {
+            let Some(w) = &self.slots[i] else { continue };
+            if w.end.is_some() {
+                continue;
+            }
+            let socket = w.control.writes(true) != w.seen_writes;
+            if socket || w.channel.has_ring_data() {
+                self.read_from(i, op, socket);
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for any worker's socket to be readable (or writable when it
+    /// has unsent bytes), then read and write what can be.
+    fn poll_sockets(&mut self, op: &mut Op, timeout: Duration) -> Result<(), PoolError> {
+        self.last_poll = now_ns();
         let mut who = Vec::with_capacity(self.slots.len());
         let revents: Vec<PollFlags> = {
             let mut fds = Vec::with_capacity(self.slots.len());
@@ -453,7 +529,7 @@ impl Engine {
                 continue;
             }
             if ev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-                self.read_from(i, op);
+                self.read_from(i, op, true);
             }
             let w = self.slots[i].as_mut().expect("polled workers are live");
             if ev.contains(PollFlags::OUT) {
@@ -463,8 +539,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Take in what worker `i` has sent.
-    fn read_from(&mut self, i: usize, op: &mut Op) {
+    /// Take in what worker `i` has sent: its ring, and its socket too when `socket`.
+    fn read_from(&mut self, i: usize, op: &mut Op, socket: bool) {
         let Engine {
             slots,
             start_failures,
@@ -472,16 +548,17 @@ impl Engine {
             ..
         } = self;
         let w = slots[i].as_mut().expect("read from a live worker");
-        let eof = match w.fill() {
-            Ok(eof) => eof,
-            Err(ChannelError::Protocol(m)) => {
+        let eof = match socket.then(|| w.fill()) {
+            None => false,
+            Some(Ok(eof)) => eof,
+            Some(Err(ChannelError::Protocol(m))) => {
                 w.end = Some(WorkerEnd::ProtocolViolation(m));
                 true
             }
-            Err(ChannelError::Os(_)) => true,
+            Some(Err(ChannelError::Os(_))) => true,
         };
         while w.end.is_none() {
-            let frame = match w.inbox.next_frame() {
+            let frame = match w.channel.next_frame(&mut w.inbox, &mut w.ring_buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(m) => {

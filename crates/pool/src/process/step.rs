@@ -13,11 +13,13 @@ use kernelpool_kernels::{
 };
 
 impl Processes {
-    /// The chunk size used for a step of `items` items.
+    /// The chunk size used for a step of `items` items (by default about four chunks per
+    /// worker, the caller counted as one when it runs chunks).
     pub fn chunk_for(&self, items: u64) -> u64 {
+        let runners = self.cfg.workers + usize::from(self.cfg.caller_runs_chunks);
         self.cfg
             .chunk
-            .unwrap_or_else(|| default_chunk(items, self.cfg.workers))
+            .unwrap_or_else(|| default_chunk(items, runners))
     }
 }
 
@@ -166,8 +168,35 @@ impl Executor for Processes {
         }));
         let mut parts: Vec<Option<Partial>> = vec![None; count];
         let mut failure: Option<(usize, Error)> = None;
-        while !running.op.finished() {
-            running.engine.step(&mut running.op, &mut || None)?;
+        // The caller's share: chunks from the end, which workers take last.
+        let caller = self.cfg.caller_runs_chunks && matches!(kernel.origin(), Origin::Builtin);
+        let mut mine: Vec<Item> = Vec::new();
+        if caller {
+            let share = count / (self.cfg.workers + 1);
+            let keep = running.op.pending.len() - share;
+            mine = running.op.pending.split_off(keep).into();
+        }
+        while !running.op.finished() || !mine.is_empty() {
+            // With chunks of its own to run, the caller only sends and takes in.
+            let block = mine.is_empty() && (!caller || running.op.pending.is_empty());
+            running.engine.round(&mut running.op, &mut || None, block)?;
+            if caller && failure.is_none() {
+                let item = mine.pop().or_else(|| running.op.pending.pop_back());
+                if let Some(Item {
+                    idx,
+                    data: ItemData::Range(a, b),
+                    ..
+                }) = item
+                {
+                    match step.run_chunk(a..b) {
+                        Ok(p) => parts[idx] = Some(p),
+                        Err(e) => {
+                            failure = Some((idx, e));
+                            running.op.halt();
+                        }
+                    }
+                }
+            }
             #[cfg(test)]
             tests::maybe_panic_mid_step();
             while let Some((i, r)) = running.op.ready.pop_front() {
@@ -202,6 +231,9 @@ impl Executor for Processes {
                 }
                 // No point in running the rest; wait for what is running.
                 running.op.halt();
+            }
+            if failure.is_some() {
+                mine.clear();
             }
         }
         running.finished = true;

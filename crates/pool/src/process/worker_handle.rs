@@ -4,7 +4,7 @@
 use super::Config;
 use super::task::ItemData;
 use crate::channel::{Attached, Channel, ChannelError, Received, RecvBuffer};
-use crate::control::{CTRL_BYTES, Control};
+use crate::control::{CTRL_BYTES, Control, Doorbell};
 use crate::error::PoolError;
 use crate::protocol::ToWorker;
 use crate::shm::SharedMemory;
@@ -60,8 +60,10 @@ pub(super) struct WorkerHandle {
     pub child: Child,
     pub pid: u32,
     pub channel: Channel,
-    /// What it has sent that is not handled yet.
+    /// What it has sent on the socket that is not handled yet.
     pub inbox: RecvBuffer,
+    /// The frame last taken from its ring.
+    pub ring_buf: Vec<u8>,
     pub control: Control,
     /// Tasks sent and not answered, in the order the worker runs them.
     pub sent: VecDeque<SentTask>,
@@ -85,14 +87,15 @@ pub(super) struct WorkerHandle {
 }
 
 impl WorkerHandle {
-    /// Start `program` as a worker and queue its set-up message (sent by the first flush).
-    pub(super) fn spawn(cfg: &Config) -> Result<Self, PoolError> {
+    /// Start `program` as a worker and queue its set-up message (sent by the first flush),
+    /// which hands it its control block and the pool's doorbell.
+    pub(super) fn spawn(cfg: &Config, doorbell: &Doorbell) -> Result<Self, PoolError> {
         let program: &Path = &cfg.program;
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| PoolError::io("cannot create a socket pair", e))?;
         let shm = SharedMemory::new(CTRL_BYTES)
             .map_err(|e| PoolError::io("cannot create a control block", e))?;
-        let control = Control::new(shm).ok_or_else(|| {
+        let control = Control::new(shm, true).ok_or_else(|| {
             PoolError::Internal("a control block does not fit in CTRL_BYTES".into())
         })?;
         let child = spawn::spawn(program.to_path_buf(), OwnedFd::from(theirs)).map_err(|e| {
@@ -107,6 +110,7 @@ impl WorkerHandle {
             child,
             channel: Channel::new(OwnedFd::from(ours)),
             inbox: RecvBuffer::new(),
+            ring_buf: Vec::new(),
             control,
             sent: VecDeque::new(),
             assigned: 0,
@@ -124,7 +128,8 @@ impl WorkerHandle {
             init: cfg.init.clone(),
         };
         let block: Attached = w.control.shm().inner().clone();
-        if let Err(message) = w.channel.push(&setup, vec![block]) {
+        let bell: Attached = doorbell.shm().inner().clone();
+        if let Err(message) = w.channel.push(&setup, vec![block, bell]) {
             w.kill();
             let _ = w.child.wait();
             return Err(PoolError::Protocol {
@@ -132,6 +137,8 @@ impl WorkerHandle {
                 message,
             });
         }
+        // Everything after the set-up may take the ring (the worker maps it first).
+        w.channel.use_rings(w.control.rings());
         Ok(w)
     }
 
@@ -141,10 +148,18 @@ impl WorkerHandle {
         if self.end.is_some() {
             return;
         }
-        match self.channel.send(false) {
-            Ok(true) => self.control.wrote(false),
-            Ok(false) => {}
-            Err(_) => self.end = Some(WorkerEnd::ChannelClosed),
+        let wrote = match self.channel.send(false) {
+            Ok(wrote) => wrote,
+            Err(_) => {
+                self.end = Some(WorkerEnd::ChannelClosed);
+                return;
+            }
+        };
+        if wrote {
+            self.control.wrote(false);
+        }
+        if self.channel.take_ring_sent() || wrote {
+            self.control.notify();
         }
     }
 
