@@ -386,7 +386,7 @@ fn laplace(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Dura
     let mut error = 1.0f64;
     let mut iter = 0u64;
     while error > LAPLACE_TOL && iter < LAPLACE_MAX_ITERS {
-        let (old, new) = if iter % 2 == 0 {
+        let (old, new) = if iter.is_multiple_of(2) {
             (&mut a, &mut b)
         } else {
             (&mut b, &mut a)
@@ -398,7 +398,7 @@ fn laplace(kernel: &Kernel, n: u64, exec: &dyn Executor) -> Result<(String, Dura
         )?)?;
         // A grid without interior points (N <= 2) changes nowhere: its error is 0.
         error = p.float(0).max(0.0);
-        if iter % LAPLACE_PRINT_EVERY == 0 {
+        if iter.is_multiple_of(LAPLACE_PRINT_EVERY) {
             out += &format!("{iter:5}, {error:.6}\n");
         }
         iter += 1;

@@ -183,7 +183,7 @@ fn small_and_large_values_keep_their_order_across_the_ring_and_the_socket() {
     let mut rng = 7u64;
     let args: Vec<Vec<u8>> = (0..600)
         .map(|i| {
-            let len = if next(&mut rng) % 10 == 0 {
+            let len = if next(&mut rng).is_multiple_of(10) {
                 300_000 + (next(&mut rng) % 1000) as usize
             } else {
                 (next(&mut rng) % 64) as usize
