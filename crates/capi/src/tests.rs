@@ -79,7 +79,10 @@ fn names_and_values_round_trip() {
         assert_eq!(s, KP_OK);
         assert_eq!(back, k);
     }
-    assert!(kp_kernel_name(7).is_null());
+    assert!(kp_kernel_name(kp_kernel_count()).is_null());
+    // SAFETY: a static string for a known value.
+    let laplace = unsafe { CStr::from_ptr(kp_kernel_name(kp_kernel_id::KP_KERNEL_LAPLACE as u32)) };
+    assert_eq!(laplace, c"laplace");
     assert!(kp_lang_name(4).is_null());
     // SAFETY: a static string.
     assert_eq!(unsafe { CStr::from_ptr(kp_lang_name(1)) }, c"cpp");
