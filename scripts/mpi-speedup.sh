@@ -36,8 +36,8 @@ while read -r kernel args; do
         'BEGIN { printf "| %s | %s | %.3f | %.3f | %.2f |\n", k, n, s, m, s / m }'
 done <<'LIST'
 mandelbrot --n 4000
-fannkuch --n 10
-pi --n 100000000
-nbody --n 50000 --systems 32
+fannkuch --n 11
+pi --n 300000000
+nbody --n 200000 --systems 32
 laplace --n 1024
 LIST
