@@ -150,7 +150,8 @@ impl RingTx {
         header[..4].copy_from_slice(&(frame.len() as u32).to_le_bytes());
         header[8..].copy_from_slice(&after_socket.to_le_bytes());
         self.raw.write_at(self.tail, &header);
-        self.raw.write_at(self.tail.wrapping_add(HEADER as u64), frame);
+        self.raw
+            .write_at(self.tail.wrapping_add(HEADER as u64), frame);
         self.tail = self.tail.wrapping_add(need as u64);
         self.raw.index().tail.0.store(self.tail, Ordering::Release);
         true
