@@ -322,6 +322,8 @@ fn bench_accepts_mpi_and_agrees_with_serial() {
             "c",
             "--execs",
             "serial,mpi",
+            "--variant",
+            "plain",
             "--repeat",
             "1",
         ],
