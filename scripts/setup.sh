@@ -4,6 +4,10 @@
 #   - the C, C++ and Fortran compilers the build uses: ${CC:-gcc}, ${CXX:-g++}, ${FC:-gfortran}
 #     (crates/kernels-sys/build.rs reads CC, CXX and FC; a compiler named by one of them is
 #     never replaced by a package: when it is missing, setup says so and stops);
+#   - when python3 is there: its venv module (Debian/Ubuntu: python3-venv), which
+#     scripts/python-env.sh needs for the seed section's numba environment (found as that
+#     script finds it: `python3 -c 'import ensurepip, venv'`); without python3 nothing is
+#     needed (the Python rows of `kpool bench` say "not available");
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
 #     exactly the way clang-sys finds it (see find_libclang), valgrind (.ci/run runs the C
 #     program of tests/c_abi.rs under memcheck), cmake and pkg-config (tests/c_abi.rs
@@ -223,6 +227,15 @@ check_all() {
     check_compiler CC gcc gcc "C compiler"
     check_compiler CXX g++ g++ "C++ compiler"
     check_compiler FC gfortran gfortran "Fortran compiler"
+    # python3 is optional; when it is there, python-env.sh needs its venv module.
+    if runs python3; then
+        if python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            say "python3 with venv: $(command -v python3)"
+        else
+            packages+=(python3-venv)
+            tools+=("the venv module of python3 (python3 -m venv, with ensurepip; scripts/python-env.sh makes the seed section's numba environment with it)")
+        fi
+    fi
     if [ "$for_tests" = 1 ]; then
         local lib
         if lib="$(find_libclang)"; then

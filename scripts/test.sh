@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
+# the seed section's Python side (tests run it for real): target/kpool-venv with numba
+if py="$(bash scripts/python-env.sh)"; then
+    export KPOOL_PYTHON="$py" KPOOL_REQUIRE_PYTHON=1
+fi
 cargo build --workspace --release
 # tests/c_abi.rs builds the C ABI itself, installs it in a scratch prefix and runs the C,
 # C++, Python and CMake programs against it

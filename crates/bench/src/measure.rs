@@ -37,7 +37,7 @@ impl Effort {
         budget_s: 0.4,
         min_reps: 5,
         max_reps: 30,
-        noise: 0.10,
+        noise: 0.20,
     };
     /// The full run's.
     pub const FULL: Effort = Effort {
@@ -45,7 +45,7 @@ impl Effort {
         budget_s: 10.0,
         min_reps: 3,
         max_reps: 20,
-        noise: 0.10,
+        noise: 0.20,
     };
 }
 

@@ -386,7 +386,7 @@ fn triad<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
         .map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .margin(20)
-        .x_label_area_size(150)
+        .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(-0.5f64..cells.len() as f64 - 0.5, 0f64..ymax)
         .map_err(err)?;
@@ -403,12 +403,7 @@ fn triad<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
                 String::new()
             }
         })
-        .x_label_style(
-            (FAMILY, 15)
-                .into_font()
-                .transform(FontTransform::Rotate90)
-                .color(&BLACK),
-        )
+        .x_label_style((FAMILY, 15))
         .y_desc("bandwidth (GB/s, 10^9 bytes per second)")
         .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style((FAMILY, 16))
