@@ -43,6 +43,7 @@ fn script(path: &Path, body: &str) {
 }
 
 /// Fake tools: compilers `cc`, `c++`, `fortran` and `valgrind` (each answers `--version`),
+/// `python3` (with a venv module),
 /// `rustup` (rustfmt and clippy installed) and `apt-get` (records its arguments in
 /// `apt-get.log`).
 struct Fakes {
@@ -59,6 +60,11 @@ impl Fakes {
         for exe in ["cmake", "pkg-config"] {
             script(&bin.join(exe), "echo fake 1.0");
         }
+        // python3 with its venv module: `-c 'import ensurepip, venv'` succeeds.
+        script(
+            &bin.join("python3"),
+            "case \"$1\" in --version) echo Python 3.11.7 ;; -c) exit 0 ;; esac",
+        );
         script(
             &bin.join("rustup"),
             "echo rustfmt-x86_64-unknown-linux-gnu; echo clippy-x86_64-unknown-linux-gnu",
@@ -300,6 +306,43 @@ fn a_missing_cmake_or_pkg_config_is_a_package() {
         out.contains(&format!("cmake: {}", fakes.bin.join("cmake").display())),
         "{out}"
     );
+}
+
+#[test]
+fn a_python3_without_venv_is_a_package() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let fakes = Fakes::new();
+    // Debian's python3 without python3-venv: the import fails.
+    script(
+        &fakes.bin.join("python3"),
+        "case \"$1\" in --version) echo Python 3.11.7 ;; -c) exit 1 ;; esac",
+    );
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: python3-venv"), "{out}");
+    assert!(out.contains("apt-get install python3-venv"), "{out}");
+    assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+    // With it, python3 is named.
+    let fakes = Fakes::new();
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "python3 with venv: {}",
+            fakes.bin.join("python3").display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn without_python3_nothing_python_is_needed() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("python3")).expect("rm fake python3");
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("python3"), "{out}");
 }
 
 /// `check`, with PATH holding only the fakes and links to the few system tools the script
