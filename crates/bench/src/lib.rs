@@ -157,7 +157,13 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
             bar.set_message(format!("{} serial Rust reference", g.kernel));
             measure::serial_rust_output(g.kernel, g.n, g.systems)
         });
-        cells.extend(measure::measure_group(g, want, &execs, &config.effort, &bar));
+        cells.extend(measure::measure_group(
+            g,
+            want,
+            &execs,
+            &config.effort,
+            &bar,
+        ));
     }
     if let Some(p) = &peak {
         for c in cells.iter_mut().filter(|c| measure::memory_bound(c.kernel)) {
@@ -173,8 +179,8 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
     };
     bar.finish_and_clear();
     let load = Load::between(&start, &CpuSnapshot::now());
-    let failures = cells.iter().filter(|c| !c.ok()).count()
-        + seed.as_ref().map_or(0, |s| s.failures());
+    let failures =
+        cells.iter().filter(|c| !c.ok()).count() + seed.as_ref().map_or(0, |s| s.failures());
     Ok(Report {
         machine,
         load,

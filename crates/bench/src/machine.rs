@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn this_machine_has_facts() {
         let m = Machine::detect();
-        assert!(m.cores >= 1 && m.memory_bytes > 0 && m.llc_bytes > 0, "{m:?}");
+        assert!(
+            m.cores >= 1 && m.memory_bytes > 0 && m.llc_bytes > 0,
+            "{m:?}"
+        );
         assert!(!m.kernel.is_empty());
     }
 

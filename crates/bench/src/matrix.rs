@@ -384,7 +384,13 @@ mod tests {
         let labels: Vec<String> = sel.exec_specs().iter().map(|e| e.label()).collect();
         assert_eq!(
             labels,
-            ["serial", "threads×1", "threads×2", "processes×1", "processes×2"]
+            [
+                "serial",
+                "threads×1",
+                "threads×2",
+                "processes×1",
+                "processes×2"
+            ]
         );
     }
 

@@ -185,7 +185,9 @@ pub fn csv(cells: &[CellResult]) -> String {
             opt(s.map(|s| s.hi)),
             opt(c.efficiency),
             opt(c.rate.as_ref().map(|r| r.per_s)),
-            c.rate.as_ref().map_or(String::new(), |r| r.unit.to_string()),
+            c.rate
+                .as_ref()
+                .map_or(String::new(), |r| r.unit.to_string()),
             opt(c.rate.as_ref().and_then(|r| r.of_peak)),
             format!("{:?}", c.check),
             c.noisy.to_string(),
@@ -225,7 +227,10 @@ pub fn seed_table(s: &crate::seed::SeedSection) -> String {
     t.set_header(["loop", "who", "executor", "median", "min – max", "status"]);
     for r in &s.rows {
         let (med, mm) = match r.time {
-            Some(x) => (fmt_s(x.median), format!("{} – {}", fmt_s(x.min), fmt_s(x.max))),
+            Some(x) => (
+                fmt_s(x.median),
+                format!("{} – {}", fmt_s(x.min), fmt_s(x.max)),
+            ),
             None => ("-".into(), "-".into()),
         };
         let st = match &r.status {
@@ -233,7 +238,14 @@ pub fn seed_table(s: &crate::seed::SeedSection) -> String {
             RowStatus::NotAvailable(w) => w.clone(),
             RowStatus::Failed(w) => format!("FAILED: {w}"),
         };
-        t.add_row([r.section.to_string(), r.who.clone(), r.exec.clone(), med, mm, st]);
+        t.add_row([
+            r.section.to_string(),
+            r.who.clone(),
+            r.exec.clone(),
+            med,
+            mm,
+            st,
+        ]);
     }
     format!(
         "\nseed: f(x) over x = {:?}, 10,000,000 trips of j += x*x (integer: folded by gcc, g++, rustc and numba; float accumulator: cannot be folded)\n{t}\n",

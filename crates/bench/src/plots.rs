@@ -157,12 +157,14 @@ fn panels<'a, DB: DrawingBackend>(
     title: &str,
     n: usize,
 ) -> Result<Vec<DrawingArea<DB, Shift>>, String> {
-    let body = root
-        .titled(title, (FAMILY, 30).into_font())
-        .map_err(err)?;
+    let body = root.titled(title, (FAMILY, 30).into_font()).map_err(err)?;
     let cols = n.clamp(1, 3);
     let rows = n.div_ceil(cols).max(1);
-    Ok(body.split_evenly((rows, cols)).into_iter().take(n).collect())
+    Ok(body
+        .split_evenly((rows, cols))
+        .into_iter()
+        .take(n)
+        .collect())
 }
 
 fn speedup<DB: DrawingBackend>(
@@ -178,13 +180,22 @@ fn speedup<DB: DrawingBackend>(
         return Ok(false);
     }
     let kernels = kernels_of(&report.cells);
-    let max_w = cells.iter().map(|c| c.exec.workers).max().unwrap_or(1).max(2);
+    let max_w = cells
+        .iter()
+        .map(|c| c.exec.workers)
+        .max()
+        .unwrap_or(1)
+        .max(2);
     let max_s = cells
         .iter()
         .filter_map(|c| c.speedup.map(|s| s.max))
         .fold(max_w as f64, f64::max)
         * 1.1;
-    let areas = panels(root, "Speedup over serial (paired rounds; median over languages, bars: min–max over languages)", kernels.len())?;
+    let areas = panels(
+        root,
+        "Speedup over serial (paired rounds; median over languages, bars: min–max over languages)",
+        kernels.len(),
+    )?;
     for (area, k) in areas.iter().zip(&kernels) {
         let mut chart = ChartBuilder::on(area)
             .caption(k.name(), (FAMILY, 24))
@@ -245,9 +256,11 @@ fn speedup<DB: DrawingBackend>(
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                 });
             chart
-                .draw_series(pts.iter().map(|p| {
-                    ErrorBar::new_vertical(p.0 + dx, p.2, p.1, p.3, color.filled(), 10)
-                }))
+                .draw_series(
+                    pts.iter().map(|p| {
+                        ErrorBar::new_vertical(p.0 + dx, p.2, p.1, p.3, color.filled(), 10)
+                    }),
+                )
                 .map_err(err)?;
         }
         chart
@@ -262,7 +275,10 @@ fn speedup<DB: DrawingBackend>(
     Ok(true)
 }
 
-fn times<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> Result<bool, String> {
+fn times<DB: DrawingBackend>(
+    report: &Report,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<bool, String> {
     let cells: Vec<&CellResult> = report.cells.iter().filter(|c| c.time.is_some()).collect();
     if cells.is_empty() {
         return Ok(false);
@@ -274,7 +290,11 @@ fn times<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
             execs.push(c.exec_label.clone());
         }
     }
-    let areas = panels(root, "Median time per language (bars: min–max of the rounds)", kernels.len())?;
+    let areas = panels(
+        root,
+        "Median time per language (bars: min–max of the rounds)",
+        kernels.len(),
+    )?;
     for (area, k) in areas.iter().zip(&kernels) {
         let kc: Vec<&&CellResult> = cells.iter().filter(|c| c.kernel == *k).collect();
         let mut imps: Vec<String> = Vec::new();
@@ -334,7 +354,9 @@ fn times<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
                 }))
                 .map_err(err)?
                 .label(e.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
             chart
                 .draw_series(bars.iter().map(|b| {
                     ErrorBar::new_vertical(b.0 + width * 0.45, b.2, b.1, b.3, BLACK.filled(), 6)
@@ -353,7 +375,10 @@ fn times<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
     Ok(true)
 }
 
-fn triad<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> Result<bool, String> {
+fn triad<DB: DrawingBackend>(
+    report: &Report,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<bool, String> {
     let cells: Vec<&CellResult> = report
         .cells
         .iter()
@@ -448,7 +473,10 @@ fn triad<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> 
     Ok(true)
 }
 
-fn seed<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> Result<bool, String> {
+fn seed<DB: DrawingBackend>(
+    report: &Report,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<bool, String> {
     let Some(s) = &report.seed else {
         return Ok(false);
     };
@@ -533,7 +561,12 @@ fn seed<DB: DrawingBackend>(report: &Report, root: &DrawingArea<DB, Shift>) -> R
             .map_err(err)?;
         chart
             .draw_series(std::iter::once(ErrorBar::new_horizontal(
-                y, t.min, t.median, t.max, BLACK.filled(), 8,
+                y,
+                t.min,
+                t.median,
+                t.max,
+                BLACK.filled(),
+                8,
             )))
             .map_err(err)?;
     }

@@ -53,7 +53,11 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| CPU | {} |", m.cpu);
     let _ = writeln!(s, "| cores | {} |", m.cores);
-    let _ = writeln!(s, "| memory | {:.1} GiB |", m.memory_bytes as f64 / (1u64 << 30) as f64);
+    let _ = writeln!(
+        s,
+        "| memory | {:.1} GiB |",
+        m.memory_bytes as f64 / (1u64 << 30) as f64
+    );
     let _ = writeln!(s, "| last-level cache | {} MiB |", m.llc_bytes >> 20);
     let _ = writeln!(s, "| Linux | {} |", m.kernel);
     for (l, v) in &m.compilers {
@@ -201,11 +205,17 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
             seed.numba.as_deref().unwrap_or("not available"),
             seed.numpy.as_deref().unwrap_or("not available")
         );
-        let _ = writeln!(s, "| loop | who | executor | runs | median | min – max | status |");
+        let _ = writeln!(
+            s,
+            "| loop | who | executor | runs | median | min – max | status |"
+        );
         let _ = writeln!(s, "|---|---|---|---:|---:|---|---|");
         for row in &seed.rows {
             let (med, mm) = match row.time {
-                Some(t) => (fmt_s(t.median), format!("{} – {}", fmt_s(t.min), fmt_s(t.max))),
+                Some(t) => (
+                    fmt_s(t.median),
+                    format!("{} – {}", fmt_s(t.min), fmt_s(t.max)),
+                ),
                 None => ("-".into(), "-".into()),
             };
             let st = match &row.status {

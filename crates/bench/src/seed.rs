@@ -176,7 +176,13 @@ const G_C: &str = "double g(double x) {\n    double j = 0.0;\n    for (long i = 
 const G_CPP: &str = "double g(double x) {\n    double j = 0.0;\n    for (long i = 0; i < 10'000'000; ++i) {\n        j += x * x;\n    }\n    return j;\n}\n";
 const G_F90: &str = "function g(x) bind(C, name=\"g\") result(j)\n    use, intrinsic :: iso_c_binding, only: c_double, c_int64_t\n    implicit none\n    real(c_double), value :: x\n    real(c_double) :: j\n    integer(c_int64_t) :: i\n    j = 0.0_c_double\n    do i = 1, 10000000\n        j = j + x * x\n    end do\nend function g\n";
 
-fn row(section: &'static str, who: &str, exec: &str, times: Vec<f64>, status: RowStatus) -> SeedRow {
+fn row(
+    section: &'static str,
+    who: &str,
+    exec: &str,
+    times: Vec<f64>,
+    status: RowStatus,
+) -> SeedRow {
     SeedRow {
         section,
         who: who.to_string(),
@@ -258,7 +264,9 @@ fn check_bits(want: &[u64], got: &[f64]) -> Result<(), String> {
         Ok(())
     } else {
         let w: Vec<f64> = want.iter().map(|&b| f64::from_bits(b)).collect();
-        Err(format!("expected {w:?}, got {got:?} (compared bit for bit with Rust)"))
+        Err(format!(
+            "expected {w:?}, got {got:?} (compared bit for bit with Rust)"
+        ))
     }
 }
 
@@ -316,10 +324,19 @@ fn jit_rows(
 }
 
 /// One element-function step over `args` on `exec`, only the step timed, checked.
-fn time_map(kernel: &Kernel, args: &[f64], exec: &dyn Executor, want: &[u64]) -> Result<f64, String> {
+fn time_map(
+    kernel: &Kernel,
+    args: &[f64],
+    exec: &dyn Executor,
+    want: &[u64],
+) -> Result<f64, String> {
     let n = args.len();
-    let mut input = exec.alloc(Elem::F64, n, "seed args").map_err(|e| e.to_string())?;
-    let mut output = exec.alloc(Elem::F64, n, "seed results").map_err(|e| e.to_string())?;
+    let mut input = exec
+        .alloc(Elem::F64, n, "seed args")
+        .map_err(|e| e.to_string())?;
+    let mut output = exec
+        .alloc(Elem::F64, n, "seed results")
+        .map_err(|e| e.to_string())?;
     input
         .as_mut_slice::<f64>()
         .ok_or("the executor's buffer is not f64")?
@@ -334,7 +351,9 @@ fn time_map(kernel: &Kernel, args: &[f64], exec: &dyn Executor, want: &[u64]) ->
     exec.run(&step).map_err(|e| e.to_string())?;
     let dt = t0.elapsed().as_secs_f64();
     drop(step);
-    let got = output.as_slice::<f64>().ok_or("the executor's buffer is not f64")?;
+    let got = output
+        .as_slice::<f64>()
+        .ok_or("the executor's buffer is not f64")?;
     check_bits(want, got).map(|()| dt)
 }
 
@@ -375,15 +394,24 @@ fn python_rows(cfg: &SeedConfig, want: &[u64], section: &mut SeedSection, bar: &
         }
     };
     let Some(py) = &cfg.python else {
-        not_available(section, &format!("not available: {}", cfg.no_python_reason), 0);
+        not_available(
+            section,
+            &format!("not available: {}", cfg.no_python_reason),
+            0,
+        );
         return;
     };
     bar.set_message("seed: Python and numba (seconds per run)");
     let dir = std::env::temp_dir().join(format!("kpool-seed-{}", std::process::id()));
     let script = dir.join("seed_bench.py");
-    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&script, PYTHON_SCRIPT));
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&script, PYTHON_SCRIPT));
     if let Err(e) = written {
-        not_available(section, &format!("not available: writing the script: {e}"), 0);
+        not_available(
+            section,
+            &format!("not available: writing the script: {e}"),
+            0,
+        );
         return;
     }
     let mut cmd = std::process::Command::new(py);
@@ -430,7 +458,11 @@ fn python_rows(cfg: &SeedConfig, want: &[u64], section: &mut SeedSection, bar: &
         .map(|x| (TRIPS * x * x).to_string())
         .collect();
     for r in parsed.rows {
-        let sec: &'static str = if r.section == "integer" { "integer" } else { "float" };
+        let sec: &'static str = if r.section == "integer" {
+            "integer"
+        } else {
+            "float"
+        };
         let status = match &r.result {
             None => RowStatus::Ok,
             Some(res) if sec == "integer" => {
@@ -479,9 +511,21 @@ mod tests {
         assert_eq!(s.failures(), 0, "{s:?}");
         let py: Vec<&SeedRow> = s.rows.iter().filter(|r| r.who.contains("python")).collect();
         assert_eq!(py.len(), 4);
-        assert!(py.iter().all(|r| matches!(&r.status, RowStatus::NotAvailable(w) if w.contains("--no-python"))));
+        assert!(
+            py.iter().all(
+                |r| matches!(&r.status, RowStatus::NotAvailable(w) if w.contains("--no-python"))
+            )
+        );
         // The kernelpool rows ran and are right.
-        assert!(s.rows.iter().any(|r| r.who == "c" && r.status == RowStatus::Ok));
-        assert!(s.rows.iter().any(|r| r.who == "rust" && r.section == "float" && r.status == RowStatus::Ok));
+        assert!(
+            s.rows
+                .iter()
+                .any(|r| r.who == "c" && r.status == RowStatus::Ok)
+        );
+        assert!(
+            s.rows
+                .iter()
+                .any(|r| r.who == "rust" && r.section == "float" && r.status == RowStatus::Ok)
+        );
     }
 }

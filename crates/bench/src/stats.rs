@@ -185,7 +185,10 @@ mod tests {
         let base: Vec<f64> = (1..=7).map(|r| f64::from(r) * 0.1).collect();
         let cell: Vec<f64> = base.iter().map(|b| b / 2.0).collect();
         let s = paired_speedup(&base, &cell);
-        assert_eq!((s.median, s.min, s.max, s.lo, s.hi), (2.0, 2.0, 2.0, 2.0, 2.0));
+        assert_eq!(
+            (s.median, s.min, s.max, s.lo, s.hi),
+            (2.0, 2.0, 2.0, 2.0, 2.0)
+        );
     }
 
     #[test]

@@ -63,8 +63,14 @@ fn groups(config: &Config, n: &[(KernelName, u64)]) -> (Machine, Vec<Group>) {
 
 #[test]
 fn a_wrong_kernel_is_caught_on_every_executor() {
-    let config = small(vec![KernelName::Mandelbrot, KernelName::Pi], vec![Lang::C, Lang::Rust]);
-    let (m, mut gs) = groups(&config, &[(KernelName::Mandelbrot, 256), (KernelName::Pi, 100_000)]);
+    let config = small(
+        vec![KernelName::Mandelbrot, KernelName::Pi],
+        vec![Lang::C, Lang::Rust],
+    );
+    let (m, mut gs) = groups(
+        &config,
+        &[(KernelName::Mandelbrot, 256), (KernelName::Pi, 100_000)],
+    );
     for g in gs.iter_mut().filter(|g| g.imp == Impl::Native(Lang::C)) {
         g.code = kernelpool_bench::measure::wrong_kernel(g.kernel).expect("JIT compiles");
     }
@@ -77,7 +83,9 @@ fn a_wrong_kernel_is_caught_on_every_executor() {
             assert!(output::status(c).starts_with("FAILED"), "{f}");
             match c.kernel {
                 // The published size first: mandelbrot's 200x200 bitmap differs by bytes.
-                KernelName::Mandelbrot => assert!(f.contains("published size") && f.contains("byte"), "{f}"),
+                KernelName::Mandelbrot => {
+                    assert!(f.contains("published size") && f.contains("byte"), "{f}")
+                }
                 // pi: no published output at N; the first line (hits) differs from Rust's.
                 _ => assert!(f.contains("line 1: expected"), "{f}"),
             }
@@ -114,7 +122,8 @@ fn cells_of_a_group_are_paired_and_ranked() {
 
 /// A minimal CSV reader (RFC 4180 quotes), enough to count fields.
 fn csv_fields(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    let (mut out, mut cur, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, line.chars().peekable());
     while let Some(ch) = chars.next() {
         match (ch, quoted) {
             ('"', true) if chars.peek() == Some(&'"') => {
@@ -132,14 +141,23 @@ fn csv_fields(line: &str) -> Vec<String> {
 
 #[test]
 fn the_report_folder_is_well_formed() {
-    let mut config = small(vec![KernelName::Spectralnorm, KernelName::Triad], vec![Lang::C, Lang::Cpp]);
+    let mut config = small(
+        vec![KernelName::Spectralnorm, KernelName::Triad],
+        vec![Lang::C, Lang::Cpp],
+    );
     config.stream_peak = true;
     config.seed = Some(SeedConfig {
         jit: false,
         python_reps: 1,
         ..SeedConfig::new(Sizes::Quick).without_python("left out by this test")
     });
-    let (m, gs) = groups(&config, &[(KernelName::Spectralnorm, 100), (KernelName::Triad, 200_000)]);
+    let (m, gs) = groups(
+        &config,
+        &[
+            (KernelName::Spectralnorm, 100),
+            (KernelName::Triad, 200_000),
+        ],
+    );
     let r = kernelpool_bench::run_groups(&config, m, gs).expect("runs");
     assert_eq!(r.failures, 0, "{:#?}", r.cells);
     let dir = scratch("report");
@@ -147,7 +165,8 @@ fn the_report_folder_is_well_formed() {
 
     // JSON parses and holds every cell.
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).expect("JSON parses");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+            .expect("JSON parses");
     assert_eq!(json["cells"].as_array().map(Vec::len), Some(r.cells.len()));
     assert!(json["machine"]["cores"].as_u64().is_some());
     assert!(json["load"]["others_cpu_s"].as_f64().is_some());
@@ -165,7 +184,11 @@ fn the_report_folder_is_well_formed() {
         assert!(median > 0.0);
     }
     // Triad rows have a fraction of the peak.
-    assert!(rows.iter().filter(|r| r[0] == "triad").all(|r| r[20].parse::<f64>().is_ok()));
+    assert!(
+        rows.iter()
+            .filter(|r| r[0] == "triad")
+            .all(|r| r[20].parse::<f64>().is_ok())
+    );
 
     // Every plot: PNG decodes at the expected size, SVG is SVG, report.md links both.
     let md = std::fs::read_to_string(&md_path).unwrap();
@@ -175,14 +198,33 @@ fn the_report_folder_is_well_formed() {
             std::fs::File::open(&png).unwrap_or_else(|e| panic!("{name}.png: {e}")),
         ));
         let reader = decoder.read_info().expect("PNG decodes");
-        let want = if name == "seed" { plots::SEED_SIZE } else { plots::SIZE };
+        let want = if name == "seed" {
+            plots::SEED_SIZE
+        } else {
+            plots::SIZE
+        };
         assert_eq!((reader.info().width, reader.info().height), want, "{name}");
         let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
-        assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{name}.svg");
-        assert!(md.contains(&format!("]({name}.png)")), "report.md lacks {name}.png");
-        assert!(md.contains(&format!("]({name}.svg)")), "report.md lacks {name}.svg");
+        assert!(
+            svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}.svg"
+        );
+        assert!(
+            md.contains(&format!("]({name}.png)")),
+            "report.md lacks {name}.png"
+        );
+        assert!(
+            md.contains(&format!("]({name}.svg)")),
+            "report.md lacks {name}.svg"
+        );
     }
-    for words in ["## Machine", "load during the run", "STREAM triad peak", "fold the integer loop", "not available"] {
+    for words in [
+        "## Machine",
+        "load during the run",
+        "STREAM triad peak",
+        "fold the integer loop",
+        "not available",
+    ] {
         assert!(md.contains(words), "report.md lacks `{words}`");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -217,7 +259,11 @@ fn the_seed_section_runs_with_python_and_numba() {
         assert!(ok("python Pool()", section), "{section}");
     }
     assert!(ok("rust", "float") && ok("c", "integer") && ok("fortran", "integer"));
-    assert!(ok("jit c", "float") && ok("jit fortran", "float"), "{:#?}", s.rows);
+    assert!(
+        ok("jit c", "float") && ok("jit fortran", "float"),
+        "{:#?}",
+        s.rows
+    );
     if require || s.numba.is_some() {
         for section in ["integer", "float"] {
             assert!(ok("numba warm", section), "{section}: {:#?}", s.rows);

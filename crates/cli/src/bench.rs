@@ -150,7 +150,10 @@ pub fn bench(a: &BenchArgs) -> Result<ExitCode, String> {
     for name in &a.sabotage {
         let k = parse_kernel(name)?;
         let wrong = kernelpool_bench::measure::wrong_kernel(k)?;
-        for g in groups.iter_mut().filter(|g| g.kernel == k && g.imp == Impl::Native(kernelpool::kernels::Lang::C)) {
+        for g in groups
+            .iter_mut()
+            .filter(|g| g.kernel == k && g.imp == Impl::Native(kernelpool::kernels::Lang::C))
+        {
             g.code = wrong.clone();
         }
     }

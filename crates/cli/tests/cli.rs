@@ -171,18 +171,30 @@ fn bench_verifies_every_cell_and_writes_json_csv_and_the_report() {
     for c in cells {
         assert!(c["failure"].is_null(), "{c}");
         assert_eq!(c["times_s"].as_array().map(Vec::len), Some(3), "{c}");
-        assert!(c["speedup"]["median"].as_f64().is_some_and(|s| s > 0.0), "{c}");
+        assert!(
+            c["speedup"]["median"].as_f64().is_some_and(|s| s > 0.0),
+            "{c}"
+        );
     }
     assert_eq!(cells[0]["kernel"], "mandelbrot");
     assert_eq!(cells[0]["check"], "reference");
     assert_eq!(report["failures"], 0);
     let csv = std::fs::read_to_string(&csv).expect("CSV written");
-    assert!(csv.starts_with("kernel,variant,impl,lang,executor,workers,"), "{csv}");
+    assert!(
+        csv.starts_with("kernel,variant,impl,lang,executor,workers,"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 13);
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    assert!(md.contains("](speedup.png)") && md.contains("](time.png)"), "{md}");
+    assert!(
+        md.contains("](speedup.png)") && md.contains("](time.png)"),
+        "{md}"
+    );
     let table = String::from_utf8_lossy(&out_run.stdout);
-    assert!(table.contains("speedup (paired)") && table.contains("mandelbrot"), "{table}");
+    assert!(
+        table.contains("speedup (paired)") && table.contains("mandelbrot"),
+        "{table}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -209,7 +221,11 @@ fn bench_reports_a_wrong_kernel_and_exits_1() {
     let table = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{table}{err}");
-    assert_eq!(table.matches("FAILED: line 1: expected").count(), 3, "{table}");
+    assert_eq!(
+        table.matches("FAILED: line 1: expected").count(),
+        3,
+        "{table}"
+    );
     assert!(err.contains("3 result(s) FAILED verification"), "{err}");
 }
 
