@@ -219,7 +219,7 @@ pub fn size(kernel: KernelName, sizes: Sizes, llc_bytes: u64) -> (u64, u64) {
         (KernelName::Nbody, Sizes::Full) => (50_000_000, 4),
         (KernelName::Spectralnorm, Sizes::Quick) => (700, 1),
         (KernelName::Spectralnorm, Sizes::Full) => (5500, 1),
-        (KernelName::Mandelbrot, Sizes::Quick) => (1600, 1),
+        (KernelName::Mandelbrot, Sizes::Quick) => (1000, 1),
         (KernelName::Mandelbrot, Sizes::Full) => (16000, 1),
         (KernelName::Fannkuch, Sizes::Quick) => (10, 1),
         (KernelName::Fannkuch, Sizes::Full) => (12, 1),

@@ -308,7 +308,8 @@ fn times<DB: DrawingBackend>(
             .filter_map(|c| c.time.map(|t| t.max))
             .fold(0.0, f64::max)
             * 1e3
-            * 1.15;
+            // Headroom above the highest whisker for the legend.
+            * 1.6;
         let mut chart = ChartBuilder::on(area)
             .caption(k.name(), (FAMILY, 24))
             .margin(12)
@@ -584,7 +585,7 @@ fn seed<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
