@@ -173,10 +173,7 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
         }
     }
     measure::mark_winners(&mut cells);
-    let seed = match &config.seed {
-        Some(s) => Some(seed::run(s, &execs, &bar)),
-        None => None,
-    };
+    let seed = config.seed.as_ref().map(|s| seed::run(s, &execs, &bar));
     bar.finish_and_clear();
     let load = Load::between(&start, &CpuSnapshot::now());
     let failures =

@@ -152,8 +152,8 @@ fn kernels_of(cells: &[CellResult]) -> Vec<KernelName> {
 }
 
 /// Panels in a grid of `cols` columns for `n` plots, with a title band on top.
-fn panels<'a, DB: DrawingBackend>(
-    root: &'a DrawingArea<DB, Shift>,
+fn panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     title: &str,
     n: usize,
 ) -> Result<Vec<DrawingArea<DB, Shift>>, String> {

@@ -128,7 +128,7 @@ pub fn bench(a: &BenchArgs) -> Result<ExitCode, String> {
         config.effort.max_reps = r;
     }
     if let Some(b) = a.budget {
-        if !(b > 0.0) {
+        if b.is_nan() || b <= 0.0 {
             return Err("--budget must be positive".into());
         }
         config.effort.budget_s = b;
