@@ -4,6 +4,11 @@
 #   - the C, C++ and Fortran compilers the build uses: ${CC:-gcc}, ${CXX:-g++}, ${FC:-gfortran}
 #     (crates/kernels-sys/build.rs reads CC, CXX and FC; a compiler named by one of them is
 #     never replaced by a package: when it is missing, setup says so and stops);
+#   - when python3 is there: its venv module (Debian/Ubuntu: python3-venv), which
+#     scripts/python-env.sh needs for the seed section's numba environment (found as that
+#     script finds it: `python3 -c 'import ensurepip, venv'`); without python3 nothing is
+#     needed (the Python rows of `kpool bench` say "not available"), except with --tests,
+#     which needs python3 and its venv module (the tests run the seed section for real);
 #   - with --tests: a libclang that bindgen can load (for the bindings drift check), found
 #     exactly the way clang-sys finds it (see find_libclang), valgrind (.ci/run runs the C
 #     program of tests/c_abi.rs under memcheck), cmake and pkg-config (tests/c_abi.rs
@@ -20,7 +25,7 @@
 #
 # Usage: scripts/setup.sh [--tests] [--mpi] [--check]
 #   --tests   also what scripts/test.sh and .ci/run need (libclang, valgrind, cmake,
-#             pkg-config, rustfmt, clippy, and Open MPI, as --mpi)
+#             pkg-config, python3 with venv, rustfmt, clippy, and Open MPI, as --mpi)
 #   --mpi     also what the `mpi` feature needs (Open MPI, libclang)
 #   --check   only report what is found and what would be installed; never installs.
 #             Exit status 0 when nothing is missing, 1 otherwise.
@@ -231,6 +236,20 @@ check_all() {
     check_compiler CC gcc gcc "C compiler"
     check_compiler CXX g++ g++ "C++ compiler"
     check_compiler FC gfortran gfortran "Fortran compiler"
+    # python3's venv module (what scripts/python-env.sh asks: `import ensurepip, venv`). For
+    # the bench it is optional: without python3 the Python rows say "not available". The
+    # tests run the seed section with Python for real, so --tests needs python3 as well.
+    if runs python3; then
+        if python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            say "python3 with venv: $(command -v python3)"
+        else
+            packages+=(python3-venv)
+            tools+=("the venv module of python3 (python3 -m venv, with ensurepip; scripts/python-env.sh makes the seed section's numba environment with it)")
+        fi
+    elif [ "$for_tests" = 1 ]; then
+        packages+=(python3 python3-venv)
+        tools+=("python3 with its venv module (the tests run kpool bench's seed section with the course's Python and numba, in a venv made by scripts/python-env.sh)")
+    fi
     if [ "$for_tests" = 1 ] || [ "$for_mpi" = 1 ]; then
         local lib
         if lib="$(find_libclang)"; then

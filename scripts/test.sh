@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
+# The seed section's Python side, which the tests run for real: target/kpool-venv with
+# pinned numpy and numba. A failure here stops the suite (the tests need it).
+if ! py="$(bash scripts/python-env.sh)"; then
+    echo "kernelpool test: scripts/python-env.sh failed (above): the tests run kpool bench's seed section with Python and numba" >&2
+    exit 1
+fi
+export KPOOL_PYTHON="$py"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cargo build --workspace --release --features mpi
 # tests/c_abi.rs builds the C ABI itself, installs it in a scratch prefix and runs the C,

@@ -45,6 +45,7 @@ fn script(path: &Path, body: &str) {
 
 /// Fake tools: compilers `cc`, `c++`, `fortran` and `valgrind` (each answers `--version`),
 /// Open MPI's `mpicc` (answers `-show`, as the mpi crate's build asks) and `mpirun`,
+/// `python3` (with a venv module),
 /// `rustup` (rustfmt and clippy installed) and `apt-get` (records its arguments in
 /// `apt-get.log`).
 struct Fakes {
@@ -61,6 +62,11 @@ impl Fakes {
         for exe in ["cmake", "pkg-config"] {
             script(&bin.join(exe), "echo fake 1.0");
         }
+        // python3 with its venv module: `-c 'import ensurepip, venv'` succeeds.
+        script(
+            &bin.join("python3"),
+            "case \"$1\" in --version) echo Python 3.11.7 ;; -c) exit 0 ;; esac",
+        );
         script(
             &bin.join("mpicc"),
             "[ \"$1\" = -show ] && echo gcc -I/usr/lib/x86_64-linux-gnu/openmpi/include -lmpi",
@@ -88,6 +94,17 @@ impl Fakes {
     /// `bash scripts/setup.sh --check --tests`, the fakes first on PATH, searching only
     /// `dirs` for libclang; `env` is applied last (a value of `None` removes the variable).
     fn check(&self, dirs: &[&Path], env: &[(&str, Option<&str>)]) -> (bool, String) {
+        self.check_for(&["--tests"], dirs, env)
+    }
+
+    /// `check`, with `args` after `--check` in place of `--tests` (`&[]`: what the bench's
+    /// set-up, `scripts/setup.sh` alone, asks for).
+    fn check_for(
+        &self,
+        args: &[&str],
+        dirs: &[&Path],
+        env: &[(&str, Option<&str>)],
+    ) -> (bool, String) {
         let path = format!(
             "{}:{}",
             self.bin.display(),
@@ -96,7 +113,8 @@ impl Fakes {
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         let mut cmd = Command::new(system_tool("bash"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["scripts/setup.sh", "--check", "--tests"])
+            .args(["scripts/setup.sh", "--check"])
+            .args(args)
             .env("PATH", path)
             .env("KERNELPOOL_LIBCLANG_DIRS", dirs.join(":"))
             .env("CC", self.bin.join("cc"))
@@ -374,6 +392,33 @@ fn a_missing_open_mpi_is_two_packages() {
 }
 
 #[test]
+fn a_python3_without_venv_is_a_package() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let fakes = Fakes::new();
+    // Debian's python3 without python3-venv: the import fails.
+    script(
+        &fakes.bin.join("python3"),
+        "case \"$1\" in --version) echo Python 3.11.7 ;; -c) exit 1 ;; esac",
+    );
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: python3-venv"), "{out}");
+    assert!(out.contains("apt-get install python3-venv"), "{out}");
+    assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+    // With it, python3 is named.
+    let fakes = Fakes::new();
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "python3 with venv: {}",
+            fakes.bin.join("python3").display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_named_mpicc_that_does_not_run_is_reported_by_name() {
     let fakes = Fakes::new();
     let good = lib_dir(&[("libclang.so.14", ELF64)]);
@@ -387,10 +432,36 @@ fn a_named_mpicc_that_does_not_run_is_reported_by_name() {
     assert!(!out.contains("libopenmpi-dev"), "{out}");
 }
 
+#[test]
+fn without_python3_only_the_tests_need_it() {
+    let good = lib_dir(&[("libclang.so.14", ELF64)]);
+    let fakes = Fakes::new();
+    std::fs::remove_file(fakes.bin.join("python3")).expect("rm fake python3");
+    // The bench's set-up: the Python rows say "not available", nothing is missing.
+    let (ok, out) = without_system_path_for(&fakes, &[], &[&good], &[]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("python3"), "{out}");
+    // The tests run the seed section with Python for real: python3 and its venv module.
+    let (ok, out) = without_system_path(&fakes, &[&good], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("missing: python3 python3-venv"), "{out}");
+    assert_eq!(fakes.apt_get_calls(), "", "--check ran apt-get");
+}
+
 /// `check`, with PATH holding only the fakes and links to the few system tools the script
 /// uses, so that no system compiler (or apt-get) is found.
 fn without_system_path(
     fakes: &Fakes,
+    dirs: &[&Path],
+    env: &[(&str, Option<&str>)],
+) -> (bool, String) {
+    without_system_path_for(fakes, &["--tests"], dirs, env)
+}
+
+/// `without_system_path`, with `args` after `--check` in place of `--tests`.
+fn without_system_path_for(
+    fakes: &Fakes,
+    args: &[&str],
     dirs: &[&Path],
     env: &[(&str, Option<&str>)],
 ) -> (bool, String) {
@@ -401,7 +472,7 @@ fn without_system_path(
     let path = format!("{}:{}", fakes.bin.display(), tools.display());
     let mut env = env.to_vec();
     env.insert(0, ("PATH", Some(path.as_str())));
-    fakes.check(dirs, &env)
+    fakes.check_for(args, dirs, &env)
 }
 
 /// `tool` in /usr/bin or /bin (an absolute path: the tests change the child's PATH).

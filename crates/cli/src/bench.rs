@@ -1,294 +1,206 @@
-//! `kpool bench`: every kernel x language x executor, each verified, then timed.
-//!
-//! Verification has two parts: at the size of the published reference output the program's
-//! stdout must equal it byte for byte (seed: its closed form; triad: STREAM's validation),
-//! and at the benchmark size every language and executor must print exactly what the first
-//! one printed.
-//!
-//! Rows are grouped by kernel, language and variant, one row per executor, so that the `speedup`
-//! column (best serial time / best time, measured in the same run) sits next to the serial
-//! figure it is a ratio of.
+//! `kpool bench`: a thin front end over the `kernelpool-bench` harness (options in, table
+//! on stdout, progress on stderr, JSON / CSV / report folder out, exit status).
 
-use crate::{ExecArgs, ExecKind, fmt_duration, make_executor};
-use kernelpool::kernels::{
-    Executor, Kernel, KernelName, Lang, Options, Variant, programs, reference,
-};
-use serde::Serialize;
+use kernelpool::kernels::KernelName;
+use kernelpool_bench::matrix::{self, ExecKind, Impl, Variant};
+use kernelpool_bench::{Config, output};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Kernels to run (default: all).
+    /// Kernels (default: all but seed, which has its own section; `seed` alone runs only
+    /// that section).
     #[arg(long = "kernel", value_delimiter = ',')]
     kernels: Vec<String>,
-    /// Languages to run (default: all).
+    /// Implementations: c, cpp, fortran, rust, jit-c (the C kernels compiled at run time;
+    /// plain variant only) (default: all).
     #[arg(long = "lang", value_delimiter = ',')]
     langs: Vec<String>,
-    /// Variants to run, e.g. `plain,tuned` (default: both); a kernel without a tuned
-    /// variant in a language runs plain only there.
+    /// Kernel variants: plain, tuned (default: both; a language without a tuned kernel
+    /// has a plain row only).
     #[arg(long = "variant", value_delimiter = ',')]
     variants: Vec<String>,
-    /// Executors to compare; with `serial` among them each row shows its speedup over serial.
-    #[arg(
-        long = "execs",
-        value_enum,
-        value_delimiter = ',',
-        default_value = "serial,threads,processes"
-    )]
-    execs: Vec<ExecKind>,
-    /// Small sizes: a run of a few seconds.
-    #[arg(long)]
+    /// Executors: serial, threads, processes (default: all three).
+    #[arg(long = "execs", value_delimiter = ',')]
+    execs: Vec<String>,
+    /// Worker counts for threads and processes (default: all CPUs for the quick run,
+    /// 1, 2, 4, ... and all CPUs for --full).
+    #[arg(long = "workers", value_delimiter = ',')]
+    workers: Vec<usize>,
+    /// Quick sizes (the default): every serial cell at least 50 ms on a 2-core machine.
+    #[arg(long, conflicts_with = "full")]
     quick: bool,
-    /// Timed repetitions per cell (best and median are reported; default 5, --quick 3).
+    /// The Benchmarks Game's sizes (long: minutes per kernel).
+    #[arg(long)]
+    full: bool,
+    /// Exactly this many timed rounds per cell (default: adapted to run length).
     #[arg(long)]
     repeat: Option<usize>,
-    /// Override N for every kernel chosen.
+    /// Seconds of measurement each cell should get (decides the rounds).
+    #[arg(long)]
+    budget: Option<f64>,
+    /// N for every kernel chosen.
     #[arg(long)]
     n: Option<u64>,
-    /// Override the number of nbody systems (the ensemble form).
+    /// nbody systems (the ensemble form).
     #[arg(long)]
     systems: Option<u64>,
-    /// Also write the results as JSON lines to this file.
+    /// Items per chunk for the pools.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
-    #[command(flatten)]
-    exec: ExecArgs,
+    chunk: Option<u64>,
+    /// Write the whole report as JSON to this file (`-`: stdout, instead of the table).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the cells as CSV to this file (`-`: stdout, instead of the table).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// The report folder (report.md, results.json, results.csv, plots).
+    #[arg(long, default_value = "target/kpool-report")]
+    out: PathBuf,
+    /// Write no report folder.
+    #[arg(long)]
+    no_report: bool,
+    /// No Python or numba rows in the seed section (they say "not available").
+    #[arg(long)]
+    no_python: bool,
+    /// Skip the seed section.
+    #[arg(long)]
+    no_seed: bool,
+    /// Skip measuring the STREAM triad peak.
+    #[arg(long)]
+    no_peak: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Testing the harness: replace the C kernel of these kernels with one that computes
+    /// nothing (JIT-compiled); the run must report them FAILED and exit 1.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    sabotage: Vec<String>,
 }
 
-/// Benchmark size of each kernel: (N, nbody systems).
-pub fn bench_size(kernel: KernelName, quick: bool) -> (u64, u64) {
-    match (kernel, quick) {
-        (KernelName::Seed, _) => (8, 1),
-        (KernelName::Nbody, false) => (50_000, 32),
-        (KernelName::Nbody, true) => (5_000, 8),
-        (KernelName::Spectralnorm, false) => (1000, 1),
-        (KernelName::Spectralnorm, true) => (400, 1),
-        (KernelName::Mandelbrot, false) => (2000, 1),
-        (KernelName::Mandelbrot, true) => (800, 1),
-        (KernelName::Fannkuch, false) => (10, 1),
-        (KernelName::Fannkuch, true) => (9, 1),
-        (KernelName::Triad, false) => (8_000_000, 1),
-        (KernelName::Triad, true) => (2_000_000, 1),
-        (KernelName::Pi, false) => (20_000_000, 1),
-        (KernelName::Pi, true) => (4_000_000, 1),
-        (KernelName::Laplace, false) => (1024, 1),
-        (KernelName::Laplace, true) => (256, 1),
-        // A kernel added later runs at its reference size until it gets a size here.
-        (k, _) => (programs::reference_n(k), 1),
-    }
+fn parse_kernel(s: &str) -> Result<KernelName, String> {
+    s.parse::<KernelName>().map_err(|e| e.to_string())
 }
 
-/// One cell of the benchmark: a kernel in one language on one executor.
-#[derive(Debug, Serialize)]
-struct Row {
-    kernel: KernelName,
-    lang: Lang,
-    variant: Variant,
-    executor: String,
-    n: u64,
-    systems: u64,
-    #[serde(rename = "best_s", serialize_with = "secs")]
-    best: Duration,
-    #[serde(rename = "median_s", serialize_with = "secs")]
-    median: Duration,
-    /// Best serial time / best time of this row, when serial ran in the same bench.
-    speedup: Option<f64>,
-    verified: &'static str,
-    agrees: bool,
-    note: String,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn parse_list<T>(names: &[String], all: &[T]) -> Result<Vec<T>, String>
-where
-    T: Copy + std::str::FromStr<Err = kernelpool::kernels::Error>,
-{
-    if names.is_empty() {
-        return Ok(all.to_vec());
-    }
-    names
-        .iter()
-        .map(|s| s.parse::<T>().map_err(|e| e.to_string()))
-        .collect()
-}
-
-/// `kpool bench`: run the matrix, print the table (and the JSON lines when asked);
-/// exit 1 when a cell disagrees with the reference.
+/// `kpool bench`.
 ///
 /// # Errors
-/// A one-line message for bad options (unknown kernel or language, `--repeat 0`, ...) or
-/// a run that fails.
-pub fn bench(args: &BenchArgs) -> Result<ExitCode, String> {
-    let kernels = parse_list(&args.kernels, &KernelName::ALL)?;
-    let langs = parse_list(&args.langs, &Lang::ALL)?;
-    let variants = parse_list(&args.variants, &Variant::ALL)?;
-    let repeat = args.repeat.unwrap_or(if args.quick { 3 } else { 5 });
-    if repeat == 0 {
-        return Err("--repeat must be at least 1".into());
+/// A one-line message for bad options or a pool that does not start.
+pub fn bench(a: &BenchArgs) -> Result<ExitCode, String> {
+    let mut config = if a.full {
+        Config::full()
+    } else {
+        Config::quick()
+    };
+    let all: Vec<KernelName> = KernelName::ALL.to_vec();
+    let kernels = matrix::parse_list(&a.kernels, &all, parse_kernel)?;
+    let seed_asked = a.kernels.is_empty() || kernels.contains(&KernelName::Seed);
+    let sel = &mut config.selection;
+    sel.kernels = if a.kernels.is_empty() {
+        matrix::default_kernels()
+    } else {
+        kernels
+            .into_iter()
+            .filter(|&k| k != KernelName::Seed)
+            .collect()
+    };
+    sel.imps = matrix::parse_list(&a.langs, &Impl::all(), |s| s.parse())?;
+    sel.variants = matrix::parse_list(&a.variants, &Variant::ALL, |s| {
+        s.parse()
+            .map_err(|e: kernelpool::kernels::Error| e.to_string())
+    })?;
+    sel.execs = matrix::parse_list(&a.execs, &ExecKind::ALL, |s| s.parse())?;
+    if !a.workers.is_empty() {
+        if a.workers.contains(&0) {
+            return Err("--workers must be at least 1".into());
+        }
+        sel.workers = a.workers.clone();
     }
-    if args.systems == Some(0) {
+    if a.systems == Some(0) {
         return Err("--systems must be at least 1".into());
     }
-    let mut kinds: Vec<ExecKind> = Vec::new();
-    for &k in &args.execs {
-        if !kinds.contains(&k) {
-            kinds.push(k);
+    if a.chunk == Some(0) {
+        return Err("--chunk must be at least 1".into());
+    }
+    sel.n = a.n;
+    sel.systems = a.systems;
+    config.chunk = a.chunk;
+    if let Some(r) = a.repeat {
+        if r == 0 {
+            return Err("--repeat must be at least 1".into());
+        }
+        config.effort.min_reps = r;
+        config.effort.max_reps = r;
+    }
+    if let Some(b) = a.budget {
+        if b.is_nan() || b <= 0.0 {
+            return Err("--budget must be positive".into());
+        }
+        config.effort.budget_s = b;
+    }
+    config.progress = !a.no_progress;
+    config.stream_peak = !a.no_peak && config.selection.kernels.contains(&KernelName::Triad);
+    if a.no_seed || !seed_asked {
+        config.seed = None;
+    } else if a.no_python {
+        config.seed = config.seed.map(|s| s.without_python("--no-python"));
+    }
+    if let Some(s) = config.seed.as_mut() {
+        if !a.workers.is_empty() || !a.execs.is_empty() {
+            s.execs = config.selection.exec_specs();
         }
     }
-    // Every executor is started once, before any timing, so pool start-up is not timed.
-    let execs: Vec<(ExecKind, Box<dyn Executor>)> = kinds
-        .iter()
-        .map(|&k| make_executor(&args.exec, k).map(|e| (k, e)))
-        .collect::<Result<_, _>>()?;
-    // Under MPI every rank runs the bench (the ranks of each MPI run work together); only
-    // rank 0 has the gathered outputs, so only it checks, reports and decides.
-    let root = execs.iter().all(|(_, e)| e.is_root());
-    let mut rows = Vec::new();
-    let mut failures = 0;
-    for &k in &kernels {
-        let (n, systems) = bench_size(k, args.quick);
-        let n = args.n.unwrap_or(n);
-        let systems = args.systems.unwrap_or(systems);
-        let opts = Options::new().n(n).systems(systems);
-        programs::validate(k, &opts).map_err(|e| e.to_string())?;
-        let mut first: Option<Vec<u8>> = None;
-        for (l, v) in langs
-            .iter()
-            .flat_map(|&l| variants.iter().map(move |&v| (l, v)))
+    let machine = kernelpool_bench::machine::Machine::detect();
+    let mut groups = config.selection.groups(machine.llc_bytes)?;
+    for name in &a.sabotage {
+        let k = parse_kernel(name)?;
+        let wrong = kernelpool_bench::measure::wrong_kernel(k)?;
+        for g in groups
+            .iter_mut()
+            .filter(|g| g.kernel == k && g.imp == Impl::Native(kernelpool::kernels::Lang::C))
         {
-            let Ok(kernel) = Kernel::get_variant(k, l, v) else {
-                continue; // this language has no such variant of k
-            };
-            let mut serial_best = None;
-            for (kind, exec) in &execs {
-                let verified = verify_reference(&kernel, exec.as_ref())?;
-                let mut times = Vec::with_capacity(repeat);
-                let mut stdout = Vec::new();
-                let mut note = String::new();
-                for _ in 0..repeat {
-                    let out = programs::run(kernel.clone(), &opts, exec.as_ref())
-                        .map_err(|e| e.to_string())?;
-                    times.push(out.elapsed);
-                    stdout = out.stdout;
-                    if let Some(n) = out.notes.iter().find(|n| n.starts_with("Triad")) {
-                        note = n.clone();
-                    }
-                }
-                times.sort();
-                let agrees = match &first {
-                    None => {
-                        first = Some(stdout);
-                        true
-                    }
-                    Some(f) => *f == stdout,
-                };
-                if !agrees || verified == "MISMATCH" {
-                    failures += 1;
-                }
-                let best = times[0];
-                if *kind == ExecKind::Serial {
-                    serial_best = Some(best);
-                }
-                let row = Row {
-                    kernel: k,
-                    lang: l,
-                    variant: v,
-                    executor: exec.describe(),
-                    n,
-                    systems: if k == KernelName::Nbody { systems } else { 1 },
-                    best,
-                    median: times[times.len() / 2],
-                    speedup: serial_best.map(|s| s.as_secs_f64() / best.as_secs_f64()),
-                    verified,
-                    agrees,
-                    note,
-                };
-                if !root {
-                    continue;
-                }
-                eprintln!(
-                    "bench: {:<12} {:<8} {:<6} {:<26} N={:<9} {:>12} {:>7}  {}",
-                    k.name(),
-                    l.name(),
-                    v.name(),
-                    row.executor,
-                    n,
-                    fmt_duration(row.best),
-                    fmt_speedup(row.speedup),
-                    row.verified
-                );
-                rows.push(row);
-            }
+            g.code = wrong.clone();
         }
     }
-    if !root {
-        return Ok(ExitCode::SUCCESS);
-    }
-    print_table(&rows);
-    if let Some(path) = &args.json {
-        let mut text = String::new();
-        for r in &rows {
-            text += &serde_json::to_string(r).map_err(|e| format!("encoding JSON: {e}"))?;
-            text.push('\n');
+    let report = kernelpool_bench::run_groups(&config, machine, groups)?;
+    let to_stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if !to_stdout(&a.json) && !to_stdout(&a.csv) {
+        print!("{}", output::tables(&report));
+        if let Some(s) = &report.seed {
+            print!("{}", output::seed_table(s));
         }
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
-    if failures > 0 {
-        eprintln!("kpool bench: {failures} result(s) failed verification");
+    let write = |p: &PathBuf, text: &str| -> Result<(), String> {
+        if p.as_os_str() == "-" {
+            print!("{text}");
+            Ok(())
+        } else {
+            std::fs::write(p, text).map_err(|e| format!("writing {}: {e}", p.display()))
+        }
+    };
+    if let Some(p) = &a.json {
+        write(p, &output::json(&report)?)?;
+    }
+    if let Some(p) = &a.csv {
+        write(p, &output::csv(&report.cells))?;
+    }
+    if !a.no_report {
+        let md = kernelpool_bench::report::write(&report, &a.out)?;
+        eprintln!("kpool bench: report in {}", md.display());
+    }
+    eprintln!(
+        "kpool bench: machine {} during the run (others kept {:.2} of {} cores busy)",
+        report.load.verdict(),
+        report.load.others_cores,
+        report.machine.cores
+    );
+    if report.failures > 0 {
+        eprintln!(
+            "kpool bench: {} result(s) FAILED verification",
+            report.failures
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Run at the reference size and compare with the published output.
-fn verify_reference(kernel: &Kernel, exec: &dyn Executor) -> Result<&'static str, String> {
-    let k = kernel.name();
-    let n = reference::reference_size(k).unwrap_or(programs::reference_n(k));
-    let opts = Options::new().n(n);
-    match programs::run(kernel.clone(), &opts, exec) {
-        Ok(out) => Ok(match reference::verify(k, n, &out.stdout) {
-            Some(true) => "reference",
-            Some(false) => "MISMATCH",
-            None if k == KernelName::Triad => "STREAM check",
-            None => "cross-lang",
-        }),
-        Err(kernelpool::kernels::Error::Validation(_)) => Ok("MISMATCH"),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn fmt_speedup(s: Option<f64>) -> String {
-    s.map_or_else(|| "-".into(), |s| format!("{s:.2}x"))
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "| kernel | lang | variant | executor | N | best | median | speedup | verified | agrees | note |"
-    );
-    println!("|---|---|---|---|---:|---:|---:|---:|---|---|---|");
-    for r in rows {
-        let n = if r.kernel == KernelName::Nbody {
-            format!("{} x {} systems", r.n, r.systems)
-        } else {
-            r.n.to_string()
-        };
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.kernel,
-            r.lang,
-            r.variant,
-            r.executor,
-            n,
-            fmt_duration(r.best),
-            fmt_duration(r.median),
-            fmt_speedup(r.speedup),
-            r.verified,
-            if r.agrees { "yes" } else { "NO" },
-            r.note
-        );
-    }
 }

@@ -178,89 +178,113 @@ fn info_lists_kernels_languages_and_compilers() {
 }
 
 #[test]
-fn quick_bench_verifies_every_cell() {
-    let out = kpool(&[
+fn bench_verifies_every_cell_and_writes_json_csv_and_the_report() {
+    let dir = std::env::temp_dir().join(format!("kpool-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let (json, csv, out) = (dir.join("r.json"), dir.join("r.csv"), dir.join("report"));
+    let out_run = kpool(&[
         "bench",
-        "--quick",
-        "--kernel",
-        "fannkuch,spectralnorm",
-        "--n",
-        "7",
-    ]);
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        table
-            .lines()
-            .filter(|l| l.contains("| reference |"))
-            .count(),
-        // 2 kernels x 4 languages x 2 variants x 3 executors (all by default).
-        48,
-        "{table}"
-    );
-    assert!(!table.contains("| NO |"));
-}
-
-#[test]
-fn bench_compares_executors_and_writes_json() {
-    let json = std::env::temp_dir().join(format!("kpool-bench-{}.json", std::process::id()));
-    let out = kpool(&[
-        "bench",
-        "--quick",
         "--kernel",
         "mandelbrot,pi",
         "--lang",
         "c,rust",
+        "--variant",
+        "plain",
         "--execs",
         "serial,threads,processes",
         "--workers",
         "2",
         "--n",
-        "64",
+        "200",
+        "--repeat",
+        "3",
+        "--no-seed",
+        "--no-progress",
         "--json",
         json.to_str().expect("utf-8 temp path"),
+        "--csv",
+        csv.to_str().expect("utf-8 temp path"),
+        "--out",
+        out.to_str().expect("utf-8 temp path"),
     ]);
     assert!(
-        out.status.success(),
+        out_run.status.success(),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out_run.stderr)
     );
-    let text = std::fs::read_to_string(&json).expect("JSON written");
-    let _ = std::fs::remove_file(&json);
-    let rows: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
-    // 2 kernels x 2 languages x 2 variants x 3 executors, grouped by kernel, language
-    // and variant.
-    assert_eq!(rows.len(), 24, "{text}");
-    let execs: Vec<&str> = rows[..3]
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("JSON parses");
+    let cells = report["cells"].as_array().expect("cells");
+    // 2 kernels x 2 languages x 3 executors, grouped by kernel and language.
+    assert_eq!(cells.len(), 12, "{report}");
+    let execs: Vec<&str> = cells[..3]
         .iter()
-        .map(|r| r["executor"].as_str().expect("executor"))
+        .map(|r| r["exec_label"].as_str().expect("exec_label"))
         .collect();
-    assert_eq!(execs, ["serial", "threads(2)", "processes(2)"], "{text}");
-    for r in &rows {
-        assert_eq!(r["agrees"], true, "{r}");
-        assert!(r["best_s"].as_f64().expect("best_s") > 0.0, "{r}");
-        let speedup = r["speedup"].as_f64().expect("speedup with serial present");
-        if r["executor"] == "serial" {
-            assert_eq!(speedup, 1.0);
-        } else {
-            assert!(speedup > 0.0 && speedup.is_finite(), "{r}");
-        }
+    assert_eq!(execs, ["serial", "threads×2", "processes×2"]);
+    for c in cells {
+        assert!(c["failure"].is_null(), "{c}");
+        assert_eq!(c["times_s"].as_array().map(Vec::len), Some(3), "{c}");
+        assert!(
+            c["speedup"]["median"].as_f64().is_some_and(|s| s > 0.0),
+            "{c}"
+        );
     }
-    assert_eq!(rows[0]["kernel"], "mandelbrot");
-    assert_eq!(rows[0]["lang"], "c");
-    assert_eq!(rows[0]["variant"], "plain");
-    assert_eq!(rows[3]["variant"], "tuned");
-    assert_eq!(rows[3]["verified"], "reference");
-    assert_eq!(rows[0]["verified"], "reference");
+    assert_eq!(cells[0]["kernel"], "mandelbrot");
+    assert_eq!(cells[0]["check"], "reference");
+    assert_eq!(report["failures"], 0);
+    let csv = std::fs::read_to_string(&csv).expect("CSV written");
+    assert!(
+        csv.starts_with("kernel,variant,impl,lang,executor,workers,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 13);
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        md.contains("](speedup.png)") && md.contains("](time.png)"),
+        "{md}"
+    );
+    let table = String::from_utf8_lossy(&out_run.stdout);
+    assert!(
+        table.contains("speedup (paired)") && table.contains("mandelbrot"),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_reports_a_wrong_kernel_and_exits_1() {
+    let out = kpool(&[
+        "bench",
+        "--kernel",
+        "pi",
+        "--n",
+        "100000",
+        "--lang",
+        "c,rust",
+        "--variant",
+        "plain",
+        "--workers",
+        "2",
+        "--repeat",
+        "3",
+        "--no-seed",
+        "--no-report",
+        "--no-progress",
+        "--sabotage",
+        "pi",
+    ]);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("| speedup |"), "{table}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{table}{err}");
+    assert_eq!(
+        table.matches("FAILED: line 1: expected").count(),
+        3,
+        "{table}"
+    );
+    assert!(err.contains("3 result(s) FAILED verification"), "{err}");
 }
 
 #[test]
@@ -277,6 +301,14 @@ fn bench_variant_filter_takes_a_list() {
             "serial",
             "--n",
             "1000",
+            "--repeat",
+            "1",
+            "--no-seed",
+            "--no-peak",
+            "--no-report",
+            "--no-progress",
+            "--csv",
+            "-",
             "--variant",
             variants,
         ]);
@@ -285,22 +317,18 @@ fn bench_variant_filter_takes_a_list() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let table = String::from_utf8_lossy(&out.stdout).to_string();
-        table
-            .lines()
-            .filter(|l| l.starts_with("| triad |"))
+        let csv = String::from_utf8_lossy(&out.stdout).to_string();
+        csv.lines()
+            .skip(1)
             .map(|l| {
-                l.split('|')
-                    .nth(3)
-                    .expect("variant column")
-                    .trim()
-                    .to_string()
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{} {}", f[2], f[1])
             })
             .collect::<Vec<_>>()
     };
-    // Fortran has no tuned triad: it runs plain only
-    assert_eq!(run("plain,tuned"), ["plain", "tuned", "plain"]);
-    assert_eq!(run("tuned"), ["tuned"]);
+    // Fortran has no tuned triad: it runs plain only.
+    assert_eq!(run("plain,tuned"), ["c plain", "fortran plain", "c tuned"]);
+    assert_eq!(run("tuned"), ["c tuned"]);
     let out = kpool(&["bench", "--variant", "quick"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("quick"));
