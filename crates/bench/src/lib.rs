@@ -32,6 +32,7 @@
 pub mod machine;
 pub mod matrix;
 pub mod measure;
+pub mod mpi_job;
 pub mod output;
 pub mod plots;
 pub mod report;
@@ -59,6 +60,8 @@ pub struct Config {
     pub stream_peak: bool,
     /// The seed section (none: skipped).
     pub seed: Option<seed::SeedConfig>,
+    /// How to start the MPI cells' jobs (none: a selection with MPI cells fails them).
+    pub mpi: Option<mpi_job::MpiLauncher>,
 }
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
             progress: true,
             stream_peak: true,
             seed: Some(seed::SeedConfig::new(Sizes::Quick)),
+            mpi: None,
         }
     }
 
@@ -140,6 +144,8 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
     }
     specs.sort();
     specs.dedup();
+    // MPI cells start a job of their own, per cell, before their group is timed.
+    specs.retain(|s| s.kind != matrix::ExecKind::Mpi);
     // Every pool starts here, before anything is timed.
     let execs = Executors::start(&specs, config.chunk)?;
     let timing_floor_s = measure::timing_floor();
@@ -162,6 +168,11 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
             g,
             want,
             &execs,
+            &measure::MpiCells {
+                launcher: config.mpi.as_ref(),
+                cores: machine.cores,
+                chunk: config.chunk,
+            },
             &config.effort,
             &bar,
         ));

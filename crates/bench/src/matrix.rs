@@ -117,11 +117,22 @@ pub enum ExecKind {
     Threads,
     /// kernelpool's pool of worker processes (shared memory).
     Processes,
+    /// The ranks of an MPI job (`mpirun -n workers`, one job per cell: see
+    /// [`crate::mpi_job`]). Needs a kpool built with the `mpi` feature.
+    Mpi,
 }
 
 impl ExecKind {
+    /// The kinds that run in this process (the default without an MPI launcher).
+    pub const LOCAL: [ExecKind; 3] = [ExecKind::Serial, ExecKind::Threads, ExecKind::Processes];
+
     /// All kinds, in display order.
-    pub const ALL: [ExecKind; 3] = [ExecKind::Serial, ExecKind::Threads, ExecKind::Processes];
+    pub const ALL: [ExecKind; 4] = [
+        ExecKind::Serial,
+        ExecKind::Threads,
+        ExecKind::Processes,
+        ExecKind::Mpi,
+    ];
 
     /// Name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -129,6 +140,7 @@ impl ExecKind {
             ExecKind::Serial => "serial",
             ExecKind::Threads => "threads",
             ExecKind::Processes => "processes",
+            ExecKind::Mpi => "mpi",
         }
     }
 }
@@ -145,7 +157,9 @@ impl FromStr for ExecKind {
         ExecKind::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown executor `{s}` (known: serial, threads, processes)"))
+            .ok_or_else(|| {
+                format!("unknown executor `{s}` (known: serial, threads, processes, mpi)")
+            })
     }
 }
 
@@ -165,12 +179,14 @@ impl ExecSpec {
         workers: 1,
     };
 
-    /// Start the executor (before any timing: pool start-up is never timed).
+    /// Start the executor (before any timing: pool start-up is never timed). MPI cells
+    /// have a job of their own instead ([`crate::mpi_job::MpiJob`]).
     ///
     /// # Errors
-    /// The pool's error, as a message.
+    /// The pool's error, as a message; for [`ExecKind::Mpi`], always.
     pub fn build(self, chunk: Option<u64>) -> Result<Box<dyn Executor>, String> {
         match self.kind {
+            ExecKind::Mpi => Err("an MPI cell runs as an MPI job of its own".into()),
             ExecKind::Serial => Ok(Box::new(Serial)),
             ExecKind::Threads => {
                 let mut b = kernelpool_pool::Threads::builder().workers(self.workers);
@@ -290,6 +306,10 @@ pub struct Selection {
     pub n: Option<u64>,
     /// nbody systems, overriding the sizes.
     pub systems: Option<u64>,
+    /// MPI cells in every group of a native language; when false (the default run,
+    /// where every MPI cell costs an `mpirun` start), only in each kernel's plain C group.
+    /// JIT rows never have MPI cells (the ranks load built-in kernels by name).
+    pub mpi_everywhere: bool,
 }
 
 /// The worker counts measured by default: for the quick run only all cores (serial is the
@@ -314,11 +334,12 @@ impl Default for Selection {
             kernels: default_kernels(),
             variants: Variant::ALL.to_vec(),
             imps: Impl::all(),
-            execs: ExecKind::ALL.to_vec(),
+            execs: ExecKind::LOCAL.to_vec(),
             workers: default_workers(Sizes::Quick),
             sizes: Sizes::Quick,
             n: None,
             systems: None,
+            mpi_everywhere: false,
         }
     }
 }
@@ -366,6 +387,17 @@ impl Selection {
                     let Some(code) = imp.kernel(kernel, variant)? else {
                         continue;
                     };
+                    let mpi_here = match imp {
+                        Impl::Native(l) => {
+                            self.mpi_everywhere || (l == Lang::C && variant == Variant::Plain)
+                        }
+                        Impl::Jit(_) => false,
+                    };
+                    let execs = execs
+                        .iter()
+                        .copied()
+                        .filter(|e| mpi_here || e.kind != ExecKind::Mpi)
+                        .collect();
                     out.push(Group {
                         kernel,
                         variant,
@@ -373,7 +405,7 @@ impl Selection {
                         code,
                         n,
                         systems,
-                        execs: execs.clone(),
+                        execs,
                     });
                 }
             }

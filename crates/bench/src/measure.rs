@@ -7,6 +7,7 @@
 //! the output, bookkeeping) happens between runs, outside the timed region.
 
 use crate::matrix::{ExecKind, ExecSpec, Group, Variant};
+use crate::mpi_job::{MpiJob, MpiLauncher};
 use crate::stats::{self, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 use kernelpool_kernels::{Error, Executor, Kernel, KernelName, Lang, Options, Serial};
@@ -142,6 +143,12 @@ pub fn work(kernel: KernelName, n: u64, systems: u64) -> (f64, &'static str) {
         // STREAM: 10 x (copy 2 + scale 2 + add 3 + triad 3 words of 8 bytes).
         KernelName::Triad => (10.0 * 10.0 * 8.0 * n_f, "B/s"),
         KernelName::Pi => (n_f, "samples/s"),
+        // Interior points x sweeps: at the bench's sizes the tolerance is never reached,
+        // so every run makes LAPLACE_MAX_ITERS (1000) sweeps.
+        KernelName::Laplace => (
+            (n.saturating_sub(2) as f64).powi(2) * programs::LAPLACE_MAX_ITERS as f64,
+            "point-updates/s",
+        ),
         _ => (n_f, "calls/s"),
     }
 }
@@ -185,27 +192,53 @@ pub fn describe_diff(expected: &[u8], got: &[u8]) -> String {
     }
 }
 
+/// What runs a cell: an executor of this process, or the cell's own MPI job.
+enum Runner<'a> {
+    Local(&'a dyn Executor),
+    Mpi(Result<MpiJob, String>),
+}
+
+/// What MPI cells need: the launcher (none: they fail, saying why), the machine's cores
+/// (more ranks oversubscribe), the pools' chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct MpiCells<'a> {
+    /// How to start jobs.
+    pub launcher: Option<&'a MpiLauncher>,
+    /// Cores of the machine.
+    pub cores: usize,
+    /// Items per chunk.
+    pub chunk: Option<u64>,
+}
+
 /// One run: its time, or why it is wrong.
 fn run_once(
     code: &Kernel,
     opts: &Options,
-    exec: &dyn Executor,
+    runner: &mut Runner<'_>,
     want: &[u8],
 ) -> Result<f64, String> {
-    match programs::run(code.clone(), opts, exec) {
-        Ok(out) if out.stdout == want => Ok(out.elapsed.as_secs_f64()),
-        Ok(out) => Err(describe_diff(want, &out.stdout)),
-        Err(Error::Validation(msg)) => Err(msg),
-        Err(e) => Err(e.to_string()),
+    let (stdout, t) = match runner {
+        Runner::Local(exec) => match programs::run(code.clone(), opts, *exec) {
+            Ok(out) => (out.stdout, out.elapsed.as_secs_f64()),
+            Err(Error::Validation(msg)) => return Err(msg),
+            Err(e) => return Err(e.to_string()),
+        },
+        Runner::Mpi(Ok(job)) => job.run(opts.n.unwrap_or(0), opts.systems)?,
+        Runner::Mpi(Err(e)) => return Err(e.clone()),
+    };
+    if stdout == want {
+        Ok(t)
+    } else {
+        Err(describe_diff(want, &stdout))
     }
 }
 
 /// At the published size, against the published output (when one is vendored).
-fn check_published(code: &Kernel, exec: &dyn Executor) -> Option<Result<(), String>> {
+fn check_published(code: &Kernel, runner: &mut Runner<'_>) -> Option<Result<(), String>> {
     let k = code.name();
     let n = reference::reference_size(k)?;
     let want = reference::expected(k, n)?;
-    Some(run_once(code, &Options::new().n(n), exec, want).map(|_| ()))
+    Some(run_once(code, &Options::new().n(n), runner, want).map(|_| ()))
 }
 
 /// What serial Rust prints at the group's size: the bit-for-bit reference of every cell.
@@ -273,6 +306,7 @@ pub fn measure_group(
     g: &Group,
     want: &Result<Vec<u8>, String>,
     execs: &Executors,
+    mpi: &MpiCells<'_>,
     effort: &Effort,
     bar: &ProgressBar,
 ) -> Vec<CellResult> {
@@ -291,12 +325,31 @@ pub fn measure_group(
     match want {
         Err(e) => failure.iter_mut().for_each(|f| *f = Some(e.clone())),
         Ok(want) => {
-            // Published output, then warm-up (untimed, verified).
+            // MPI jobs start here (never timed), then the published output and the
+            // warm-up (untimed, verified).
+            let mut runners: Vec<Runner<'_>> = g
+                .execs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| match spec.kind {
+                    ExecKind::Mpi => {
+                        bar.set_message(format!("{} (mpirun)", label(i)));
+                        Runner::Mpi(match mpi.launcher {
+                            Some(l) => MpiJob::start(l, g, spec.workers, mpi.cores, mpi.chunk),
+                            None => Err("this kpool was built without MPI: build it with \
+                                         `cargo build --release --features mpi` (Open MPI: \
+                                         scripts/setup.sh --mpi)"
+                                .into()),
+                        })
+                    }
+                    _ => Runner::Local(execs.get(*spec)),
+                })
+                .collect();
             let mut warm = 0.0f64;
-            for (i, spec) in g.execs.iter().enumerate() {
+            for i in 0..cells {
                 bar.set_message(format!("{} (verify, warm-up)", label(i)));
-                let exec = execs.get(*spec);
-                if let Some(Err(e)) = check_published(&g.code, exec) {
+                let runner = &mut runners[i];
+                if let Some(Err(e)) = check_published(&g.code, runner) {
                     failure[i] = Some(format!(
                         "at the published size N={}: {e}",
                         reference::reference_size(g.kernel).unwrap_or(0)
@@ -304,7 +357,7 @@ pub fn measure_group(
                     continue;
                 }
                 for _ in 0..effort.warmup.max(1) {
-                    match run_once(&g.code, &opts, exec, want) {
+                    match run_once(&g.code, &opts, runner, want) {
                         Ok(t) => warm = warm.max(t),
                         Err(e) => {
                             failure[i] = Some(e);
@@ -322,7 +375,7 @@ pub fn measure_group(
                         continue;
                     }
                     bar.set_message(format!("{} (round {}/{reps})", label(i), r + 1));
-                    match run_once(&g.code, &opts, execs.get(g.execs[i]), want) {
+                    match run_once(&g.code, &opts, &mut runners[i], want) {
                         Ok(t) => times[i].push(t),
                         Err(e) => failure[i] = Some(format!("round {}: {e}", r + 1)),
                     }

@@ -44,6 +44,7 @@ fn small(kernels: Vec<KernelName>, langs: Vec<Lang>) -> Config {
         progress: false,
         stream_peak: false,
         seed: None,
+        mpi: None,
     }
 }
 

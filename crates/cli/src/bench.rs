@@ -21,7 +21,9 @@ pub struct BenchArgs {
     /// has a plain row only).
     #[arg(long = "variant", value_delimiter = ',')]
     variants: Vec<String>,
-    /// Executors: serial, threads, processes (default: all three).
+    /// Executors: serial, threads, processes, mpi (default: all; mpi when this kpool has
+    /// the `mpi` feature and mpirun runs, then only in each kernel's plain C group, since
+    /// each MPI cell starts an mpirun job; named here, in every native language's group).
     #[arg(long = "execs", value_delimiter = ',')]
     execs: Vec<String>,
     /// Worker counts for threads and processes (default: all CPUs for the quick run,
@@ -79,6 +81,16 @@ pub struct BenchArgs {
     sabotage: Vec<String>,
 }
 
+/// True when `mpirun --version` runs (Open MPI or MPICH on PATH).
+fn mpirun_runs() -> bool {
+    std::process::Command::new("mpirun")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn parse_kernel(s: &str) -> Result<KernelName, String> {
     s.parse::<KernelName>().map_err(|e| e.to_string())
 }
@@ -110,7 +122,23 @@ pub fn bench(a: &BenchArgs) -> Result<ExitCode, String> {
         s.parse()
             .map_err(|e: kernelpool::kernels::Error| e.to_string())
     })?;
-    sel.execs = matrix::parse_list(&a.execs, &ExecKind::ALL, |s| s.parse())?;
+    // MPI cells by default where this kpool can run them (feature `mpi`, mpirun found).
+    let mpi_default = cfg!(feature = "mpi") && mpirun_runs();
+    let default_execs: &[ExecKind] = if mpi_default {
+        &ExecKind::ALL
+    } else {
+        &ExecKind::LOCAL
+    };
+    sel.execs = matrix::parse_list(&a.execs, default_execs, |s| s.parse())?;
+    if sel.execs.contains(&ExecKind::Mpi) {
+        if !cfg!(feature = "mpi") {
+            return Err(format!("--execs mpi: {}", crate::NO_MPI));
+        }
+        // Asked for by name: in every native group, not only plain C.
+        sel.mpi_everywhere = !a.execs.is_empty();
+        let exe = std::env::current_exe().map_err(|e| format!("finding kpool itself: {e}"))?;
+        config.mpi = Some(kernelpool_bench::mpi_job::MpiLauncher::new(exe));
+    }
     if !a.workers.is_empty() {
         if a.workers.contains(&0) {
             return Err("--workers must be at least 1".into());
@@ -149,6 +177,8 @@ pub fn bench(a: &BenchArgs) -> Result<ExitCode, String> {
     if let Some(s) = config.seed.as_mut() {
         if !a.workers.is_empty() || !a.execs.is_empty() {
             s.execs = config.selection.exec_specs();
+            // The seed section compares in-process executors only.
+            s.execs.retain(|e| e.kind != ExecKind::Mpi);
         }
     }
     let machine = kernelpool_bench::machine::Machine::detect();

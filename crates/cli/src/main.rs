@@ -19,6 +19,10 @@ use std::time::Duration;
 
 mod bench;
 mod jit;
+mod mpi_serve;
+
+/// What a build without the `mpi` feature says when asked for MPI.
+pub const NO_MPI: &str = "this kpool was built without MPI: build it with `cargo build --release --features mpi` (needs Open MPI: scripts/setup.sh --mpi)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,6 +45,9 @@ enum Command {
     Jit(jit::JitArgs),
     /// List kernels, languages and the compilers that built them.
     Info,
+    /// The ranks of one MPI cell of `kpool bench` (started by it under mpirun).
+    #[command(hide = true)]
+    MpiServe(mpi_serve::MpiServeArgs),
 }
 
 /// Which executor runs the kernel steps.
@@ -151,7 +158,7 @@ fn make_mpi(args: &ExecArgs) -> Result<Box<dyn Executor>, String> {
 
 #[cfg(not(feature = "mpi"))]
 fn make_mpi(_: &ExecArgs) -> Result<Box<dyn Executor>, String> {
-    Err("this kpool was built without MPI: build it with `cargo build --release --features mpi` (needs Open MPI: scripts/setup.sh --mpi)".into())
+    Err(NO_MPI.into())
 }
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
@@ -265,6 +272,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a),
         Command::Bench(a) => bench::bench(a),
         Command::Jit(a) => jit::jit(a),
+        Command::MpiServe(a) => mpi_serve::serve(a),
         Command::Info => {
             info();
             Ok(ExitCode::SUCCESS)

@@ -309,34 +309,111 @@ fn a_written_buffer_without_per_item_layout_is_refused_clearly() {
     );
 }
 
+/// `kpool bench` runs its MPI cells as `mpirun` jobs of its own (`kpool mpi-serve`),
+/// interleaved with the other cells, every run checked against serial Rust.
 #[test]
-fn bench_accepts_mpi_and_agrees_with_serial() {
-    let out = mpirun(
-        2,
-        &[
-            "bench",
-            "--quick",
-            "--kernel",
-            "pi,laplace",
-            "--lang",
-            "c",
-            "--execs",
-            "serial,mpi",
-            "--variant",
-            "plain",
-            "--repeat",
-            "1",
-        ],
-    );
-    let table = String::from_utf8_lossy(&ok(&out, "bench")).to_string();
-    let rows: Vec<&str> = table
+fn bench_runs_mpi_cells_and_checks_them() {
+    mpirun_path();
+    let args = [
+        "bench",
+        "--kernel",
+        "pi,laplace",
+        "--lang",
+        "c,fortran",
+        "--execs",
+        "serial,mpi",
+        "--workers",
+        "2,3",
+        "--variant",
+        "plain",
+        "--n",
+        "96",
+        "--repeat",
+        "2",
+        "--no-seed",
+        "--no-report",
+        "--no-progress",
+        "--csv",
+        "-",
+    ];
+    let out = alone(&args);
+    let csv = String::from_utf8_lossy(&ok(&out, "bench --execs serial,mpi")).to_string();
+    let rows: Vec<Vec<&str>> = csv
         .lines()
-        .filter(|l| l.contains("| mpi(2 ranks)"))
+        .skip(1)
+        .map(|l| l.split(',').collect())
         .collect();
-    assert_eq!(rows.len(), 2, "{table}");
-    assert!(rows.iter().all(|r| r.contains("| yes |")), "{table}");
-    // One table, from rank 0.
-    assert_eq!(table.matches("| kernel |").count(), 1, "{table}");
+    // 2 kernels x 2 languages x (serial, mpi×2, mpi×3 oversubscribed): named, MPI runs
+    // in every native language's group.
+    assert_eq!(rows.len(), 12, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {csv}"))
+    };
+    let (exec, workers) = (col("executor"), col("workers"));
+    let mpi: Vec<&Vec<&str>> = rows.iter().filter(|r| r[exec] == "mpi").collect();
+    assert_eq!(mpi.len(), 8, "{csv}");
+    assert!(mpi.iter().any(|r| r[workers] == "3"), "{csv}");
+    // Every run agreed with serial Rust (the status is the last field: `ok`, `"ok, noisy
+    // (not ranked)"`, ...; a failed cell says FAILED).
+    assert!(!csv.contains("FAILED"), "{csv}");
+}
+
+/// An MPI job that cannot start fails its cells, with mpirun's words, and the bench
+/// exits 1 with every other cell measured: nothing hangs.
+#[test]
+fn bench_reports_an_mpi_job_that_fails_to_start() {
+    let dir = std::env::temp_dir().join(format!("kpool-fake-mpirun-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let fake = dir.join("mpirun");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'fake mpirun: no slots' >&2\nexit 3\n",
+    )
+    .expect("write fake mpirun");
+    std::fs::set_permissions(
+        &fake,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(kpool());
+    cmd.args([
+        "bench",
+        "--kernel",
+        "pi",
+        "--lang",
+        "c",
+        "--execs",
+        "serial,mpi",
+        "--workers",
+        "2",
+        "--variant",
+        "plain",
+        "--n",
+        "1000",
+        "--repeat",
+        "1",
+        "--no-seed",
+        "--no-report",
+        "--no-progress",
+    ])
+    .env("PATH", path);
+    let out = run(cmd, "kpool bench with a failing mpirun");
+    let _ = std::fs::remove_dir_all(&dir);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{table}{err}");
+    assert!(table.contains("fake mpirun: no slots"), "{table}");
+    assert!(table.contains("mpi×2"), "{table}");
+    assert!(err.contains("1 result(s) FAILED"), "{err}");
 }
 
 #[test]
