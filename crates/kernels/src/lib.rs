@@ -19,6 +19,7 @@
 pub mod buffer;
 pub mod error;
 pub mod exec;
+pub mod mapped_file;
 pub mod programs;
 pub mod reference;
 pub mod registry;

@@ -292,7 +292,14 @@ pub struct Kernel {
     variant: Variant,
     f: RawKernelFn,
     origin: Origin,
-    _lib: Option<Arc<libloading::Library>>,
+    lib: Option<Arc<LoadedLibrary>>,
+}
+
+/// A shared object a kernel was loaded from, and which file it is.
+struct LoadedLibrary {
+    _lib: libloading::Library,
+    /// Read from `/proc/self/maps` once, at load (it cannot change while loaded).
+    file: Option<crate::mapped_file::FileId>,
 }
 
 impl fmt::Debug for Kernel {
@@ -369,7 +376,7 @@ impl Kernel {
             variant: Variant::Plain,
             f,
             origin: Origin::Builtin,
-            _lib: None,
+            lib: None,
         }
     }
 
@@ -402,7 +409,7 @@ impl Kernel {
                 variant,
                 f,
                 origin: Origin::Builtin,
-                _lib: None,
+                lib: None,
             }),
             None => Err(Error::NoVariant {
                 kernel: name.name(),
@@ -475,7 +482,10 @@ impl Kernel {
                 path,
                 symbol: symbol.to_string(),
             },
-            _lib: Some(Arc::new(lib)),
+            lib: Some(Arc::new(LoadedLibrary {
+                _lib: lib,
+                file: crate::mapped_file::mapped_file(f as usize),
+            })),
         })
     }
 
@@ -522,8 +532,16 @@ impl Kernel {
             variant: Variant::Plain,
             f,
             origin: Origin::Function,
-            _lib: None,
+            lib: None,
         }
+    }
+
+    /// For a kernel loaded from a shared object ([`Origin::Library`]): which file that is
+    /// (device major, minor, inode, as `/proc/self/maps` shows them), read once when it
+    /// was loaded. The process pool sends it to workers, which check that they load the
+    /// same file. `None` for other origins, or when /proc could not tell.
+    pub fn library_file(&self) -> Option<crate::mapped_file::FileId> {
+        self.lib.as_ref().and_then(|l| l.file)
     }
 
     /// What the kernel reads and writes.

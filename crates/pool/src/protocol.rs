@@ -76,34 +76,7 @@ pub(crate) enum KernelRef {
     },
 }
 
-/// Which file a mapping comes from: (device major, device minor, inode).
-pub(crate) type FileId = (u32, u32, u64);
-
-/// The file mapped at `addr` in this process, from `/proc/self/maps`.
-pub(crate) fn mapped_file(addr: usize) -> Option<FileId> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().find_map(|line| {
-        let (range, id) = parse_maps_line(line)?;
-        range.contains(&addr).then_some(id)
-    })
-}
-
-/// (address range, file) of one line of `/proc/self/maps` that maps a file:
-/// `start-end perms offset major:minor inode [path]`.
-pub(crate) fn parse_maps_line(line: &str) -> Option<(std::ops::Range<usize>, FileId)> {
-    let mut f = line.split_ascii_whitespace();
-    let (lo, hi) = f.next()?.split_once('-')?;
-    let lo = usize::from_str_radix(lo, 16).ok()?;
-    let hi = usize::from_str_radix(hi, 16).ok()?;
-    let (major, minor) = f.nth(2)?.split_once(':')?;
-    let inode: u64 = f.next()?.parse().ok()?;
-    let id = (
-        u32::from_str_radix(major, 16).ok()?,
-        u32::from_str_radix(minor, 16).ok()?,
-        inode,
-    );
-    (inode != 0).then_some((lo..hi, id))
-}
+pub(crate) use kernelpool_kernels::mapped_file::{FileId, mapped_file, parse_maps_line};
 
 /// A buffer of a step: which shared memory, seen as what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

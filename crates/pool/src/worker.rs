@@ -603,7 +603,7 @@ impl Worker {
                 // (checked just below).
                 let k = unsafe { Kernel::load(&key.0, &key.1, name, lang) }
                     .map_err(|e| e.to_string())?;
-                if protocol::mapped_file(k.address()) != Some(file) {
+                if k.library_file() != Some(file) {
                     return Err(format!(
                         "the shared object at {} is not the one the pool loaded kernel {} \
                          from (it was replaced since: drop the kernel and load it again)",

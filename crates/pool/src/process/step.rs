@@ -56,8 +56,12 @@ fn kernel_ref(kernel: &Kernel) -> Result<KernelRef, PoolError> {
                 variant: kernel.variant(),
             })
         }
-        // Workers load it again by path, and check that they got the same file.
-        Origin::Library { path, symbol } => match crate::protocol::mapped_file(kernel.address()) {
+        // Workers load it again by path, and check that they got the same file (which the
+        // kernel found out when it was loaded: no read of /proc/self/maps per step).
+        Origin::Library { path, symbol } => match kernel
+            .library_file()
+            .or_else(|| crate::protocol::mapped_file(kernel.address()))
+        {
             Some(file) => Ok(KernelRef::Library {
                 name,
                 lang,
