@@ -170,7 +170,6 @@ pub fn run_groups(config: &Config, machine: Machine, groups: Vec<Group>) -> Resu
             &execs,
             &measure::MpiCells {
                 launcher: config.mpi.as_ref(),
-                cores: machine.cores,
                 chunk: config.chunk,
             },
             &config.effort,

@@ -198,14 +198,11 @@ enum Runner<'a> {
     Mpi(Result<MpiJob, String>),
 }
 
-/// What MPI cells need: the launcher (none: they fail, saying why), the machine's cores
-/// (more ranks oversubscribe), the pools' chunk.
+/// What MPI cells need: the launcher (none: they fail, saying why) and the pools' chunk.
 #[derive(Debug, Clone, Copy)]
 pub struct MpiCells<'a> {
     /// How to start jobs.
     pub launcher: Option<&'a MpiLauncher>,
-    /// Cores of the machine.
-    pub cores: usize,
     /// Items per chunk.
     pub chunk: Option<u64>,
 }
@@ -223,7 +220,10 @@ fn run_once(
             Err(Error::Validation(msg)) => return Err(msg),
             Err(e) => return Err(e.to_string()),
         },
-        Runner::Mpi(Ok(job)) => job.run(opts.n.unwrap_or(0), opts.systems)?,
+        Runner::Mpi(Ok(job)) => job.run(
+            opts.n.unwrap_or_else(|| programs::reference_n(code.name())),
+            opts.systems,
+        )?,
         Runner::Mpi(Err(e)) => return Err(e.clone()),
     };
     if stdout == want {
@@ -335,7 +335,7 @@ pub fn measure_group(
                     ExecKind::Mpi => {
                         bar.set_message(format!("{} (mpirun)", label(i)));
                         Runner::Mpi(match mpi.launcher {
-                            Some(l) => MpiJob::start(l, g, spec.workers, mpi.cores, mpi.chunk),
+                            Some(l) => MpiJob::start(l, g, spec.workers, mpi.chunk),
                             None => Err("this kpool was built without MPI: build it with \
                                          `cargo build --release --features mpi` (Open MPI: \
                                          scripts/setup.sh --mpi)"

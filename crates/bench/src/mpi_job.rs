@@ -4,15 +4,22 @@
 //!
 //! The job runs `kpool mpi-serve` on every rank. Each rank waits (blocked in `read`, no
 //! CPU) on its own FIFO in a scratch directory; for a run the harness writes
-//! `run N SYSTEMS OUT` to every FIFO, the ranks run the kernel program together on the
-//! `Mpi` executor, and rank 0 writes the program's output to `OUT` and answers
-//! `ok SECONDS` (kpool's own timing of the program: its steps and MPI transfers) or
-//! `err MESSAGE` on its stdout. Closing the FIFOs ends the job.
+//! `run ID N SYSTEMS` to every FIFO, the ranks run the kernel program together on the
+//! `Mpi` executor, and rank 0 writes the program's output to `output` in that directory
+//! and answers `ok ID SECONDS` (kpool's own timing of the program: its steps and MPI
+//! transfers, as for every other cell) or `err ID MESSAGE` on its stdout. Closing the
+//! FIFOs ends the job; a job that breaks the protocol, dies or times out is torn down
+//! (SIGTERM to its process group, then SIGKILL) and its cell fails.
+//!
+//! Open MPI's `mpirun` is assumed: jobs get `--oversubscribe` (its slots are physical
+//! cores, while the bench counts logical CPUs) and `--bind-to none` (the threads and
+//! processes cells are not pinned either).
 
 use crate::matrix::Group;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -47,29 +54,39 @@ pub struct MpiJob {
     fifos: Vec<std::fs::File>,
     replies: Receiver<String>,
     stderr: Arc<Mutex<String>>,
-    dir: PathBuf,
-    out: PathBuf,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    dir: ScratchDir,
     timeout: Duration,
     ranks: usize,
+    runs: u64,
+}
+
+/// A directory removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for MpiJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MpiJob")
             .field("ranks", &self.ranks)
-            .field("dir", &self.dir)
+            .field("dir", &self.dir.0)
             .finish_non_exhaustive()
     }
 }
 
 /// A scratch directory no other process uses.
-fn scratch_dir() -> Result<PathBuf, String> {
+fn scratch_dir() -> Result<ScratchDir, String> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("kpool-mpi-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    Ok(dir)
+    Ok(ScratchDir(dir))
 }
 
 impl MpiJob {
@@ -83,11 +100,12 @@ impl MpiJob {
         l: &MpiLauncher,
         g: &Group,
         ranks: usize,
-        cores: usize,
         chunk: Option<u64>,
     ) -> Result<MpiJob, String> {
         let dir = scratch_dir()?;
-        let paths: Vec<PathBuf> = (0..ranks).map(|r| dir.join(format!("rank-{r}"))).collect();
+        let paths: Vec<PathBuf> = (0..ranks)
+            .map(|r| dir.0.join(format!("rank-{r}")))
+            .collect();
         for p in &paths {
             rustix::fs::mkfifoat(
                 rustix::fs::CWD,
@@ -97,10 +115,9 @@ impl MpiJob {
             .map_err(|e| format!("mkfifo {}: {e}", p.display()))?;
         }
         let mut cmd = Command::new(&l.mpirun);
-        cmd.arg("-n").arg(ranks.to_string());
-        if ranks > cores {
-            cmd.arg("--oversubscribe");
-        }
+        cmd.arg("-n")
+            .arg(ranks.to_string())
+            .args(["--oversubscribe", "--bind-to", "none"]);
         cmd.arg(&l.kpool)
             .arg("mpi-serve")
             .arg("--kernel")
@@ -109,15 +126,19 @@ impl MpiJob {
             .arg(g.imp.lang().name())
             .arg("--variant")
             .arg(g.variant.name())
+            .arg("--ranks")
+            .arg(ranks.to_string())
             .arg("--control")
-            .arg(&dir);
+            .arg(&dir.0);
         if let Some(c) = chunk {
             cmd.arg("--chunk").arg(c.to_string());
         }
-        // stdin: mpirun forwards it to rank 0, which reads its FIFO instead.
+        // stdin: mpirun forwards it to rank 0, which reads its FIFO instead. Its own
+        // process group, so that a teardown reaches the ranks too.
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
             format!(
                 "cannot start {} (Open MPI: scripts/setup.sh --mpi installs it): {e}",
@@ -140,7 +161,7 @@ impl MpiJob {
         });
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut buf) {
                 if n == 0 {
@@ -156,12 +177,12 @@ impl MpiJob {
             fifos: Vec::new(),
             replies,
             stderr,
+            stderr_reader: Some(stderr_reader),
             dir,
-            out: PathBuf::new(),
             timeout: l.timeout,
             ranks,
+            runs: 0,
         };
-        job.out = job.dir.join("output");
         // Open each FIFO for writing without blocking: that fails (ENXIO) until its rank
         // has opened it for reading, so a rank that never comes up cannot hang us.
         let deadline = Instant::now() + l.timeout.min(Duration::from_secs(120));
@@ -192,11 +213,40 @@ impl MpiJob {
         Ok(job)
     }
 
-    /// What went wrong, with the job's stderr (its last lines).
-    fn failed(&mut self, what: &str) -> String {
+    /// End the job: SIGTERM to its process group (mpirun tears the ranks down), then
+    /// SIGKILL to whatever is left after `grace`.
+    fn teardown(&mut self, grace: Duration) {
+        self.fifos.clear();
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let pgid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// What went wrong, with the job's stderr (its last lines); the job is torn down.
+    fn failed(&mut self, what: &str) -> String {
+        self.teardown(Duration::from_secs(3));
+        // The reader ends when the last holder of the pipe is gone: wait a little for it.
+        if let Some(h) = self.stderr_reader.take() {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
         let err = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
         let tail: Vec<&str> = err
             .lines()
@@ -219,57 +269,55 @@ impl MpiJob {
         if self.fifos.is_empty() {
             return Err(format!("MPI job ({} ranks) already failed", self.ranks));
         }
-        let line = format!("run {n} {systems} {}\n", self.out.display());
+        self.runs += 1;
+        let id = self.runs;
+        let line = format!("run {id} {n} {systems}\n");
         for i in 0..self.fifos.len() {
             if let Err(e) = self.fifos[i].write_all(line.as_bytes()) {
-                self.fifos.clear();
                 return Err(self.failed(&format!("rank {i} is gone ({e})")));
             }
         }
-        match self.replies.recv_timeout(self.timeout) {
-            Ok(reply) => {
-                if let Some(secs) = reply.strip_prefix("ok ") {
-                    let t: f64 = secs
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("MPI job: bad reply `{reply}`"))?;
-                    let out = std::fs::read(&self.out)
-                        .map_err(|e| format!("reading {}: {e}", self.out.display()))?;
-                    Ok((out, t))
-                } else if let Some(msg) = reply.strip_prefix("err ") {
-                    Err(msg.to_string())
-                } else {
-                    Err(format!("MPI job: unexpected reply `{reply}`"))
-                }
-            }
+        let reply = match self.replies.recv_timeout(self.timeout) {
+            Ok(reply) => reply,
             Err(RecvTimeoutError::Timeout) => {
-                self.fifos.clear();
-                Err(self.failed(&format!("no answer within {:?} (killed)", self.timeout)))
+                return Err(self.failed(&format!("no answer within {:?} (killed)", self.timeout)));
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.fifos.clear();
-                Err(self.failed("the job ended"))
+            Err(RecvTimeoutError::Disconnected) => return Err(self.failed("the job ended")),
+        };
+        let mut words = reply.splitn(3, ' ');
+        let (kind, got, rest) = (words.next(), words.next(), words.next().unwrap_or(""));
+        if got != Some(id.to_string().as_str()) {
+            return Err(self.failed(&format!("reply `{reply}` to run {id}: protocol broken")));
+        }
+        match kind {
+            Some("ok") => {
+                let Ok(t) = rest.trim().parse::<f64>() else {
+                    return Err(self.failed(&format!("bad reply `{reply}`")));
+                };
+                let path = self.dir.0.join("output");
+                let out =
+                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let _ = std::fs::remove_file(&path);
+                Ok((out, t))
             }
+            Some("err") => Err(rest.to_string()),
+            _ => Err(self.failed(&format!("unexpected reply `{reply}`"))),
         }
     }
 }
 
 impl Drop for MpiJob {
     fn drop(&mut self) {
-        // EOF on every FIFO: each rank leaves its loop and finalises MPI.
+        // EOF on every FIFO: each rank leaves its loop and finalises MPI; a job still
+        // there after 10 s is torn down.
         self.fifos.clear();
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        while Instant::now() < deadline {
             match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
+                Ok(Some(_)) | Err(_) => return,
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.teardown(Duration::from_secs(3));
     }
 }

@@ -1,9 +1,10 @@
 //! `kpool mpi-serve` (hidden): the ranks of one MPI cell of `kpool bench`. Started as
-//! `mpirun -n R kpool mpi-serve --kernel K --lang L --variant V --control DIR`; rank r
-//! reads commands from the FIFO `DIR/rank-r` (blocked in `read` between runs, so an idle
-//! job uses no CPU): `run N SYSTEMS OUT` runs the program on the `Mpi` executor, and rank
-//! 0 writes its output to `OUT` and answers `ok SECONDS` or `err MESSAGE` on stdout; end
-//! of file ends the job. The other side is `kernelpool_bench::mpi_job`.
+//! `mpirun -n R kpool mpi-serve --kernel K --lang L --variant V --ranks R --control DIR`;
+//! rank r reads commands from the FIFO `DIR/rank-r` (blocked in `read` between runs, so
+//! an idle job uses no CPU): `run ID N SYSTEMS` runs the program on the `Mpi` executor,
+//! and rank 0 writes its output to `DIR/output` and answers `ok ID SECONDS` or
+//! `err ID MESSAGE` on stdout; end of file ends the job. The other side is
+//! `kernelpool_bench::mpi_job`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +20,11 @@ pub struct MpiServeArgs {
     /// Variant.
     #[arg(long, default_value = "plain")]
     variant: String,
-    /// The directory of the FIFOs `rank-0`, `rank-1`, ...
+    /// The ranks the bench started: a job of another size (a launcher that does not
+    /// match the MPI library starts singletons) stops at once, saying so.
+    #[arg(long)]
+    ranks: usize,
+    /// The directory of the FIFOs `rank-0`, `rank-1`, ... and of `output`.
     #[arg(long)]
     control: PathBuf,
     /// Items per chunk.
@@ -42,16 +47,25 @@ pub fn serve(a: &MpiServeArgs) -> Result<ExitCode, String> {
         b = b.chunk(c);
     }
     let mpi = b.build().map_err(|e| e.to_string())?;
+    if mpi.size() != a.ranks {
+        return Err(format!(
+            "mpi-serve: this job has {} rank(s), not the {} it was started with: mpirun does \
+             not match the MPI library kpool was built with",
+            mpi.size(),
+            a.ranks
+        ));
+    }
     let root = mpi.rank() == 0;
+    let out = a.control.join("output");
     let fifo = a.control.join(format!("rank-{}", mpi.rank()));
     let file = std::fs::File::open(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
     let mut stdout = std::io::stdout().lock();
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| format!("{}: {e}", fifo.display()))?;
         let words: Vec<&str> = line.split_whitespace().collect();
-        let (n, systems, out) = match words.as_slice() {
-            ["run", n, systems, out] => match (n.parse::<u64>(), systems.parse::<u64>()) {
-                (Ok(n), Ok(s)) => (n, s, PathBuf::from(out)),
+        let (id, n, systems) = match words.as_slice() {
+            ["run", id, n, systems] => match (n.parse::<u64>(), systems.parse::<u64>()) {
+                (Ok(n), Ok(s)) => (*id, n, s),
                 _ => return Err(format!("mpi-serve: bad command `{line}`")),
             },
             _ => return Err(format!("mpi-serve: unknown command `{line}`")),
@@ -59,10 +73,10 @@ pub fn serve(a: &MpiServeArgs) -> Result<ExitCode, String> {
         let opts = Options::new().n(n).systems(systems);
         let reply = match programs::run(kernel.clone(), &opts, &mpi) {
             Ok(o) if root => match std::fs::write(&out, &o.stdout) {
-                Ok(()) => format!("ok {}", o.elapsed.as_secs_f64()),
-                Err(e) => format!("err writing {}: {e}", out.display()),
+                Ok(()) => format!("ok {id} {}", o.elapsed.as_secs_f64()),
+                Err(e) => format!("err {id} writing {}: {e}", out.display()),
             },
-            Err(e) if root => format!("err {}", e.to_string().replace('\n', " ")),
+            Err(e) if root => format!("err {id} {}", e.to_string().replace('\n', " ")),
             _ => continue,
         };
         writeln!(stdout, "{reply}")
