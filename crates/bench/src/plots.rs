@@ -3,10 +3,10 @@
 //! name the font family and leave the drawing to the viewer.
 //!
 //! - `speedup`: paired speedup over serial against workers, one panel per kernel, one
-//!   line per executor (median over languages, min–max over languages as bars), and the
-//!   ideal line;
-//! - `time`: median time per language, one panel per kernel, one bar per executor, with
-//!   min–max whiskers;
+//!   line per executor (median over languages and variants, min–max over them as bars),
+//!   and the ideal line;
+//! - `time`: median time per language, one panel per kernel, one bar per executor and
+//!   variant (tuned pale, beside plain), with min–max whiskers;
 //! - `triad`: each triad cell's bandwidth against the machine's measured STREAM peak;
 //! - `seed`: the seed section (Python, numba, kernelpool) on a log time axis.
 
@@ -193,7 +193,7 @@ fn speedup<DB: DrawingBackend>(
         * 1.1;
     let areas = panels(
         root,
-        "Speedup over serial (paired rounds; median over languages, bars: min–max over languages)",
+        "Speedup over serial (paired rounds; median over languages and variants, bars: min–max)",
         kernels.len(),
     )?;
     for (area, k) in areas.iter().zip(&kernels) {
@@ -223,7 +223,10 @@ fn speedup<DB: DrawingBackend>(
             .map_err(err)?
             .label("ideal")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-        for (ci, kind) in [ExecKind::Threads, ExecKind::Processes].iter().enumerate() {
+        for (ci, kind) in [ExecKind::Threads, ExecKind::Processes, ExecKind::Mpi]
+            .iter()
+            .enumerate()
+        {
             let color = COLORS[ci];
             let mut pts = Vec::new();
             for w in 1..=max_w {
@@ -243,8 +246,8 @@ fn speedup<DB: DrawingBackend>(
             if pts.is_empty() {
                 continue;
             }
-            // Offset the two executors a little so their bars do not hide each other.
-            let dx = if ci == 0 { -0.04 } else { 0.04 };
+            // Offset the executors a little so their bars do not hide each other.
+            let dx = (ci as f64 - 1.0) * 0.05;
             chart
                 .draw_series(LineSeries::new(
                     pts.iter().map(|p| (p.0 + dx, p.1)),
@@ -292,7 +295,7 @@ fn times<DB: DrawingBackend>(
     }
     let areas = panels(
         root,
-        "Median time per language (bars: min–max of the rounds)",
+        "Median time per language (whiskers: min–max of the rounds, cut at the top)",
         kernels.len(),
     )?;
     for (area, k) in areas.iter().zip(&kernels) {
@@ -303,13 +306,14 @@ fn times<DB: DrawingBackend>(
                 imps.push(c.imp.clone());
             }
         }
+        // Headroom above the highest median for the legend (top right); a whisker that
+        // goes higher is cut at the top edge.
         let ymax = kc
             .iter()
-            .filter_map(|c| c.time.map(|t| t.max))
+            .filter_map(|c| c.time.map(|t| t.median))
             .fold(0.0, f64::max)
             * 1e3
-            // Headroom above the highest whisker for the legend.
-            * 1.6;
+            * 2.3;
         let mut chart = ChartBuilder::on(area)
             .caption(k.name(), (FAMILY, 24))
             .margin(12)
@@ -336,33 +340,57 @@ fn times<DB: DrawingBackend>(
             .axis_desc_style((FAMILY, 18))
             .draw()
             .map_err(err)?;
-        let width = 0.8 / execs.len() as f64;
-        for (ei, e) in execs.iter().enumerate() {
-            let color = COLORS[ei % COLORS.len()];
-            let bars: Vec<(f64, f64, f64, f64)> = kc
-                .iter()
-                .filter(|c| &c.exec_label == e)
-                .filter_map(|c| {
-                    let i = imps.iter().position(|x| *x == c.imp)? as f64;
-                    let t = c.time?;
-                    let x0 = i - 0.4 + ei as f64 * width;
-                    Some((x0, t.median * 1e3, t.min * 1e3, t.max * 1e3))
-                })
-                .collect();
+        // Per language: the executors' bars for plain, then (pale) for tuned.
+        let variants: Vec<crate::matrix::Variant> = crate::matrix::Variant::ALL
+            .into_iter()
+            .filter(|v| kc.iter().any(|c| c.variant == *v))
+            .collect();
+        let slots = execs.len() * variants.len();
+        let width = 0.8 / slots as f64;
+        for (vi, v) in variants.iter().enumerate() {
+            for (ei, e) in execs.iter().enumerate() {
+                let base = COLORS[ei % COLORS.len()];
+                let color = if vi == 0 {
+                    base.mix(1.0)
+                } else {
+                    base.mix(0.4)
+                };
+                let slot = (vi * execs.len() + ei) as f64;
+                let bars: Vec<(f64, f64, f64, f64)> = kc
+                    .iter()
+                    .filter(|c| &c.exec_label == e && c.variant == *v)
+                    .filter_map(|c| {
+                        let i = imps.iter().position(|x| *x == c.imp)? as f64;
+                        let t = c.time?;
+                        let x0 = i - 0.4 + slot * width;
+                        Some((x0, t.median * 1e3, t.min * 1e3, t.max * 1e3))
+                    })
+                    .collect();
+                let series = chart
+                    .draw_series(bars.iter().map(|b| {
+                        Rectangle::new([(b.0, 0.0), (b.0 + width * 0.9, b.1)], color.filled())
+                    }))
+                    .map_err(err)?;
+                if vi == 0 {
+                    series.label(e.clone()).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                    });
+                }
+                chart
+                    .draw_series(bars.iter().map(|b| {
+                        ErrorBar::new_vertical(b.0 + width * 0.45, b.2, b.1, b.3, BLACK.filled(), 4)
+                    }))
+                    .map_err(err)?;
+            }
+        }
+        if variants.len() > 1 {
             chart
-                .draw_series(bars.iter().map(|b| {
-                    Rectangle::new([(b.0, 0.0), (b.0 + width * 0.9, b.1)], color.filled())
-                }))
+                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
                 .map_err(err)?
-                .label(e.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                .label("pale: tuned (right of plain)")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], COLORS[0].mix(0.4).filled())
                 });
-            chart
-                .draw_series(bars.iter().map(|b| {
-                    ErrorBar::new_vertical(b.0 + width * 0.45, b.2, b.1, b.3, BLACK.filled(), 6)
-                }))
-                .map_err(err)?;
         }
         chart
             .configure_series_labels()
@@ -394,13 +422,14 @@ fn triad<DB: DrawingBackend>(
     let peak_gbs = peak.triad_bps / 1e9;
     let labels: Vec<String> = cells
         .iter()
-        .map(|c| format!("{} {}", c.imp, c.exec_label))
+        .map(|c| format!("{} {} {}", c.imp, c.variant, c.exec_label))
         .collect();
     let ymax = cells
         .iter()
         .filter_map(|c| c.rate.as_ref().map(|r| r.per_s / 1e9))
         .fold(peak_gbs, f64::max)
-        * 1.2;
+        // Room on the right for the legend.
+        * 1.35;
     let root = root
         .titled(
             &format!(
@@ -410,29 +439,34 @@ fn triad<DB: DrawingBackend>(
             (FAMILY, 26).into_font(),
         )
         .map_err(err)?;
+    // Horizontal bars: one row per cell, its label on the left, top to bottom in the
+    // table's order.
+    let rows = cells.len();
     let mut chart = ChartBuilder::on(&root)
         .margin(20)
         .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d(-0.5f64..cells.len() as f64 - 0.5, 0f64..ymax)
+        .y_label_area_size(260)
+        .build_cartesian_2d(0f64..ymax, -0.5f64..rows as f64 - 0.5)
         .map_err(err)?;
     let names = labels.clone();
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(cells.len() * 2 + 1)
-        .x_label_formatter(&move |x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+        .disable_y_mesh()
+        .y_labels(rows * 2 + 1)
+        .y_label_formatter(&move |y| {
+            let i = y.round();
+            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < rows {
+                names
+                    .get(rows - 1 - i as usize)
+                    .cloned()
+                    .unwrap_or_default()
             } else {
                 String::new()
             }
         })
-        .x_label_style((FAMILY, 15))
-        .y_desc("bandwidth (GB/s, 10^9 bytes per second)")
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FAMILY, 16))
+        .x_desc("bandwidth (GB/s, 10^9 bytes per second)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style((FAMILY, 15))
         .axis_desc_style((FAMILY, 18))
         .draw()
         .map_err(err)?;
@@ -440,9 +474,10 @@ fn triad<DB: DrawingBackend>(
     for (i, c) in cells.iter().enumerate() {
         let gbs = c.rate.as_ref().map_or(0.0, |r| r.per_s / 1e9);
         let color = COLORS[langs.iter().position(|l| *l == c.imp).unwrap_or(0) % COLORS.len()];
+        let y = (rows - 1 - i) as f64;
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(i as f64 - 0.35, 0.0), (i as f64 + 0.35, gbs)],
+                [(0.0, y - 0.35), (gbs, y + 0.35)],
                 color.filled(),
             )))
             .map_err(err)?;
@@ -457,7 +492,7 @@ fn triad<DB: DrawingBackend>(
     }
     chart
         .draw_series(LineSeries::new(
-            [(-0.5, peak_gbs), (cells.len() as f64 - 0.5, peak_gbs)],
+            [(peak_gbs, -0.5), (peak_gbs, rows as f64 - 0.5)],
             RED.stroke_width(3),
         ))
         .map_err(err)?

@@ -96,21 +96,23 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
     let _ = writeln!(s, "## Summary\n");
     for k in kernels(&r.cells) {
         let cells: Vec<&CellResult> = r.cells.iter().filter(|c| c.kernel == k).collect();
-        let winner = cells.iter().find(|c| c.winner);
         let mut line = format!("- **{k}**: ");
-        match winner {
-            Some(w) => {
-                let _ = write!(
-                    line,
-                    "fastest {} on {} ({})",
-                    w.imp,
-                    w.exec_label,
-                    w.time.map_or("-".into(), |t| fmt_s(t.median))
-                );
-            }
-            None => line += "no winner (every cell noisy or failed)",
+        let winners: Vec<&&CellResult> = cells.iter().filter(|c| c.winner).collect();
+        if winners.is_empty() {
+            line += "no winner (every cell noisy or failed)";
         }
-        for kind in [ExecKind::Threads, ExecKind::Processes] {
+        for (i, w) in winners.iter().enumerate() {
+            let _ = write!(
+                line,
+                "{}fastest {} {} on {} ({})",
+                if i > 0 { "; " } else { "" },
+                w.variant,
+                w.imp,
+                w.exec_label,
+                w.time.map_or("-".into(), |t| fmt_s(t.median))
+            );
+        }
+        for kind in [ExecKind::Threads, ExecKind::Processes, ExecKind::Mpi] {
             let best = cells
                 .iter()
                 .filter(|c| c.exec.kind == kind && c.exec.workers == r.machine.cores)
@@ -252,10 +254,10 @@ pub fn markdown(r: &Report, plots: &[Plot]) -> String {
     let _ = writeln!(s, "## How it was measured\n");
     let _ = writeln!(
         s,
-        "- Every executor (threads and processes at each worker count) was started before the first measurement; pool start-up is never timed.\n\
+        "- Every executor (threads and processes at each worker count) was started before the first measurement; pool start-up is never timed (nor is an MPI job's start). An MPI cell's time is kpool's own timing on rank 0 of the same region, the MPI transfers included.\n\
          - The timed region is the kernel steps of one program run: allocation, filling the inputs, formatting the output and verification are outside it. Its floor, a whole program run of `seed` at N = 1 on serial (clock reads, a checked step, one folded call), is {} — {:.1e} of the smallest median in the matrix, so the harness adds nothing measurable.\n\
          - Every run, warm-up included, was verified: at the published size against the vendored Benchmarks Game output (nbody, spectralnorm, mandelbrot, fannkuch), and at the benchmark size bit for bit against serial Rust (triad also passes STREAM's own validation). A wrong cell is FAILED with the first difference, and `kpool bench` exits 1.\n\
-         - Cells of one kernel and language (serial, threads, processes at each worker count) are measured interleaved: {} warm-up run(s) each, then rounds in which every cell runs once, the order rotating each round, so drift of the machine hits all alike. Rounds fill about {:.1} s per cell ({}–{} rounds).\n\
+         - Cells of one kernel, variant and language (serial, threads, processes and MPI at each worker count; an MPI cell is an mpirun job started before the group is timed, its ranks idle between runs) are measured interleaved: {} warm-up run(s) each, then rounds in which every cell runs once, the order rotating each round, so drift of the machine hits all alike. Rounds fill about {:.1} s per cell ({}–{} rounds).\n\
          - Speedups are medians of the per-round ratios serial/cell (paired), with a 95 % percentile bootstrap interval; time intervals are bootstrap intervals of the median ({} resamples, fixed seed).\n\
          - Triad's rate is the whole STREAM program (10 × copy, scale, add, triad: 80 bytes per element per iteration) over its time, shown as a fraction of the machine's best triad rate, measured first. Compute kernels report items per second.\n",
         fmt_s(r.timing_floor_s),
