@@ -6,8 +6,22 @@
 ! -ffp-contract=off -fwrapv; parentheses carry the plain kernels' evaluation order, so every
 ! variant here is bit-identical to the plain one.
 !
-! STREAM (triad) has no tuned Fortran variant: what makes the C, C++ and Rust ones faster
-! is non-temporal stores, which gfortran has no way to ask for.
+! STREAM (triad) has no tuned Fortran variant. What makes the C, C++ and Rust ones faster
+! is non-temporal stores (vmovntpd/movntpd), and no Fortran source construct makes gfortran
+! 12 emit them (checked in the -O3 -ffp-contract=off -fwrapv -march=native assembly):
+!  - `!$omp simd nontemporal(a)` (OpenMP 5.0, with -fopenmp-simd or -fopenmp) is accepted
+!    and kept up to the omplower dump, then dropped by OpenMP expansion: the vectoriser
+!    never sees it, the stores stay vmovupd;
+!  - `!GCC$ ivdep`, `!GCC$ vector` only allow vectorising, which -O3 already does;
+!    `!GCC$ builtin` declares SIMD clones of math functions, nothing about stores;
+!  - array syntax, whole or in cache-sized blocks, compiles to the same vmovupd loop and
+!    was no faster than the plain loop (20M elements).
+! The one way found is not a construct but flags: GCC's loop-prefetch pass marks stores
+! non-temporal with -fprefetch-loop-arrays, only in loops it does not vectorise
+! (-fno-tree-vectorize), only with a tuning that enables software prefetch (-mtune=generic;
+! znver3 does not), only for a large compile-time trip count, and for doubles only as
+! scalar movntsd, which is AMD's SSE4A (no Intel CPU, not in -march=x86-64-v2). Flags that
+! narrow and that CPU-dependent are not a tuned kernel, so there is none here.
 !
 ! This module is separate from kp_kernels (no `use` between them, so the two files compile
 ! in any order); it repeats the few definitions both need.

@@ -139,7 +139,8 @@ KP_DECLARE_KERNELS(kp_f_)
 
 KP_DECLARE_TUNED_KERNELS(kp_c_)
 KP_DECLARE_TUNED_KERNELS(kp_cpp_)
-/* Fortran: no triad_tuned (gfortran cannot emit the non-temporal stores it is about). */
+/* Fortran: no triad_tuned (no Fortran construct makes gfortran emit the non-temporal stores
+ * it is about; native/fortran/tuned.f90 says what was tried). */
 int32_t kp_f_nbody_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
 int32_t kp_f_spectralnorm_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);
 int32_t kp_f_mandelbrot_tuned(const kp_kargs *args, uint64_t begin, uint64_t end);

@@ -625,8 +625,8 @@ fn tuned_fn(name: KernelName, lang: Lang) -> Option<RawKernelFn> {
         (Lang::Fortran, Spectralnorm) => sys::kp_f_spectralnorm_tuned,
         (Lang::Fortran, Mandelbrot) => sys::kp_f_mandelbrot_tuned,
         (Lang::Fortran, Fannkuch) => sys::kp_f_fannkuch_tuned,
-        // No Fortran triad: its C, C++ and Rust gain is non-temporal stores, which
-        // gfortran cannot be asked for.
+        // No Fortran triad: its C, C++ and Rust gain is non-temporal stores, which no
+        // Fortran construct gets from gfortran (native/fortran/tuned.f90 says what was tried).
         (Lang::Fortran, Pi) => sys::kp_f_pi_tuned,
         (Lang::Rust, Nbody) => raw::nbody_tuned,
         (Lang::Rust, Spectralnorm) => raw::spectralnorm_tuned,
