@@ -110,11 +110,13 @@ pub(crate) enum ToWorker<'a> {
         args: Vec<Value<'a>>,
     },
     /// Run a kernel step on each range; task ids `first`, `first + 1`, ...
+    /// (The pool encodes its step's kernel and buffer list in place, with no copy per
+    /// batch; the worker decodes them into owned values.)
     Step {
         first: u64,
-        kernel: KernelRef,
+        kernel: Cow<'a, KernelRef>,
         args: StepArgs,
-        bufs: Vec<BufRef>,
+        bufs: Cow<'a, [BufRef]>,
         ranges: Vec<(u64, u64)>,
     },
 }

@@ -496,7 +496,7 @@ impl Worker {
                 args,
                 bufs,
                 ranges,
-            } => self.step(first, kernel, args, &bufs, &ranges)?,
+            } => self.step(first, kernel.into_owned(), args, &bufs, &ranges)?,
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Valu
 use crate::shm::{SharedMemory, ShmInner};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::process::Child;
 use std::sync::{Arc, Weak};
@@ -376,9 +377,9 @@ impl Engine {
                     r.and_then(|()| {
                         let msg = ToWorker::Step {
                             first,
-                            kernel: kernel.clone(),
+                            kernel: Cow::Borrowed(kernel),
                             args: *args,
-                            bufs: bufs.clone(),
+                            bufs: Cow::Borrowed(bufs),
                             ranges,
                         };
                         w.channel.push(&msg, vec![])
