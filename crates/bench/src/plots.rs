@@ -157,6 +157,19 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(err)
 }
 
+/// The label of the category at axis position `at` (categories sit at 0, 1, 2, ...; other
+/// positions get none); `top_down`: the first name is at the far end of the axis (for
+/// rows listed top to bottom).
+fn category_label(names: &[String], at: f64, top_down: bool) -> String {
+    let i = at.round();
+    if (at - i).abs() > 1e-6 || i < 0.0 || i as usize >= names.len() {
+        return String::new();
+    }
+    let i = i as usize;
+    let i = if top_down { names.len() - 1 - i } else { i };
+    names[i].clone()
+}
+
 fn kernels_of(cells: &[CellResult]) -> Vec<KernelName> {
     let mut out = Vec::new();
     for c in cells {
@@ -335,14 +348,7 @@ fn times<DB: DrawingBackend>(
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(imps.len() * 2 + 1)
-            .x_label_formatter(&move |x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&move |x| category_label(&names, *x, false))
             .y_desc("median time (ms)")
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style((FAMILY, 16))
@@ -455,17 +461,7 @@ fn triad<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(rows * 2 + 1)
-        .y_label_formatter(&move |y| {
-            let i = y.round();
-            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < rows {
-                names
-                    .get(rows - 1 - i as usize)
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&move |y| category_label(&names, *y, true))
         .x_desc("bandwidth (GB/s, 10^9 bytes per second)")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style((FAMILY, 15))
@@ -555,14 +551,7 @@ fn seed<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
-        .y_label_formatter(&move |y| {
-            let i = y.round();
-            if (y - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(n - 1 - i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&move |y| category_label(&names, *y, true))
         .x_desc("median time for all arguments (seconds, log scale; bars: min–max)")
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .label_style((FAMILY, 15))
