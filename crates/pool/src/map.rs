@@ -22,7 +22,7 @@ use crate::shared_array::{OutputRanges, SharedChunkMut, SharedSlice, SharedVec, 
 use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::iter::Fuse;
 use std::marker::PhantomData;
@@ -86,6 +86,7 @@ fn decode_value<R: DeserializeOwned>(idx: usize, bytes: &[u8]) -> Result<R, Pool
 fn decode<R: DeserializeOwned>((idx, r): Done) -> (usize, Result<R, PoolError>) {
     let r = r.and_then(|p| match p {
         Payload::Bytes(b) => decode_value(idx, &b),
+        Payload::Inline(b) => decode_value(idx, b.as_slice()),
         Payload::Mapped(m) => decode_value(idx, &m),
         _ => Err(PoolError::Internal(format!("task {idx} returned no value"))),
     });
@@ -380,32 +381,41 @@ impl<'p> Mapper<'p> {
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
         let mut outputs = OutputRanges::default();
-        let mut items = Vec::new();
+        // Encoded straight into the operation's queue; arguments that cannot be sent
+        // are failed tasks.
+        let mut pending = VecDeque::new();
+        let mut unsent = Vec::new();
         for (i, a) in args.into_iter().enumerate() {
             match encode(i, &a, &mut outputs) {
+                Ok(item) => pending.push_back(item),
                 // Overlapping outputs are a mistake of the call: nothing runs.
                 Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
-                r => items.push(r),
+                Err(failed) => unsent.push(failed),
             }
         }
-        let n = items.len();
+        let n = pending.len() + unsent.len();
         let workers = self.pool.config().workers;
         let chunksize = self
             .chunksize
             .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
-        let mut results: Vec<Option<Result<R, PoolError>>> = (0..n).map(|_| None).collect();
+        let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
+        // The failed task with the lowest index.
+        let mut failed: Option<(usize, PoolError)> = None;
         let mut engine = self.pool.lock()?;
         let mut op = engine.new_op(OpKind::Call(fun), chunksize);
-        for it in items {
-            match it {
-                Ok(item) => op.pending.push_back(item),
-                Err((i, e)) => op.ready.push_back((i, Err(e))),
-            }
-        }
+        op.pending = pending;
+        op.ready
+            .extend(unsent.into_iter().map(|(i, e)| (i, Err(e))));
         loop {
             while let Some(done) = op.ready.pop_front() {
-                let (i, r) = decode(done);
-                results[i] = Some(r);
+                match decode(done) {
+                    (i, Ok(r)) => results[i] = Some(r),
+                    (i, Err(e)) => {
+                        if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+                            failed = Some((i, e));
+                        }
+                    }
+                }
             }
             if op.finished() {
                 break;
@@ -413,15 +423,19 @@ impl<'p> Mapper<'p> {
             engine.step(&mut op, &mut || None)?;
         }
         drop(engine);
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.unwrap_or_else(|| {
-                    Err(PoolError::Internal(format!("task {i} produced no result")))
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(n);
+        for (i, r) in results.into_iter().enumerate() {
+            match (r, &failed) {
+                (Some(r), _) => out.push(r),
+                (None, Some((j, _))) if *j == i => {
+                    return Err(failed.take().expect("matched above").1);
+                }
+                (None, _) => {
+                    return Err(PoolError::Internal(format!("task {i} produced no result")));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn start<A, I>(&self, fun: FnRef, args: I) -> Result<Lazy<'p, I::IntoIter>, PoolError>

@@ -17,7 +17,7 @@
 //! cause.
 
 use super::scheduler::Engine;
-use super::task::{Item, Op, Payload};
+use super::task::{InlineBytes, Item, Op, Payload};
 use super::worker_handle::{WorkerEnd, WorkerHandle, reap};
 use crate::control::now_ns;
 use crate::error::{PoolError, WorkerExit};
@@ -228,7 +228,9 @@ fn note_progress(w: &mut WorkerHandle, now: u64) {
 /// A worker's outcome as the caller sees it.
 pub(super) fn convert(outcome: Outcome<'_>, task: usize, pid: u32) -> Result<Payload, PoolError> {
     match outcome {
-        Outcome::Value(b) => Ok(Payload::Bytes(b.0.to_vec())),
+        Outcome::Value(b) => {
+            Ok(InlineBytes::new(b.0).map_or_else(|| Payload::Bytes(b.0.to_vec()), Payload::Inline))
+        }
         Outcome::Sealed { .. } => Err(PoolError::Protocol {
             pid,
             message: "a sealed result without its descriptor".into(),

@@ -216,10 +216,12 @@ impl Executor for Processes {
                         begin: range(i).start,
                         end: range(i).end,
                     },
-                    Ok(Payload::Bytes(_) | Payload::Mapped(_)) => PoolError::Internal(format!(
-                        "a value came back for chunk {i} of a kernel step"
-                    ))
-                    .into(),
+                    Ok(Payload::Bytes(_) | Payload::Inline(_) | Payload::Mapped(_)) => {
+                        PoolError::Internal(format!(
+                            "a value came back for chunk {i} of a kernel step"
+                        ))
+                        .into()
+                    }
                     // A crash, timeout or panic: name the kernel and the items as a
                     // kernel's own failure does.
                     Err(e) => e

@@ -79,10 +79,38 @@ impl Item {
 #[derive(Debug)]
 pub(crate) enum Payload {
     Bytes(Vec<u8>),
+    /// A short encoded value, kept without an allocation (most results of tiny tasks).
+    Inline(InlineBytes),
     /// An encoded value received in a sealed memfd, mapped.
     Mapped(bulk::Mapped),
     Partial(Partial),
     KernelFailed(i32),
+}
+
+/// Most bytes an [`InlineBytes`] holds.
+const INLINE_MAX: usize = 30;
+
+/// Up to [`INLINE_MAX`] bytes, in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineBytes {
+    len: u8,
+    bytes: [u8; INLINE_MAX],
+}
+
+impl InlineBytes {
+    /// `bytes` in place, or `None` when they are too many.
+    pub(crate) fn new(bytes: &[u8]) -> Option<InlineBytes> {
+        let mut inline = InlineBytes {
+            len: u8::try_from(bytes.len()).ok()?,
+            bytes: [0; INLINE_MAX],
+        };
+        inline.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(inline)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// A task's index and outcome.
@@ -135,6 +163,18 @@ impl Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_bytes_hold_up_to_their_capacity() {
+        let v: Vec<u8> = (0..=INLINE_MAX as u8).collect();
+        assert_eq!(InlineBytes::new(&v[..3]).unwrap().as_slice(), &v[..3]);
+        assert_eq!(InlineBytes::new(&[]).unwrap().as_slice(), &[] as &[u8]);
+        assert_eq!(
+            InlineBytes::new(&v[..INLINE_MAX]).unwrap().as_slice(),
+            &v[..INLINE_MAX]
+        );
+        assert!(InlineBytes::new(&v).is_none());
+    }
 
     fn arg(idx: usize, bytes: usize) -> Item {
         Item {
