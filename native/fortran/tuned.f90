@@ -112,21 +112,29 @@ contains
 
     ! ---- mandelbrot, tuned ----
     ! What makes it fast: one output byte (8 pixels) per step as 8-element arrays, so the
-    ! latency chain of z = z^2 + c is shared by eight pixels (gfortran vectorises the array
-    ! statements); the escape test is a logical mask ANDed every iteration, and the loop
-    ! leaves early (checked every 5 iterations) when no pixel is left. Bit-identical: each
-    ! element runs the plain iteration in the plain order (the parentheses), and its bit is
-    ! "never above 4 in 50 iterations", which the plain loop computes; pixels past N start
-    ! escaped (the zero padding).
+    ! latency chain of z = z^2 + c is shared by eight pixels. The loop over the eight lanes
+    ! sits inside the loop over iterations and is kept a loop (!GCC$ unroll 1, else gfortran
+    ! unrolls it into scalar code first and does not vectorise that back): gfortran
+    ! vectorises it (two 4-double registers a quantity under AVX2, four 2-double ones under
+    ! SSE2) and then unrolls the five iterations between exit checks into one straight run
+    ! of vector code, both halves of the byte interleaved, with no branch (the -march=native
+    ! assembly: vmulpd/vaddpd/vcmplepd/vandpd on ymm, the state in registers). The escape
+    ! test is a 0/1 mask, ANDed every iteration (merge); the loop leaves early (checked
+    ! every 5 iterations) when no pixel is left. Bit-identical: each element runs the plain
+    ! iteration in the plain order (the parentheses), and its bit is "never above 4 in 50
+    ! iterations", which the plain loop computes; pixels past N start escaped (the zero
+    ! padding).
     integer(c_int32_t) function kp_f_mandelbrot_tuned(args, begin, end_) &
             bind(C, name="kp_f_mandelbrot_tuned")
         type(kp_kargs), intent(in), optional :: args
         integer(c_int64_t), value :: begin, end_
-        integer(c_int8_t), pointer :: out(:)
         real(dp), parameter :: LIMIT = 2.0_dp
+        integer(i8), parameter :: LANE(8) = [0_i8, 1_i8, 2_i8, 3_i8, 4_i8, 5_i8, 6_i8, 7_i8]
+        integer, parameter :: BIT(8) = [128, 64, 32, 16, 8, 4, 2, 1]
+        integer(c_int8_t), pointer :: out(:)
         real(dp) :: w, h, ci, cr(8), zr(8), zi(8), tr(8), ti(8)
         real(dp) :: alive(8) ! 1 while the pixel has not escaped, else 0
-        integer(i8) :: n, bpr, y, xb, x
+        integer(i8) :: n, bpr, y, xb, x(8)
         integer :: l, blk, k, byte
 
         kp_f_mandelbrot_tuned = KP_KERNEL_BAD_ARGS
@@ -140,36 +148,27 @@ contains
         do y = begin, end_ - 1
             ci = ((2.0_dp * real(y, dp)) / h) - 1.0_dp
             do xb = 0, bpr - 1
-                do l = 1, 8
-                    x = 8 * xb + (l - 1)
-                    cr(l) = ((2.0_dp * real(x, dp)) / w) - 1.5_dp
-                    alive(l) = merge(1.0_dp, 0.0_dp, x < n)
-                end do
+                x = 8 * xb + LANE
+                cr = ((2.0_dp * real(x, dp)) / w) - 1.5_dp
+                alive = merge(1.0_dp, 0.0_dp, x < n)
                 zr = 0.0_dp
                 zi = 0.0_dp
                 tr = 0.0_dp
                 ti = 0.0_dp
                 do blk = 1, 10
-                    ! the lanes outside, 5 iterations inside: gfortran vectorises the lane
-                    ! loop (keeping the 5 iterations in registers) when it stays a loop
-                    ! (not unrolled into scalar code, which it would not vectorise back)
-                    !GCC$ unroll 1
-                    do l = 1, 8
-                        do k = 1, 5
+                    do k = 1, 5
+                        !GCC$ unroll 1
+                        do l = 1, 8
                             zi(l) = ((2.0_dp * zr(l)) * zi(l)) + ci
                             zr(l) = (tr(l) - ti(l)) + cr(l)
                             tr(l) = zr(l) * zr(l)
                             ti(l) = zi(l) * zi(l)
-                            if (.not. (tr(l) + ti(l) <= LIMIT * LIMIT)) alive(l) = 0.0_dp
+                            alive(l) = merge(alive(l), 0.0_dp, tr(l) + ti(l) <= LIMIT * LIMIT)
                         end do
                     end do
                     if (maxval(alive) < 0.5_dp) exit
                 end do
-                byte = 0
-                do l = 1, 8
-                    byte = shiftl(byte, 1)
-                    if (alive(l) > 0.5_dp) byte = ior(byte, 1)
-                end do
+                byte = sum(merge(BIT, 0, alive > 0.5_dp))
                 if (byte > 127) byte = byte - 256
                 out(y * bpr + xb + 1) = int(byte, c_int8_t)
             end do
@@ -363,11 +362,17 @@ contains
 
     ! ---- fannkuch-redux, tuned ----
     ! What makes it fast: the permutation (n <= 12) is packed 4 bits an element into one
-    ! 64-bit integer, so a flip (reverse the first f+1 elements) is a fixed sequence of
-    ! shifts and masks (reverse all 16 nibbles, take the top f+1) instead of an element
-    ! loop, and the next-permutation rotation is three shifts. Fortran has no byte shuffle;
-    ! this is the register-only way to the same effect. Bit-identical by construction:
-    ! integers only, the same permutations in the same order.
+    ! 64-bit integer q, and its nibble reversal r (element l in nibble 15-l) is kept beside
+    ! it, so a flip (reverse the first f+1 elements) is two shifts and a mask on each word,
+    ! with no element loop and no reversal to compute:
+    !     q' = (r >> 4(15-f)) | (q & nibbles f+1..15),  r' = (q << 4(15-f)) | (r & nibbles 0..14-f)
+    ! Elements are stored as 15 - value, so the shift count is four times q's first nibble:
+    ! and, shift, shift, or on the critical path, one cycle each, as many as C's pshufb flip.
+    ! The next-permutation rotations update both words with shifts and masks; their loop
+    ! runs to n-1, a bound gfortran sees, so it unrolls it with constant masks and plain
+    ! shifts (no test for counts of 64 and more). Fortran has no byte shuffle; this is the
+    ! register-only way to the same effect. Bit-identical by construction: integers only,
+    ! the same permutations in the same order.
     pure integer(i8) function nibble_reverse(w0) result(w)
         integer(i8), intent(in) :: w0
         integer(i8), parameter :: M4 = int(z'0F0F0F0F0F0F0F0F', i8)
@@ -385,9 +390,9 @@ contains
         integer(c_int64_t), value :: begin, end_
         integer, parameter :: MAX_N = KP_FANNKUCH_MAX_N
         integer(i8), pointer :: partial(:)
-        integer(i8) :: fact(0:MAX_N), idx, k, flips, checksum, max_flips, perm, q, low
+        integer(i8) :: fact(0:MAX_N), idx, k, flips, checksum, max_flips, perm, rev, q, r, qn, low, high
         integer :: p(0:MAX_N - 1), pp(0:MAX_N - 1), cnt(0:MAX_N - 1)
-        integer :: n, i, j, d, f
+        integer :: n, i, j, d, c, s
 
         kp_f_fannkuch_tuned = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
@@ -420,25 +425,29 @@ contains
                 end if
             end do
         end do
-        ! element l in bits 4l..4l+3
+        ! element l, stored as 15 - p(l), in bits 4l..4l+3; the nibbles past n stay 0 (no
+        ! flip or rotation reaches them)
         perm = 0
         do i = n - 1, 0, -1
-            perm = ior(shiftl(perm, 4), int(p(i), i8))
+            perm = ior(shiftl(perm, 4), int(15 - p(i), i8))
         end do
+        rev = nibble_reverse(perm)
 
         checksum = 0
         max_flips = 0
         do k = begin, end_ - 1
             flips = 0
-            f = int(iand(perm, 15_i8))
-            if (f /= 0) then
+            c = int(iand(perm, 15_i8)) ! 15 - the first element
+            if (c /= 15) then
                 q = perm
-                do while (f /= 0)
-                    ! the first f+1 nibbles reversed: the top f+1 of the full reversal
-                    q = ior(iand(q, shiftl(-1_i8, 4 * (f + 1))), &
-                        shiftr(nibble_reverse(q), 4 * (15 - f)))
+                r = rev
+                do while (c /= 15)
+                    s = 4 * c
+                    qn = ior(shiftr(r, s), iand(q, not(shiftr(-1_i8, s))))
+                    r = ior(shiftl(q, s), iand(r, not(shiftl(-1_i8, s))))
+                    q = qn
                     flips = flips + 1
-                    f = int(iand(q, 15_i8))
+                    c = int(iand(q, 15_i8))
                 end do
             end if
             if (flips > max_flips) max_flips = flips
@@ -448,17 +457,19 @@ contains
                 checksum = checksum - flips
             end if
             if (k + 1 < end_) then
-                ! rotate the first i+1 elements left by one, for i = 1, 2, ... as the
-                ! plain kernel's counters say
-                i = 1
-                do
-                    low = shiftl(-1_i8, 4 * (i + 1))
-                    q = iand(perm, not(low))
-                    perm = ior(iand(perm, low), ior(shiftr(q, 4), shiftl(iand(q, 15_i8), 4 * i)))
+                ! rotate the first i+1 elements left by one (in rev: the top i+1 nibbles
+                ! up by one), for i = 1, 2, ... as the plain kernel's counters say; below
+                ! n! the counters never carry past i = n-1
+                do i = 1, n - 1
+                    low = not(shiftl(-1_i8, 4 * (i + 1))) ! nibbles 0..i
+                    q = iand(perm, low)
+                    perm = ior(iand(perm, not(low)), ior(shiftr(q, 4), shiftl(iand(q, 15_i8), 4 * i)))
+                    high = shiftl(-1_i8, 4 * (15 - i)) ! nibbles 15-i..15
+                    r = iand(rev, high)
+                    rev = ior(iand(rev, not(high)), ior(shiftl(r, 4), shiftl(shiftr(r, 60), 4 * (15 - i))))
                     cnt(i) = cnt(i) + 1
                     if (cnt(i) <= i) exit
                     cnt(i) = 0
-                    i = i + 1
                 end do
             end if
         end do
