@@ -321,10 +321,12 @@ static inline void nb_advance(nb_lanes *s, vd mp[4][NV4], const vd *m4, double d
         nb_partners(s->z, k, pz);
         nb_update(s, px, py, pz, mp[k], dt, mag);
     }
+    /* body 4 in every lane: lane 0 broadcast (exact; 0 + x would turn -0.0 into +0.0) */
+    const vl lane0 = {0};
     for (int v = 0; v < NV4; v++) {
-        px[v] = (vd){0} + s->x4;
-        py[v] = (vd){0} + s->y4;
-        pz[v] = (vd){0} + s->z4;
+        px[v] = __builtin_shuffle((vd){s->x4}, lane0);
+        py[v] = __builtin_shuffle((vd){s->y4}, lane0);
+        pz[v] = __builtin_shuffle((vd){s->z4}, lane0);
     }
     nb_update(s, px, py, pz, mp[3], dt, mag);
     /* body 4 gets (x[b] - x[4])*m[b]*mag from b = 0..3, in order (the k = 3 pairs) */

@@ -343,9 +343,10 @@ inline L4 partners(const L4 &x, int k) noexcept {
     return p;
 }
 
+// x in every lane: lane 0 broadcast (exact; Vec{} + x would turn -0.0 into +0.0)
 inline L4 broadcast(double x) noexcept {
     L4 l;
-    for (auto &v : l.v) v = Vec{} + x;
+    for (auto &v : l.v) v = __builtin_shuffle(Vec{x}, Mask{});
     return l;
 }
 
