@@ -174,23 +174,33 @@ int32_t kp_c_spectralnorm_tuned(const kp_kargs *a, uint64_t begin, uint64_t end)
 }
 
 /* ---- nbody, tuned ----
- * What makes it fast: positions do not move while velocities are updated, so the ten
- * pair distances, square roots and dt/d^3 factors are independent: they are computed as
- * arrays, the roots four to a vsqrtpd (two to a sqrtpd under SSE2) and the divisions and
- * the products dx*m*mag vectorised by gcc, instead of one pair after the other. Then
- * only the 60 velocity additions stay scalar, in the plain kernel's order, and the
- * bodies are kept as structure-of-arrays. Bit-identical: every value is the plain
- * kernel's expression (same operations, same association), and each velocity receives
- * its updates in the plain pair order. */
+ * What makes it fast: the velocity update is vectorised across bodies, with no lane
+ * shuffles between the pair arithmetic and the additions. In the plain loop every body
+ * receives exactly four velocity updates, one from each other body, in the order of its
+ * partners: body b's k-th partner is p(k, b) = k for k < b, else k + 1. So step k
+ * (k = 0..3) of the update is one 4-lane operation over bodies 0..3: lane b computes its
+ * pair with p(k, b) from scratch (d = x[p] - x[b], d^2, sqrt, dt/d^3) and adds
+ * d*m[p]*mag to v[b]; the lanes x[p(k, b)] are one permute of the position vector (a
+ * broadcast of body 4 for k = 3). Body 4's four updates, from bodies 0..3 in order, are
+ * lanes of the k = 3 step's own vector, which has the same distances: they are added in
+ * lane order. Each of the ten pairs' roots and divisions is thus done twice (once per
+ * body), four vsqrtpd and four vdivpd a step (two sqrtpd each under SSE2), cheaper than
+ * the permutes a pair layout needs to bring its results back to the bodies. Positions,
+ * velocities and the x += dt*v update stay in registers: bodies 0..3 as one 4-lane vector
+ * per coordinate, body 4 as scalars.
+ * Bit-identical: with d = x[p] - x[b] the j-side update of the plain kernel,
+ * v[j] += (dx*m[i])*mag with dx = x[i] - x[j], is the same expression; its i-side update
+ * v[i] -= (dx*m[j])*mag, dx = x[i] - x[j], is v[b] += ((-dx)*m[p])*mag, and negation is
+ * exact (rounding to nearest is symmetric, and a - y == a + (-y)). d^2 is the same for
+ * both signs, so is mag; each velocity gets its four updates in the plain order. */
 #define NB 5
-#define NB_PAIRS 12 /* the 10 pairs, padded to a multiple of 4 with copies of (0, 1) */
 
 typedef struct {
     double x[NB], y[NB], z[NB], vx[NB], vy[NB], vz[NB], m[NB];
 } nb_system;
 
-static const int NB_I[NB_PAIRS] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 0, 0};
-static const int NB_J[NB_PAIRS] = {1, 2, 3, 4, 2, 3, 4, 3, 4, 4, 1, 1};
+/* bodies 0..3 as lanes: one vd under AVX, two under SSE2 */
+#define NV4 (4 / VW)
 
 #define PI 3.141592653589793
 #define SOLAR_MASS (4 * PI * PI)
@@ -255,56 +265,123 @@ static double nb_energy(const nb_system *s) {
     return e;
 }
 
-/* out[p] = sqrt(in[p]) for the padded pairs, correctly rounded as sqrt() is */
-static inline void nb_sqrt(const double *in, double *out) {
+/* correctly rounded square roots of the lanes, as sqrt() is */
+static inline vd nb_sqrt(vd d) {
 #if defined(__AVX__)
-    for (int p = 0; p < NB_PAIRS; p += 4) {
-        _mm256_storeu_pd(out + p, _mm256_sqrt_pd(_mm256_loadu_pd(in + p)));
-    }
+    return (vd)_mm256_sqrt_pd((__m256d)d);
 #elif defined(__SSE2__)
-    for (int p = 0; p < NB_PAIRS; p += 2) {
-        _mm_storeu_pd(out + p, _mm_sqrt_pd(_mm_loadu_pd(in + p)));
-    }
+    return (vd)_mm_sqrt_pd((__m128d)d);
 #else
-    for (int p = 0; p < NB_PAIRS; p++) out[p] = sqrt(in[p]);
+    for (int l = 0; l < VW; l++) d[l] = sqrt(d[l]);
+    return d;
 #endif
 }
 
-static inline void nb_advance(nb_system *s, const double *mi, const double *mj, double dt) {
-    double dx[NB_PAIRS], dy[NB_PAIRS], dz[NB_PAIRS], dsq[NB_PAIRS], dist[NB_PAIRS];
-    double mag[NB_PAIRS];
-    for (int p = 0; p < NB_PAIRS; p++) {
-        dx[p] = s->x[NB_I[p]] - s->x[NB_J[p]];
-        dy[p] = s->y[NB_I[p]] - s->y[NB_J[p]];
-        dz[p] = s->z[NB_I[p]] - s->z[NB_J[p]];
-        dsq[p] = dx[p] * dx[p] + dy[p] * dy[p] + dz[p] * dz[p];
+/* The state of one system during the steps: bodies 0..3 as lanes, body 4 apart. */
+typedef struct {
+    vd x[NV4], y[NV4], z[NV4], vx[NV4], vy[NV4], vz[NV4];
+    double x4, y4, z4, vx4, vy4, vz4;
+} nb_lanes;
+
+/* p[v] = lanes x[p(k, b)] for update k = 0, 1, 2 (partners 1000, 2211, 3332) */
+static inline void nb_partners(const vd *x, int k, vd *p) {
+#if VW == 4
+    static const vl idx[3] = {{1, 0, 0, 0}, {2, 2, 1, 1}, {3, 3, 3, 2}};
+    p[0] = __builtin_shuffle(x[0], idx[k]);
+#else
+    static const vl idx[3][2] = {{{1, 0}, {0, 0}}, {{2, 2}, {1, 1}}, {{3, 3}, {3, 2}}};
+    p[0] = __builtin_shuffle(x[0], x[1], idx[k][0]);
+    p[1] = __builtin_shuffle(x[0], x[1], idx[k][1]);
+#endif
+}
+
+/* v[b] += (d*m[p])*mag with d = x[p] - x[b], mag = dt/|d|^3, for the partner p of each
+ * lane b (positions px, py, pz, masses mp); mag is left in mag[] */
+static inline void nb_update(nb_lanes *s, const vd *px, const vd *py, const vd *pz,
+                             const vd *mp, double dt, vd *mag) {
+    for (int v = 0; v < NV4; v++) {
+        const vd dx = px[v] - s->x[v];
+        const vd dy = py[v] - s->y[v];
+        const vd dz = pz[v] - s->z[v];
+        const vd dist = nb_sqrt(dx * dx + dy * dy + dz * dz);
+        mag[v] = dt / (dist * dist * dist);
+        s->vx[v] += dx * mp[v] * mag[v];
+        s->vy[v] += dy * mp[v] * mag[v];
+        s->vz[v] += dz * mp[v] * mag[v];
     }
-    nb_sqrt(dsq, dist);
-    double fix[NB_PAIRS], fiy[NB_PAIRS], fiz[NB_PAIRS];
-    double fjx[NB_PAIRS], fjy[NB_PAIRS], fjz[NB_PAIRS];
-    for (int p = 0; p < NB_PAIRS; p++) {
-        mag[p] = dt / (dist[p] * dist[p] * dist[p]);
-        fix[p] = dx[p] * mj[p] * mag[p];
-        fiy[p] = dy[p] * mj[p] * mag[p];
-        fiz[p] = dz[p] * mj[p] * mag[p];
-        fjx[p] = dx[p] * mi[p] * mag[p];
-        fjy[p] = dy[p] * mi[p] * mag[p];
-        fjz[p] = dz[p] * mi[p] * mag[p];
+}
+
+/* One time step; mp[k] holds the masses of update k's partners, m4 those of bodies 0..3
+ * (body 4's partners). */
+static inline void nb_advance(nb_lanes *s, vd mp[4][NV4], const vd *m4, double dt) {
+    vd px[NV4], py[NV4], pz[NV4], mag[NV4];
+    for (int k = 0; k < 3; k++) {
+        nb_partners(s->x, k, px);
+        nb_partners(s->y, k, py);
+        nb_partners(s->z, k, pz);
+        nb_update(s, px, py, pz, mp[k], dt, mag);
     }
-    for (int p = 0; p < 10; p++) {
-        const int i = NB_I[p], j = NB_J[p];
-        s->vx[i] -= fix[p];
-        s->vy[i] -= fiy[p];
-        s->vz[i] -= fiz[p];
-        s->vx[j] += fjx[p];
-        s->vy[j] += fjy[p];
-        s->vz[j] += fjz[p];
+    /* body 4 in every lane: lane 0 broadcast (exact; 0 + x would turn -0.0 into +0.0) */
+    const vl lane0 = {0};
+    for (int v = 0; v < NV4; v++) {
+        px[v] = __builtin_shuffle((vd){s->x4}, lane0);
+        py[v] = __builtin_shuffle((vd){s->y4}, lane0);
+        pz[v] = __builtin_shuffle((vd){s->z4}, lane0);
     }
-    for (int b = 0; b < NB; b++) {
-        s->x[b] += dt * s->vx[b];
-        s->y[b] += dt * s->vy[b];
-        s->z[b] += dt * s->vz[b];
+    nb_update(s, px, py, pz, mp[3], dt, mag);
+    /* body 4 gets (x[b] - x[4])*m[b]*mag from b = 0..3, in order (the k = 3 pairs) */
+    for (int v = 0; v < NV4; v++) {
+        const vd ux = (s->x[v] - px[v]) * m4[v] * mag[v];
+        const vd uy = (s->y[v] - py[v]) * m4[v] * mag[v];
+        const vd uz = (s->z[v] - pz[v]) * m4[v] * mag[v];
+        for (int l = 0; l < VW; l++) {
+            s->vx4 += ux[l];
+            s->vy4 += uy[l];
+            s->vz4 += uz[l];
+        }
     }
+    for (int v = 0; v < NV4; v++) {
+        s->x[v] += dt * s->vx[v];
+        s->y[v] += dt * s->vy[v];
+        s->z[v] += dt * s->vz[v];
+    }
+    s->x4 += dt * s->vx4;
+    s->y4 += dt * s->vy4;
+    s->z4 += dt * s->vz4;
+}
+
+/* lanes of bodies 0..3 of a 5-body coordinate array */
+static inline void nb_load4(const double *c, vd *v) { memcpy(v, c, 4 * sizeof(double)); }
+static inline void nb_store4(const vd *v, double *c) { memcpy(c, v, 4 * sizeof(double)); }
+
+static void nb_to_lanes(const nb_system *s, nb_lanes *l) {
+    nb_load4(s->x, l->x);
+    nb_load4(s->y, l->y);
+    nb_load4(s->z, l->z);
+    nb_load4(s->vx, l->vx);
+    nb_load4(s->vy, l->vy);
+    nb_load4(s->vz, l->vz);
+    l->x4 = s->x[4];
+    l->y4 = s->y[4];
+    l->z4 = s->z[4];
+    l->vx4 = s->vx[4];
+    l->vy4 = s->vy[4];
+    l->vz4 = s->vz[4];
+}
+
+static void nb_from_lanes(const nb_lanes *l, nb_system *s) {
+    nb_store4(l->x, s->x);
+    nb_store4(l->y, s->y);
+    nb_store4(l->z, s->z);
+    nb_store4(l->vx, s->vx);
+    nb_store4(l->vy, s->vy);
+    nb_store4(l->vz, s->vz);
+    s->x[4] = l->x4;
+    s->y[4] = l->y4;
+    s->z[4] = l->z4;
+    s->vx[4] = l->vx4;
+    s->vy[4] = l->vy4;
+    s->vz[4] = l->vz4;
 }
 
 int32_t kp_c_nbody_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
@@ -315,13 +392,22 @@ int32_t kp_c_nbody_tuned(const kp_kargs *a, uint64_t begin, uint64_t end) {
     for (uint64_t sys = begin; sys < end; sys++) {
         nb_system s;
         nb_init(&s, sys);
-        double mi[NB_PAIRS], mj[NB_PAIRS];
-        for (int p = 0; p < NB_PAIRS; p++) {
-            mi[p] = s.m[NB_I[p]];
-            mj[p] = s.m[NB_J[p]];
-        }
+        /* partners' masses of each update (as nb_partners), and bodies 0..3's */
+        const double *m = s.m;
+        const double mpl[4][4] = {
+            {m[1], m[0], m[0], m[0]},
+            {m[2], m[2], m[1], m[1]},
+            {m[3], m[3], m[3], m[2]},
+            {m[4], m[4], m[4], m[4]},
+        };
+        vd mp[4][NV4], m4[NV4];
+        memcpy(mp, mpl, sizeof mp);
+        nb_load4(m, m4);
         out[2 * sys] = nb_energy(&s);
-        for (int64_t k = 0; k < steps; k++) nb_advance(&s, mi, mj, 0.01);
+        nb_lanes l;
+        nb_to_lanes(&s, &l);
+        for (int64_t k = 0; k < steps; k++) nb_advance(&l, mp, m4, 0.01);
+        nb_from_lanes(&l, &s);
         out[2 * sys + 1] = nb_energy(&s);
     }
     return KP_KERNEL_OK;

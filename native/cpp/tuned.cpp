@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -203,41 +204,29 @@ int32_t spectralnorm_tuned(const kp_kargs &a, std::uint64_t begin, std::uint64_t
 }
 
 // ---- nbody, tuned ----
-// What makes it fast: positions are fixed while velocities change, so the ten pair
-// distances, roots and dt/d^3 factors are independent: computed as arrays (padded to 12
-// pairs), the roots a vector at a time (vsqrtpd / sqrtpd), the divisions and the products
-// dx*m*mag vectorised; only the 60 velocity additions stay scalar, in the plain pair
-// order, over a structure-of-arrays system. Bit-identical: every expression is the plain
-// kernel's, and each velocity gets its updates in the plain order.
+// What makes it fast: the velocity update is vectorised across bodies, with no lane
+// shuffles between the pair arithmetic and the additions. In the plain loop every body
+// gets exactly four velocity updates, one from each other body, in the order of its
+// partners: body b's k-th partner is p(k, b) = k for k < b, else k + 1 (partner(), a
+// constexpr table). So update k (0..3) is one Lanes<4> operation over bodies 0..3: lane b
+// computes its pair with p(k, b) from scratch (d = x[p] - x[b], d^2, sqrt, dt/d^3) and
+// adds d*m[p]*mag to v[b]; the partners' positions are one permute of the position vector
+// (a broadcast of body 4 for k = 3). Body 4's four updates, from bodies 0..3 in order, are
+// the lanes of update 3's own vector (same distances), added in lane order. Each pair's
+// root and division is done twice (once per body), four vsqrtpd and four vdivpd a step,
+// cheaper than the permutes a pair layout needs to bring results back to the bodies; the
+// whole state stays in registers (bodies 0..3 one Lanes<4> per coordinate, body 4 scalars).
+// Bit-identical: with d = x[p] - x[b], the plain j-side update v[j] += (dx*m[i])*mag,
+// dx = x[i] - x[j], is the same expression, and its i-side update v[i] -= (dx*m[j])*mag
+// is v[b] += ((-dx)*m[p])*mag: negation is exact (rounding to nearest is symmetric, and
+// a - y == a + (-y)); d^2 and mag do not depend on the sign; each velocity gets its four
+// updates in the plain order.
 namespace nbody {
 
 constexpr int bodies = 5;
-constexpr int pairs = 10;
-constexpr int padded = 12;
 constexpr double pi = 3.141592653589793;
 constexpr double solar_mass = 4 * pi * pi;
 constexpr double days_per_year = 365.24;
-
-struct PairList {
-    std::array<int, padded> i{}, j{};
-};
-constexpr PairList make_pairs() noexcept {
-    PairList p{};
-    int k = 0;
-    for (int a = 0; a < bodies; a++) {
-        for (int b = a + 1; b < bodies; b++) {
-            p.i[k] = a;
-            p.j[k] = b;
-            k++;
-        }
-    }
-    for (; k < padded; k++) {  // padding: copies of (0, 1), never used
-        p.i[k] = 0;
-        p.j[k] = 1;
-    }
-    return p;
-}
-constexpr PairList pair_list = make_pairs();
 
 struct System {
     std::array<double, bodies> x, y, z, vx, vy, vz, m;
@@ -305,55 +294,160 @@ double energy(const System &s) noexcept {
     return e;
 }
 
-using Pairs = std::array<double, padded>;
+using L4 = Lanes<4>;  // bodies 0..3: one AVX vector, two SSE2 ones
 
-// out = sqrt(in), correctly rounded as std::sqrt is, a vector at a time
-inline void sqrt_pairs(const Pairs &in, Pairs &out) noexcept {
+// correctly rounded square roots, as std::sqrt is
+inline Vec sqrt_lanes(Vec d) noexcept {
 #if defined(__AVX__)
-    for (int p = 0; p < padded; p += 4) {
-        _mm256_storeu_pd(&out[p], _mm256_sqrt_pd(_mm256_loadu_pd(&in[p])));
-    }
+    return reinterpret_cast<Vec>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(d)));
 #elif defined(__SSE2__)
-    for (int p = 0; p < padded; p += 2) _mm_storeu_pd(&out[p], _mm_sqrt_pd(_mm_loadu_pd(&in[p])));
+    return reinterpret_cast<Vec>(_mm_sqrt_pd(reinterpret_cast<__m128d>(d)));
 #else
-    for (int p = 0; p < padded; p++) out[p] = std::sqrt(in[p]);
+    for (int l = 0; l < kWidth; l++) d[l] = std::sqrt(d[l]);
+    return d;
 #endif
 }
 
-inline void advance(System &s, const Pairs &mi, const Pairs &mj, double dt) noexcept {
-    const auto &I = pair_list.i;
-    const auto &J = pair_list.j;
-    Pairs dx, dy, dz, dsq, dist;
-    for (int p = 0; p < padded; p++) {
-        dx[p] = s.x[I[p]] - s.x[J[p]];
-        dy[p] = s.y[I[p]] - s.y[J[p]];
-        dz[p] = s.z[I[p]] - s.z[J[p]];
-        dsq[p] = dx[p] * dx[p] + dy[p] * dy[p] + dz[p] * dz[p];
+// body b's k-th partner in the plain pair order (k = 0..3, b = 0..4)
+constexpr int partner(int k, int b) noexcept { return k < b ? k : k + 1; }
+
+// shuffle masks: lanes x[partner(k, b)] of bodies 0..3's lanes, b = v*kWidth + lane
+template <std::size_t... Lane>
+constexpr Mask partner_mask(int k, int v, std::index_sequence<Lane...>) noexcept {
+    return Mask{partner(k, v * kWidth + static_cast<int>(Lane))...};
+}
+struct PartnerMasks {
+    Mask m[3][L4::count];
+};
+constexpr PartnerMasks make_partner_masks() noexcept {
+    PartnerMasks p{};
+    for (int k = 0; k < 3; k++) {
+        for (int v = 0; v < L4::count; v++) {
+            p.m[k][v] = partner_mask(k, v, std::make_index_sequence<kWidth>{});
+        }
     }
-    sqrt_pairs(dsq, dist);
-    Pairs fix, fiy, fiz, fjx, fjy, fjz;
-    for (int p = 0; p < padded; p++) {
-        const double mag = dt / (dist[p] * dist[p] * dist[p]);
-        fix[p] = dx[p] * mj[p] * mag;
-        fiy[p] = dy[p] * mj[p] * mag;
-        fiz[p] = dz[p] * mj[p] * mag;
-        fjx[p] = dx[p] * mi[p] * mag;
-        fjy[p] = dy[p] * mi[p] * mag;
-        fjz[p] = dz[p] * mi[p] * mag;
+    return p;
+}
+constexpr PartnerMasks partner_masks = make_partner_masks();
+static_assert(partner(0, 0) == 1 && partner(2, 3) == 2 && partner(3, 4) == 3, "pair order");
+
+inline L4 partners(const L4 &x, int k) noexcept {
+    L4 p;
+    for (int v = 0; v < L4::count; v++) {
+        if constexpr (L4::count == 1) {
+            p.v[v] = __builtin_shuffle(x.v[0], partner_masks.m[k][v]);
+        } else {
+            p.v[v] = __builtin_shuffle(x.v[0], x.v[1], partner_masks.m[k][v]);
+        }
     }
-    for (int p = 0; p < pairs; p++) {
-        s.vx[I[p]] -= fix[p];
-        s.vy[I[p]] -= fiy[p];
-        s.vz[I[p]] -= fiz[p];
-        s.vx[J[p]] += fjx[p];
-        s.vy[J[p]] += fjy[p];
-        s.vz[J[p]] += fjz[p];
+    return p;
+}
+
+// x in every lane: lane 0 broadcast (exact; Vec{} + x would turn -0.0 into +0.0)
+inline L4 broadcast(double x) noexcept {
+    L4 l;
+    for (auto &v : l.v) v = __builtin_shuffle(Vec{x}, Mask{});
+    return l;
+}
+
+// The system during the steps: bodies 0..3 as lanes, body 4 apart.
+struct LaneSystem {
+    L4 x, y, z, vx, vy, vz;
+    double x4, y4, z4, vx4, vy4, vz4;
+};
+
+// Masses: of each update's partners (mp[k] lane b = m[partner(k, b)]), and of bodies 0..3
+// (body 4's partners).
+struct Masses {
+    L4 mp[4];
+    L4 m4;
+};
+
+// v[b] += (d*m[p])*mag, d = x[p] - x[b], mag = dt/|d|^3, for the partner p of each lane b;
+// returns mag
+inline L4 update(LaneSystem &s, const L4 &px, const L4 &py, const L4 &pz, const L4 &mp,
+                 double dt) noexcept {
+    L4 mag;
+    for (int v = 0; v < L4::count; v++) {
+        const Vec dx = px.v[v] - s.x.v[v];
+        const Vec dy = py.v[v] - s.y.v[v];
+        const Vec dz = pz.v[v] - s.z.v[v];
+        const Vec dist = sqrt_lanes(dx * dx + dy * dy + dz * dz);
+        mag.v[v] = dt / (dist * dist * dist);
+        s.vx.v[v] += dx * mp.v[v] * mag.v[v];
+        s.vy.v[v] += dy * mp.v[v] * mag.v[v];
+        s.vz.v[v] += dz * mp.v[v] * mag.v[v];
     }
-    for (int b = 0; b < bodies; b++) {
-        s.x[b] += dt * s.vx[b];
-        s.y[b] += dt * s.vy[b];
-        s.z[b] += dt * s.vz[b];
+    return mag;
+}
+
+inline void advance(LaneSystem &s, const Masses &m, double dt) noexcept {
+    for (int k = 0; k < 3; k++) {
+        update(s, partners(s.x, k), partners(s.y, k), partners(s.z, k), m.mp[k], dt);
     }
+    const L4 x4 = broadcast(s.x4), y4 = broadcast(s.y4), z4 = broadcast(s.z4);
+    const L4 mag = update(s, x4, y4, z4, m.mp[3], dt);
+    // body 4 gets (x[b] - x[4])*m[b]*mag from b = 0..3, in order (update 3's pairs)
+    for (int v = 0; v < L4::count; v++) {
+        const Vec ux = (s.x.v[v] - x4.v[v]) * m.m4.v[v] * mag.v[v];
+        const Vec uy = (s.y.v[v] - y4.v[v]) * m.m4.v[v] * mag.v[v];
+        const Vec uz = (s.z.v[v] - z4.v[v]) * m.m4.v[v] * mag.v[v];
+        for (int l = 0; l < kWidth; l++) {
+            s.vx4 += ux[l];
+            s.vy4 += uy[l];
+            s.vz4 += uz[l];
+        }
+    }
+    for (int v = 0; v < L4::count; v++) {
+        s.x.v[v] += dt * s.vx.v[v];
+        s.y.v[v] += dt * s.vy.v[v];
+        s.z.v[v] += dt * s.vz.v[v];
+    }
+    s.x4 += dt * s.vx4;
+    s.y4 += dt * s.vy4;
+    s.z4 += dt * s.vz4;
+}
+
+// bodies 0..3 of a coordinate as lanes, and back
+inline L4 lanes(const std::array<double, bodies> &c) noexcept {
+    L4 l;
+    std::memcpy(l.v, c.data(), sizeof l.v);
+    return l;
+}
+inline void unlanes(const L4 &l, std::array<double, bodies> &c) noexcept {
+    std::memcpy(c.data(), l.v, sizeof l.v);
+}
+
+LaneSystem to_lanes(const System &s) noexcept {
+    return {lanes(s.x), lanes(s.y), lanes(s.z), lanes(s.vx), lanes(s.vy), lanes(s.vz),
+            s.x[4],     s.y[4],     s.z[4],     s.vx[4],     s.vy[4],     s.vz[4]};
+}
+
+void from_lanes(const LaneSystem &l, System &s) noexcept {
+    unlanes(l.x, s.x);
+    unlanes(l.y, s.y);
+    unlanes(l.z, s.z);
+    unlanes(l.vx, s.vx);
+    unlanes(l.vy, s.vy);
+    unlanes(l.vz, s.vz);
+    s.x[4] = l.x4;
+    s.y[4] = l.y4;
+    s.z[4] = l.z4;
+    s.vx[4] = l.vx4;
+    s.vy[4] = l.vy4;
+    s.vz[4] = l.vz4;
+}
+
+Masses masses(const System &s) noexcept {
+    Masses m{};
+    double mp[4][4], m4[4];
+    for (int k = 0; k < 4; k++) {
+        for (int b = 0; b < 4; b++) mp[k][b] = s.m[partner(k, b)];
+    }
+    for (int b = 0; b < 4; b++) m4[b] = s.m[partner(b, 4)];
+    for (int k = 0; k < 4; k++) m.mp[k] = L4::from(mp[k]);
+    m.m4 = L4::from(m4);
+    return m;
 }
 
 }  // namespace nbody
@@ -364,13 +458,11 @@ int32_t nbody_tuned(const kp_kargs &a, std::uint64_t begin, std::uint64_t end) {
     const std::int64_t steps = a.iparam[0];
     for (std::uint64_t sys = begin; sys < end; sys++) {
         nbody::System s = nbody::init(sys);
-        nbody::Pairs mi, mj;
-        for (int p = 0; p < nbody::padded; p++) {
-            mi[p] = s.m[nbody::pair_list.i[p]];
-            mj[p] = s.m[nbody::pair_list.j[p]];
-        }
+        const nbody::Masses m = nbody::masses(s);
         out[2 * sys] = nbody::energy(s);
-        for (std::int64_t k = 0; k < steps; k++) nbody::advance(s, mi, mj, 0.01);
+        nbody::LaneSystem l = nbody::to_lanes(s);
+        for (std::int64_t k = 0; k < steps; k++) nbody::advance(l, m, 0.01);
+        nbody::from_lanes(l, s);
         out[2 * sys + 1] = nbody::energy(s);
     }
     return KP_KERNEL_OK;

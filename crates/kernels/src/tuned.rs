@@ -2,7 +2,7 @@
 //! plain kernels of [`crate::rust`], written for speed. [`crate::rust::raw`] adapts them to
 //! the C-compatible range signature (`raw::*_tuned`), beside the plain ones.
 //!
-//! How: the hot loops run over fixed-size lane arrays (`[f64; 8]`, `[f64; 12]`) that LLVM
+//! How: the hot loops run over fixed-size lane arrays (`[f64; 8]`, `[f64; 4]`) that LLVM
 //! vectorises, each compiled twice, for the build's CPU and with AVX2 enabled, and chosen
 //! at run time with `is_x86_feature_detected!` (so a portable `x86-64-v2` build still runs
 //! the 4-lane code on a CPU that has it, and the 2-lane SSE2 code elsewhere). fannkuch and
@@ -132,61 +132,86 @@ with_avx2! {
     }
 }
 
-/// The ten body pairs (i, j), i < j, in the plain loop's order, padded to twelve (a
-/// multiple of the vector width) with copies of (0, 1) whose results are not used.
-const PAIR_I: [usize; 12] = [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 0, 0];
-const PAIR_J: [usize; 12] = [1, 2, 3, 4, 2, 3, 4, 3, 4, 4, 1, 1];
+/// Body b's partner in velocity update k = 0, 1, 2 of a step, for b = 0..4 (`PARTNER[k][b]`):
+/// the plain pair loop gives body b its updates in the order of its partners, k for
+/// k < b, else k + 1; in update 3 every lane's partner is body 4.
+const PARTNER: [[usize; 4]; 3] = [[1, 0, 0, 0], [2, 2, 1, 1], [3, 3, 3, 2]];
 
-/// Five bodies as structure of arrays.
+/// One system during the steps: bodies 0..3 as 4-lane arrays, body 4 apart.
 #[derive(Clone, Copy)]
-struct System {
-    x: [f64; 5],
-    y: [f64; 5],
-    z: [f64; 5],
-    vx: [f64; 5],
-    vy: [f64; 5],
-    vz: [f64; 5],
-    m: [f64; 5],
+struct Lanes {
+    x: [f64; 4],
+    y: [f64; 4],
+    z: [f64; 4],
+    vx: [f64; 4],
+    vy: [f64; 4],
+    vz: [f64; 4],
+    x4: f64,
+    y4: f64,
+    z4: f64,
+    vx4: f64,
+    vy4: f64,
+    vz4: f64,
 }
 
-/// One time step; `mi`, `mj` are the masses of each pair's bodies.
+/// `v[b] += (d*m[p])*mag` with `d = x[p] - x[b]`, `mag = dt/|d|^3`, for the partner p of
+/// each lane b (positions `p`, masses `mp`); returns mag.
 #[inline(always)]
-fn nbody_advance(s: &mut System, mi: &[f64; 12], mj: &[f64; 12], dt: f64) {
-    let (mut dx, mut dy, mut dz, mut dist) =
-        ([0.0f64; 12], [0.0f64; 12], [0.0f64; 12], [0.0f64; 12]);
-    for p in 0..12 {
-        dx[p] = s.x[PAIR_I[p]] - s.x[PAIR_J[p]];
-        dy[p] = s.y[PAIR_I[p]] - s.y[PAIR_J[p]];
-        dz[p] = s.z[PAIR_I[p]] - s.z[PAIR_J[p]];
-        dist[p] = dx[p] * dx[p] + dy[p] * dy[p] + dz[p] * dz[p];
+fn nbody_update(s: &mut Lanes, p: [[f64; 4]; 3], mp: &[f64; 4], dt: f64) -> [f64; 4] {
+    let mut mag = [0.0f64; 4];
+    for b in 0..4 {
+        let dx = p[0][b] - s.x[b];
+        let dy = p[1][b] - s.y[b];
+        let dz = p[2][b] - s.z[b];
+        let dist = (dx * dx + dy * dy + dz * dz).sqrt();
+        mag[b] = dt / (dist * dist * dist);
+        s.vx[b] += dx * mp[b] * mag[b];
+        s.vy[b] += dy * mp[b] * mag[b];
+        s.vz[b] += dz * mp[b] * mag[b];
     }
-    for d in dist.iter_mut() {
-        *d = d.sqrt();
+    mag
+}
+
+/// One time step; `mp[k]` holds the masses of update k's partners, `m4` those of bodies
+/// 0..3 (body 4's partners).
+#[inline(always)]
+fn nbody_advance(s: &mut Lanes, mp: &[[f64; 4]; 4], m4: &[f64; 4], dt: f64) {
+    for (k, idx) in PARTNER.iter().enumerate() {
+        let p = [
+            idx.map(|i| s.x[i]),
+            idx.map(|i| s.y[i]),
+            idx.map(|i| s.z[i]),
+        ];
+        nbody_update(s, p, &mp[k], dt);
     }
-    let mut fi = [[0.0f64; 12]; 3];
-    let mut fj = [[0.0f64; 12]; 3];
-    for p in 0..12 {
-        let mag = dt / (dist[p] * dist[p] * dist[p]);
-        fi[0][p] = dx[p] * mj[p] * mag;
-        fi[1][p] = dy[p] * mj[p] * mag;
-        fi[2][p] = dz[p] * mj[p] * mag;
-        fj[0][p] = dx[p] * mi[p] * mag;
-        fj[1][p] = dy[p] * mi[p] * mag;
-        fj[2][p] = dz[p] * mi[p] * mag;
+    let (x4, y4, z4) = (s.x4, s.y4, s.z4);
+    let mag = nbody_update(s, [[x4; 4], [y4; 4], [z4; 4]], &mp[3], dt);
+    // body 4 gets (x[b] - x[4])*m[b]*mag from b = 0..3, in order (update 3's pairs)
+    for b in 0..4 {
+        s.vx4 += (s.x[b] - x4) * m4[b] * mag[b];
+        s.vy4 += (s.y[b] - y4) * m4[b] * mag[b];
+        s.vz4 += (s.z[b] - z4) * m4[b] * mag[b];
     }
-    for p in 0..10 {
-        let (i, j) = (PAIR_I[p], PAIR_J[p]);
-        s.vx[i] -= fi[0][p];
-        s.vy[i] -= fi[1][p];
-        s.vz[i] -= fi[2][p];
-        s.vx[j] += fj[0][p];
-        s.vy[j] += fj[1][p];
-        s.vz[j] += fj[2][p];
-    }
-    for b in 0..5 {
+    for b in 0..4 {
         s.x[b] += dt * s.vx[b];
         s.y[b] += dt * s.vy[b];
         s.z[b] += dt * s.vz[b];
+    }
+    s.x4 += dt * s.vx4;
+    s.y4 += dt * s.vy4;
+    s.z4 += dt * s.vz4;
+}
+
+with_avx2! {
+    /// `steps` time steps of one system. Not inlined into [`nbody`]: there, with the
+    /// system a local whose fields LLVM keeps as scalars, its SLP vectoriser splits the
+    /// 4-lane updates into scalar and 2-lane pieces (30 % slower than this, which it
+    /// vectorises as written: through the `&mut`, every update is one 4-lane operation).
+    #[inline(never)]
+    fn nbody_steps(s: &mut Lanes, mp: &[[f64; 4]; 4], m4: &[f64; 4], steps: u64) {
+        for _ in 0..steps {
+            nbody_advance(s, mp, m4, 0.01);
+        }
     }
 }
 
@@ -194,39 +219,58 @@ with_avx2! {
     /// `nbody`, tuned: systems `begin..`, `out` holds (energy before, energy after) per
     /// system.
     ///
-    /// What makes it fast: positions do not move while velocities are updated, so the ten
-    /// pair distances, square roots and dt/d^3 factors are independent: they are computed as
-    /// 12-lane arrays (vectorised: four roots per `vsqrtpd`), and only the 60 velocity
-    /// additions stay scalar, in the plain pair order, over a structure-of-arrays system.
-    /// Bit-identical: every expression is the plain kernel's, and each velocity receives its
-    /// updates in the plain order; the initial state and the energies are the plain code's.
+    /// What makes it fast: the velocity update is vectorised across bodies, with no lane
+    /// shuffles between the pair arithmetic and the additions. The plain pair loop gives
+    /// every body exactly four velocity updates, in the order of its partners (body b's
+    /// k-th partner is k for k < b, else k + 1), so update k is one 4-lane operation over
+    /// bodies 0..3: lane b computes its pair with its partner from scratch (d = x[p] - x[b],
+    /// d^2, sqrt, dt/d^3) and adds d*m[p]*mag to v[b]; the partners' positions are one
+    /// permute of the position lanes (`PARTNER`; a broadcast of body 4 in update 3).
+    /// Body 4's four updates, from bodies 0..3 in order, are the lanes of update 3's own
+    /// pairs, added in lane order. Each pair's root and division is done twice (once per
+    /// body; four `vsqrtpd` and four `vdivpd` a step), cheaper than the permutes a pair
+    /// layout needs to bring its results back to the bodies; the state stays in registers.
+    /// Bit-identical: with d = x[p] - x[b], the plain j-side update v[j] += (dx*m[i])*mag
+    /// (dx = x[i] - x[j]) is the same expression, and its i-side update
+    /// v[i] -= (dx*m[j])*mag is v[b] += ((-dx)*m[p])*mag: negation is exact (rounding to
+    /// nearest is symmetric, and a - y == a + (-y)); d^2 and mag do not depend on the sign;
+    /// each velocity gets its four updates in the plain order. The initial state and the
+    /// energies are the plain code's.
     pub fn nbody(steps: u64, begin: u64, out: &mut [f64]) {
         for (s, pair) in out.chunks_exact_mut(2).enumerate() {
             let bodies = crate::rust::nbody_init(begin + s as u64);
             pair[0] = crate::rust::nbody_energy(&bodies);
-            let mut sys = System {
-                x: bodies.map(|b| b.x),
-                y: bodies.map(|b| b.y),
-                z: bodies.map(|b| b.z),
-                vx: bodies.map(|b| b.vx),
-                vy: bodies.map(|b| b.vy),
-                vz: bodies.map(|b| b.vz),
-                m: bodies.map(|b| b.mass),
-            };
-            let mi = PAIR_I.map(|i| sys.m[i]);
-            let mj = PAIR_J.map(|j| sys.m[j]);
-            for _ in 0..steps {
-                nbody_advance(&mut sys, &mi, &mj, 0.01);
+            let m: [f64; 5] = bodies.map(|b| b.mass);
+            let mut mp = [[m[4]; 4]; 4];
+            for (k, idx) in PARTNER.iter().enumerate() {
+                mp[k] = idx.map(|i| m[i]);
             }
-            let after: [crate::rust::Body; 5] = std::array::from_fn(|b| crate::rust::Body {
-                x: sys.x[b],
-                y: sys.y[b],
-                z: sys.z[b],
-                vx: sys.vx[b],
-                vy: sys.vy[b],
-                vz: sys.vz[b],
-                mass: sys.m[b],
-            });
+            let m4 = [m[0], m[1], m[2], m[3]];
+            let lanes = |f: fn(&crate::rust::Body) -> f64| -> [f64; 4] {
+                std::array::from_fn(|b| f(&bodies[b]))
+            };
+            let mut sys = Lanes {
+                x: lanes(|b| b.x),
+                y: lanes(|b| b.y),
+                z: lanes(|b| b.z),
+                vx: lanes(|b| b.vx),
+                vy: lanes(|b| b.vy),
+                vz: lanes(|b| b.vz),
+                x4: bodies[4].x,
+                y4: bodies[4].y,
+                z4: bodies[4].z,
+                vx4: bodies[4].vx,
+                vy4: bodies[4].vy,
+                vz4: bodies[4].vz,
+            };
+            nbody_steps(&mut sys, &mp, &m4, steps);
+            let mut after = bodies;
+            for (b, body) in after.iter_mut().enumerate().take(4) {
+                (body.x, body.y, body.z) = (sys.x[b], sys.y[b], sys.z[b]);
+                (body.vx, body.vy, body.vz) = (sys.vx[b], sys.vy[b], sys.vz[b]);
+            }
+            (after[4].x, after[4].y, after[4].z) = (sys.x4, sys.y4, sys.z4);
+            (after[4].vx, after[4].vy, after[4].vz) = (sys.vx4, sys.vy4, sys.vz4);
             pair[1] = crate::rust::nbody_energy(&after);
         }
     }
