@@ -83,10 +83,13 @@ module kp_tuned
         2.68067772490389322e-03_dp * DAYS_PER_YEAR, 1.62824170038242295e-03_dp * DAYS_PER_YEAR, &
         -9.51592254519715870e-05_dp * DAYS_PER_YEAR, 5.15138902046400322e-05_dp * SOLAR_MASS], &
         [7, NBODIES])
-    ! the ten pairs (i, j), i < j, in the plain loop's order, padded to 12 with (1, 2)
-    integer, parameter :: NPAIRS = 10, NPAD = 12
-    integer, parameter :: PAIR_I(NPAD) = [1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 1, 1]
-    integer, parameter :: PAIR_J(NPAD) = [2, 3, 4, 5, 3, 4, 5, 4, 5, 5, 2, 2]
+    ! NB_SEL(b, q): all ones where body b's q-th partner is body q (q < b), zero where it is
+    ! body q + 1 (bodies 1..4, partners q = 1..4)
+    integer(i8), parameter :: NB_SEL(4, 4) = reshape([ &
+        0_i8, -1_i8, -1_i8, -1_i8, &
+        0_i8, 0_i8, -1_i8, -1_i8, &
+        0_i8, 0_i8, 0_i8, -1_i8, &
+        0_i8, 0_i8, 0_i8, 0_i8], [4, 4])
 
 contains
 
@@ -245,12 +248,32 @@ contains
     end function eval_a
 
     ! ---- nbody, tuned ----
-    ! What makes it fast: positions do not move while velocities are updated, so the ten
-    ! pair distances, square roots and dt/d^3 factors are independent: array statements over
-    ! the 12 (padded) pairs, which gfortran vectorises (Fortran's sqrt sets no errno, so it
-    ! becomes vsqrtpd); only the 60 velocity additions stay scalar, in the plain pair order,
-    ! over structure-of-arrays bodies. Bit-identical: every expression is the plain one, with
-    ! its parentheses, and each velocity gets its updates in the plain order.
+    ! What makes it fast: the velocity update is vectorised across bodies. In the plain loop
+    ! every body receives exactly four velocity updates, one from each other body, in the
+    ! order of its partners: body b's q-th partner is q for q < b, else q + 1. The loop over
+    ! bodies 1..4 (kept a loop, so gfortran's loop vectoriser makes it one 4-lane pass: one
+    ! ymm per coordinate, two xmm under SSE) does the four updates of its lane b in that
+    ! order, each pair from scratch (d = x(p) - x(b), d^2, sqrt, dt/d^3, v(b) += d*m(p)*mag):
+    ! four vsqrtpd and four vdivpd a step, each pair's root and division done twice (once per
+    ! body), no pair arrays and no permutes back to the bodies. The partner positions are a
+    ! branch-free bit select of the broadcasts of bodies q and q + 1 (nb_pick, with the
+    ! constant lane masks NB_SEL; a merge() becomes branches that gfortran does not
+    ! if-convert). Body 5's four updates, from bodies 1..4 in order, use the last update's
+    ! lanes (the same pairs): stored per lane and added in lane order. Positions and
+    ! velocities stay in local arrays across the steps.
+    ! Bit-identical: with d = x(p) - x(b) the j-side update of the plain kernel,
+    ! v(j) += (dx*m(i))*mag with dx = x(i) - x(j), is the same expression; its i-side update
+    ! v(i) -= (dx*m(j))*mag is v(b) += ((-dx)*m(p))*mag, and negation is exact (rounding to
+    ! nearest is symmetric, and a - y == a + (-y)). d^2 is the same for both signs, so is
+    ! mag; the bit select is exact; each velocity gets its four updates in the plain order.
+
+    ! a where the mask s is all ones, b where it is zero, bit for bit
+    pure elemental real(dp) function nb_pick(a, b, s)
+        real(dp), intent(in) :: a, b
+        integer(i8), intent(in) :: s
+        nb_pick = transfer(ior(iand(transfer(a, 0_i8), s), iand(transfer(b, 0_i8), not(s))), 0.0_dp)
+    end function nb_pick
+
     pure subroutine nb_init(s, system)
         real(dp), intent(out) :: s(NBODIES, 7)
         integer(i8), intent(in) :: system
@@ -305,9 +328,10 @@ contains
         real(dp), pointer :: out(:)
         real(dp) :: s(NBODIES, 7), x(NBODIES), y(NBODIES), z(NBODIES), vx(NBODIES), vy(NBODIES), &
             vz(NBODIES), m(NBODIES)
-        real(dp), dimension(NPAD) :: dx, dy, dz, dist, mag, mi, mj, fix, fiy, fiz, fjx, fjy, fjz
+        ! mp(b, q): mass of body b's q-th partner; ux, uy, uz: body 5's updates from bodies 1..4
+        real(dp) :: mp(4, 4), ux(4), uy(4), uz(4), dx, dy, dz, dist, mag
         integer(i8) :: sys, k
-        integer :: p, i, j
+        integer :: b, q
 
         kp_f_nbody_tuned = KP_KERNEL_BAD_ARGS
         if (.not. range_ok(args, begin, end_)) return
@@ -322,35 +346,33 @@ contains
             vy = s(:, 5)
             vz = s(:, 6)
             m = s(:, 7)
-            mi = m(PAIR_I)
-            mj = m(PAIR_J)
+            do q = 1, 4
+                mp(:, q) = nb_pick(m(q), m(q + 1), NB_SEL(:, q))
+            end do
             out(2 * sys + 1) = nb_energy(x, y, z, vx, vy, vz, m)
             do k = 1, args%iparam(1)
-                dx = x(PAIR_I) - x(PAIR_J)
-                dy = y(PAIR_I) - y(PAIR_J)
-                dz = z(PAIR_I) - z(PAIR_J)
-                ! the pair loop kept a loop, so gfortran vectorises it (roots, divisions)
+                ! one 4-lane pass over bodies 1..4 (a loop, so that it is vectorised)
                 !GCC$ unroll 1
-                do p = 1, NPAD
-                    dist(p) = sqrt(((dx(p) * dx(p)) + (dy(p) * dy(p))) + (dz(p) * dz(p)))
-                    mag(p) = DT / ((dist(p) * dist(p)) * dist(p))
-                    fix(p) = (dx(p) * mj(p)) * mag(p)
-                    fiy(p) = (dy(p) * mj(p)) * mag(p)
-                    fiz(p) = (dz(p) * mj(p)) * mag(p)
-                    fjx(p) = (dx(p) * mi(p)) * mag(p)
-                    fjy(p) = (dy(p) * mi(p)) * mag(p)
-                    fjz(p) = (dz(p) * mi(p)) * mag(p)
+                do b = 1, 4
+                    !GCC$ unroll 4
+                    do q = 1, 4
+                        dx = nb_pick(x(q), x(q + 1), NB_SEL(b, q)) - x(b)
+                        dy = nb_pick(y(q), y(q + 1), NB_SEL(b, q)) - y(b)
+                        dz = nb_pick(z(q), z(q + 1), NB_SEL(b, q)) - z(b)
+                        dist = sqrt(((dx * dx) + (dy * dy)) + (dz * dz))
+                        mag = DT / ((dist * dist) * dist)
+                        vx(b) = vx(b) + (dx * mp(b, q)) * mag
+                        vy(b) = vy(b) + (dy * mp(b, q)) * mag
+                        vz(b) = vz(b) + (dz * mp(b, q)) * mag
+                    end do
+                    ! mag is that of the pair (b, 5), the last partner's
+                    ux(b) = ((x(b) - x(5)) * m(b)) * mag
+                    uy(b) = ((y(b) - y(5)) * m(b)) * mag
+                    uz(b) = ((z(b) - z(5)) * m(b)) * mag
                 end do
-                do p = 1, NPAIRS
-                    i = PAIR_I(p)
-                    j = PAIR_J(p)
-                    vx(i) = vx(i) - fix(p)
-                    vy(i) = vy(i) - fiy(p)
-                    vz(i) = vz(i) - fiz(p)
-                    vx(j) = vx(j) + fjx(p)
-                    vy(j) = vy(j) + fjy(p)
-                    vz(j) = vz(j) + fjz(p)
-                end do
+                vx(5) = (((vx(5) + ux(1)) + ux(2)) + ux(3)) + ux(4)
+                vy(5) = (((vy(5) + uy(1)) + uy(2)) + uy(3)) + uy(4)
+                vz(5) = (((vz(5) + uz(1)) + uz(2)) + uz(3)) + uz(4)
                 x = x + DT * vx
                 y = y + DT * vy
                 z = z + DT * vz
