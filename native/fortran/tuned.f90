@@ -84,12 +84,11 @@ module kp_tuned
         -9.51592254519715870e-05_dp * DAYS_PER_YEAR, 5.15138902046400322e-05_dp * SOLAR_MASS], &
         [7, NBODIES])
     ! NB_SEL(b, q): all ones where body b's q-th partner is body q (q < b), zero where it is
-    ! body q + 1 (bodies 1..4, partners q = 1..4)
-    integer(i8), parameter :: NB_SEL(4, 4) = reshape([ &
+    ! body q + 1 (bodies 1..4, partners q = 1..3; the fourth is body 5 for all)
+    integer(i8), parameter :: NB_SEL(4, 3) = reshape([ &
         0_i8, -1_i8, -1_i8, -1_i8, &
         0_i8, 0_i8, -1_i8, -1_i8, &
-        0_i8, 0_i8, 0_i8, -1_i8, &
-        0_i8, 0_i8, 0_i8, 0_i8], [4, 4])
+        0_i8, 0_i8, 0_i8, -1_i8], [4, 3])
 
 contains
 
@@ -255,12 +254,14 @@ contains
     ! ymm per coordinate, two xmm under SSE) does the four updates of its lane b in that
     ! order, each pair from scratch (d = x(p) - x(b), d^2, sqrt, dt/d^3, v(b) += d*m(p)*mag):
     ! four vsqrtpd and four vdivpd a step, each pair's root and division done twice (once per
-    ! body), no pair arrays and no permutes back to the bodies. The partner positions are a
-    ! branch-free bit select of the broadcasts of bodies q and q + 1 (nb_pick, with the
-    ! constant lane masks NB_SEL; a merge() becomes branches that gfortran does not
-    ! if-convert). Body 5's four updates, from bodies 1..4 in order, use the last update's
-    ! lanes (the same pairs): stored per lane and added in lane order. Positions and
-    ! velocities stay in local arrays across the steps.
+    ! body), no pair arrays and no permutes back to the bodies. The partner positions of the
+    ! first three updates are a branch-free bit select of the broadcasts of bodies q and
+    ! q + 1 (nb_pick, with the constant lane masks NB_SEL; a merge() becomes branches that
+    ! gfortran does not if-convert, and 4-lane array statements are scalarised); the fourth
+    ! partner is body 5 in every lane, a plain broadcast. Body 5's four updates, from bodies
+    ! 1..4 in order, use the last update's lanes (the same pairs): stored per lane and added
+    ! in lane order. Positions and velocities stay in local arrays across the steps; the
+    ! position update of bodies 1..4 is a loop too (one 4-lane pass), body 5's scalar.
     ! Bit-identical: with d = x(p) - x(b) the j-side update of the plain kernel,
     ! v(j) += (dx*m(i))*mag with dx = x(i) - x(j), is the same expression; its i-side update
     ! v(i) -= (dx*m(j))*mag is v(b) += ((-dx)*m(p))*mag, and negation is exact (rounding to
@@ -329,7 +330,7 @@ contains
         real(dp) :: s(NBODIES, 7), x(NBODIES), y(NBODIES), z(NBODIES), vx(NBODIES), vy(NBODIES), &
             vz(NBODIES), m(NBODIES)
         ! mp(b, q): mass of body b's q-th partner; ux, uy, uz: body 5's updates from bodies 1..4
-        real(dp) :: mp(4, 4), ux(4), uy(4), uz(4), dx, dy, dz, dist, mag
+        real(dp) :: mp(4, 3), ux(4), uy(4), uz(4), dx, dy, dz, dist, mag
         integer(i8) :: sys, k
         integer :: b, q
 
@@ -346,7 +347,7 @@ contains
             vy = s(:, 5)
             vz = s(:, 6)
             m = s(:, 7)
-            do q = 1, 4
+            do q = 1, 3
                 mp(:, q) = nb_pick(m(q), m(q + 1), NB_SEL(:, q))
             end do
             out(2 * sys + 1) = nb_energy(x, y, z, vx, vy, vz, m)
@@ -354,8 +355,8 @@ contains
                 ! one 4-lane pass over bodies 1..4 (a loop, so that it is vectorised)
                 !GCC$ unroll 1
                 do b = 1, 4
-                    !GCC$ unroll 4
-                    do q = 1, 4
+                    !GCC$ unroll 3
+                    do q = 1, 3
                         dx = nb_pick(x(q), x(q + 1), NB_SEL(b, q)) - x(b)
                         dy = nb_pick(y(q), y(q + 1), NB_SEL(b, q)) - y(b)
                         dz = nb_pick(z(q), z(q + 1), NB_SEL(b, q)) - z(b)
@@ -365,7 +366,16 @@ contains
                         vy(b) = vy(b) + (dy * mp(b, q)) * mag
                         vz(b) = vz(b) + (dz * mp(b, q)) * mag
                     end do
-                    ! mag is that of the pair (b, 5), the last partner's
+                    ! the fourth partner is body 5 in every lane
+                    dx = x(5) - x(b)
+                    dy = y(5) - y(b)
+                    dz = z(5) - z(b)
+                    dist = sqrt(((dx * dx) + (dy * dy)) + (dz * dz))
+                    mag = DT / ((dist * dist) * dist)
+                    vx(b) = vx(b) + (dx * m(5)) * mag
+                    vy(b) = vy(b) + (dy * m(5)) * mag
+                    vz(b) = vz(b) + (dz * m(5)) * mag
+                    ! body 5's update from body b (the same pair, the same mag)
                     ux(b) = ((x(b) - x(5)) * m(b)) * mag
                     uy(b) = ((y(b) - y(5)) * m(b)) * mag
                     uz(b) = ((z(b) - z(5)) * m(b)) * mag
@@ -373,9 +383,15 @@ contains
                 vx(5) = (((vx(5) + ux(1)) + ux(2)) + ux(3)) + ux(4)
                 vy(5) = (((vy(5) + uy(1)) + uy(2)) + uy(3)) + uy(4)
                 vz(5) = (((vz(5) + uz(1)) + uz(2)) + uz(3)) + uz(4)
-                x = x + DT * vx
-                y = y + DT * vy
-                z = z + DT * vz
+                !GCC$ unroll 1
+                do b = 1, 4
+                    x(b) = x(b) + DT * vx(b)
+                    y(b) = y(b) + DT * vy(b)
+                    z(b) = z(b) + DT * vz(b)
+                end do
+                x(5) = x(5) + DT * vx(5)
+                y(5) = y(5) + DT * vy(5)
+                z(5) = z(5) + DT * vz(5)
             end do
             out(2 * sys + 2) = nb_energy(x, y, z, vx, vy, vz, m)
         end do
