@@ -73,3 +73,43 @@ fn shared_arrays_sums_and_fills_without_copying() {
     );
     assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
 }
+
+#[test]
+fn pool_costs_measures_start_tasks_and_an_idle_pool() {
+    let exe = example("pool_costs");
+    let out = Command::new(&exe)
+        .arg("8")
+        .output()
+        .expect("run the pool_costs example");
+    assert!(
+        out.status.success(),
+        "pool_costs failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "three lines of figures: {text}");
+    assert!(
+        lines[0].starts_with("Processes::new(2), started and ready: median "),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("map of a tiny function, chunksize 1: "),
+        "{text}"
+    );
+    // The idle figure is the bound (< 1 % of a core per worker), read back.
+    let idle = lines[2]
+        .split('[')
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .expect("idle figures in brackets");
+    for pct in idle.split(", ") {
+        let pct: f64 = pct.parse().expect("a percentage");
+        assert!(
+            (0.0..1.0).contains(&pct),
+            "an idle worker used {pct} % of a core: {text}"
+        );
+    }
+    assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
+}
