@@ -223,16 +223,16 @@ with_avx2! {
     /// shuffles between the pair arithmetic and the additions. The plain pair loop gives
     /// every body exactly four velocity updates, in the order of its partners (body b's
     /// k-th partner is k for k < b, else k + 1), so update k is one 4-lane operation over
-    /// bodies 0..3: lane b computes its pair with its partner from scratch (d = x[p] - x[b],
-    /// d^2, sqrt, dt/d^3) and adds d*m[p]*mag to v[b]; the partners' positions are one
+    /// bodies 0..3: lane b computes its pair with its partner from scratch (`d = x[p] - x[b]`,
+    /// d^2, sqrt, dt/d^3) and adds `d*m[p]*mag` to `v[b]`; the partners' positions are one
     /// permute of the position lanes (`PARTNER`; a broadcast of body 4 in update 3).
     /// Body 4's four updates, from bodies 0..3 in order, are the lanes of update 3's own
     /// pairs, added in lane order. Each pair's root and division is done twice (once per
     /// body; four `vsqrtpd` and four `vdivpd` a step), cheaper than the permutes a pair
     /// layout needs to bring its results back to the bodies; the state stays in registers.
-    /// Bit-identical: with d = x[p] - x[b], the plain j-side update v[j] += (dx*m[i])*mag
-    /// (dx = x[i] - x[j]) is the same expression, and its i-side update
-    /// v[i] -= (dx*m[j])*mag is v[b] += ((-dx)*m[p])*mag: negation is exact (rounding to
+    /// Bit-identical: with `d = x[p] - x[b]`, the plain j-side update `v[j] += (dx*m[i])*mag`
+    /// (`dx = x[i] - x[j]`) is the same expression, and its i-side update
+    /// `v[i] -= (dx*m[j])*mag` is `v[b] += ((-dx)*m[p])*mag`: negation is exact (rounding to
     /// nearest is symmetric, and a - y == a + (-y)); d^2 and mag do not depend on the sign;
     /// each velocity gets its four updates in the plain order. The initial state and the
     /// energies are the plain code's.
