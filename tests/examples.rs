@@ -38,37 +38,36 @@ fn running(exe: &std::path::Path) -> Vec<String> {
     found
 }
 
-#[test]
-fn pool_map_prints_the_squares_and_leaves_no_worker() {
-    let exe = example("pool_map");
+/// Run example `name` with `args`; its path and standard output, after checking that it
+/// succeeded.
+fn run_example(name: &str, args: &[&str]) -> (PathBuf, String) {
+    let exe = example(name);
     let out = Command::new(&exe)
+        .args(args)
         .output()
-        .expect("run the pool_map example");
+        .unwrap_or_else(|e| panic!("run the {name} example: {e}"));
     assert!(
         out.status.success(),
-        "pool_map failed: {}\n{}",
+        "{name} failed: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "[1, 4, 9]\n");
+    (exe, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn pool_map_prints_the_squares_and_leaves_no_worker() {
+    let (exe, stdout) = run_example("pool_map", &[]);
+    assert_eq!(stdout, "[1, 4, 9]\n");
     // Dropping the pool reaps its workers before `main` returns: none may outlive it.
     assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
 }
 
 #[test]
 fn shared_arrays_sums_and_fills_without_copying() {
-    let exe = example("shared_arrays");
-    let out = Command::new(&exe)
-        .output()
-        .expect("run the shared_arrays example");
-    assert!(
-        out.status.success(),
-        "shared_arrays failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (exe, stdout) = run_example("shared_arrays", &[]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout,
         "sums [393216.0, 393216.0, 393216.0, 393216.0] out[7] 2.25\n"
     );
     assert_eq!(running(&exe), Vec::<String>::new(), "workers left running");
@@ -76,18 +75,7 @@ fn shared_arrays_sums_and_fills_without_copying() {
 
 #[test]
 fn pool_costs_measures_start_tasks_and_an_idle_pool() {
-    let exe = example("pool_costs");
-    let out = Command::new(&exe)
-        .arg("8")
-        .output()
-        .expect("run the pool_costs example");
-    assert!(
-        out.status.success(),
-        "pool_costs failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (exe, text) = run_example("pool_costs", &["8"]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "three lines of figures: {text}");
     assert!(
