@@ -15,13 +15,16 @@ fn tiny(x: u64) -> u64 {
     x ^ 0x5555
 }
 
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+/// Nanoseconds a process has run on a CPU (`/proc/<pid>/schedstat`, the scheduler's own
+/// count). Not utime + stime: those are clock ticks (10 ms each), charged to whatever runs
+/// when the tick fires, and a worker whose short timed wake-ups fall on ticks would be
+/// charged whole ticks for microseconds of work.
+fn on_cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).expect("schedstat");
+    stat.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
+        .expect("on-CPU nanoseconds")
 }
 
 #[test]
@@ -33,13 +36,12 @@ fn an_idle_pool_uses_less_than_one_percent_of_a_core() {
     programs::run(kernel, &Options::new().n(200_000), &pool).expect("triad");
     std::thread::sleep(Duration::from_millis(100));
     let pids = pool.pids().expect("pids");
-    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect();
+    let before: Vec<u64> = pids.iter().map(|&p| on_cpu_ns(p)).collect();
     let window = Duration::from_secs(2);
     std::thread::sleep(window);
-    let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect();
-    let hz = rustix::param::clock_ticks_per_second();
+    let after: Vec<u64> = pids.iter().map(|&p| on_cpu_ns(p)).collect();
     for ((pid, b), a) in pids.iter().zip(&before).zip(&after) {
-        let used = Duration::from_secs_f64((a - b) as f64 / hz as f64);
+        let used = Duration::from_nanos(a - b);
         assert!(
             used.as_secs_f64() < 0.01 * window.as_secs_f64(),
             "worker {pid} used {used:?} of CPU in {window:?} idle"
