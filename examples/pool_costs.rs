@@ -1,5 +1,5 @@
 //! What a process pool costs on this machine, in this program: how long `Processes::new(2)`
-//! takes to start both workers and drop them, how much CPU the caller and each worker
+//! takes to start both workers (forked by the fork server, and exec'd) and drop them, how much CPU the caller and each worker
 //! spend per tiny task of a `map` at chunksize 1, and how much CPU an idle pool uses.
 //!
 //! `cargo run --release --example pool_costs [ROUNDS]` (default 200 starts, 50 maps).
@@ -35,7 +35,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         .transpose()?
         .unwrap_or(200);
 
-    let (mut starts, mut drops) = (Vec::new(), Vec::new());
+    // The first pool starts the fork server (one exec); it is timed on its own.
+    let t = Instant::now();
+    let first = Processes::new(2)?;
+    let first_start = t.elapsed();
+    drop(first);
+    // Interleaved: a pool whose workers the fork server forks, and one whose workers are
+    // exec'd.
+    let (mut starts, mut drops, mut exec_starts) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
         let t = Instant::now();
         let pool = Processes::new(2)?;
@@ -43,12 +50,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         let t = Instant::now();
         drop(pool);
         drops.push(t.elapsed());
+        let t = Instant::now();
+        let pool = Processes::builder().workers(2).fork_server(false).build()?;
+        exec_starts.push(t.elapsed());
+        drop(pool);
     }
     println!(
-        "Processes::new(2), started and ready: median {:.2} ms; dropped: median {:.2} ms ({} rounds)",
+        "Processes::new(2), started and ready: median {:.2} ms; dropped: median {:.2} ms ({} rounds); \
+         the first pool, which starts the fork server: {:.2} ms; workers exec'd (fork_server(false)): median {:.2} ms",
         median_ms(starts),
         median_ms(drops),
-        rounds.max(1)
+        rounds.max(1),
+        first_start.as_secs_f64() * 1e3,
+        median_ms(exec_starts),
     );
 
     let pool = Processes::new(2)?;

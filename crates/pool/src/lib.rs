@@ -133,6 +133,7 @@ mod bulk;
 mod channel;
 mod control;
 mod error;
+mod fork_server;
 mod func;
 mod map;
 #[cfg(feature = "mpi")]
@@ -174,4 +175,11 @@ pub use threads::{Threads, ThreadsBuilder};
 /// constructor (`#[ctor::ctor(unsafe)]`).
 pub fn init() {
     worker::enter_if_token();
+}
+
+/// The pid of the fork server, when one runs: the process of this program that starts
+/// the workers of [`Processes`] pools (see [`ProcessesBuilder::fork_server`]). It is the
+/// parent of those workers, and it stays up, asleep, until the program exits.
+pub fn fork_server_pid() -> Option<u32> {
+    fork_server::server_pid()
 }

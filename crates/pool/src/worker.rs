@@ -44,32 +44,40 @@ const MAX_SPIN_NS: u64 = 1_000_000;
 /// pool wakes it when it lets it go; this covers a pool that vanished).
 const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Parse the token and, when it is ours, become a worker (never returns then).
+/// Parse the tokens and, when one is ours, become a worker or the fork server (never
+/// returns then).
 ///
-/// The token names the socket by descriptor number and by inode, and the pool by pid: a
+/// A token names the socket by descriptor number and by inode, and the pool by pid: a
 /// process that inherited the variable but not the socket (a program started from inside
-/// a task) finds no socket of that inode at that number and is not a worker. In a worker
-/// the variable is removed at once, so its children do not inherit it at all.
+/// a task) finds no socket of that inode at that number and is neither. In a worker and
+/// in the fork server the variable is removed at once, so their children do not inherit
+/// it at all.
 pub(crate) fn enter_if_token() {
-    let Some(token) = std::env::var_os(protocol::TOKEN) else {
-        return;
-    };
-    let Some((fd, ppid, inode)) = parse_token(token.to_str().unwrap_or("")) else {
-        return;
-    };
+    if let Some((sock, ppid)) = take_token(protocol::TOKEN) {
+        main(sock, ppid)
+    }
+    if let Some((sock, ppid)) = take_token(crate::fork_server::TOKEN) {
+        crate::fork_server::serve(sock, ppid)
+    }
+}
+
+/// The socket and the pool's pid that the environment variable `name` names, when it is
+/// a token of ours.
+fn take_token(name: &str) -> Option<(OwnedFd, i32)> {
+    let token = std::env::var_os(name)?;
+    let (fd, ppid, inode) = parse_token(token.to_str().unwrap_or(""))?;
     if fd < 3 || socket_inode(fd) != Some(inode) {
-        return;
+        return None;
     }
     if single_threaded() {
         // SAFETY: no other thread exists in this process (just checked), so nothing can
         // read or write the environment concurrently.
-        unsafe { std::env::remove_var(protocol::TOKEN) };
+        unsafe { std::env::remove_var(name) };
     }
-    // SAFETY: `fd` is open and is the very socket the pool made for this worker (same
+    // SAFETY: `fd` is open and is the very socket the pool made for this process (same
     // inode, checked just above), inherited for exactly this purpose; nothing else in the
     // process knows about it, since `init()` runs first in `main`.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    main(sock, ppid)
+    Some((unsafe { OwnedFd::from_raw_fd(fd) }, ppid))
 }
 
 /// `<fd>,<parent pid>,<socket inode>`.
@@ -92,11 +100,12 @@ fn socket_inode(fd: i32) -> Option<u64> {
 }
 
 /// True when this process has one thread.
-fn single_threaded() -> bool {
+pub(crate) fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
 }
 
-fn main(sock: OwnedFd, ppid: i32) -> ! {
+/// Be a worker on `sock`, started by process `ppid` (the pool, or the fork server).
+pub(crate) fn main(sock: OwnedFd, ppid: i32) -> ! {
     use rustix::process::{Signal, getppid, set_parent_process_death_signal};
     // Die with the pool: the signal covers a parent killed outright, the getppid check
     // covers a parent that died before the signal was armed, and EOF on the socket covers

@@ -15,16 +15,22 @@
 //! - a kernel program prints exactly what `Serial` prints, or fails with an executor error
 //!   that says why (a crash, a timeout, or workers that could not be started);
 //! - nothing is left behind: no child process (running, stopped or zombie) once the pools
-//!   are dropped, and no descriptor.
+//!   are dropped but the fork server, which has no children then, and no descriptor.
 //!
 //! A `PoolError::Start` (three replacement workers in a row killed before they were
 //! ready) is an accepted, counted outcome: the pool is then replaced by a new one.
 //!
+//! Most pools' workers are forked by the fork server, the others exec'd; now and then the
+//! chaos thread SIGKILLs the fork server itself, which takes its workers with it (their
+//! tasks crash with a cause that may be unknown: only the dead server could have reaped
+//! them), and the next worker starts a new server.
+//!
 //! Workers are found without locking the pool (`Processes::pids` waits while an operation
-//! runs): the children of this process (`/proc/self/task/*/children`) whose initial
-//! environment (`/proc/<pid>/environ`, which a worker's removal of the variable does not
-//! change) holds `KERNELPOOL_WORKER`. Signals go through a pidfd opened before the process
-//! is checked, so a recycled pid is never signalled.
+//! runs): the children of the fork server, and the children of this process
+//! (`/proc/self/task/*/children`) whose initial environment (`/proc/<pid>/environ`, which
+//! a worker's removal of the variable does not change) holds `KERNELPOOL_WORKER`. Signals
+//! go through a pidfd opened before the process is checked, so a recycled pid is never
+//! signalled.
 //!
 //! Environment: `KERNELPOOL_SOAK_SECS` (default 30; the run also goes on until 10^6 tasks
 //! were submitted), `KERNELPOOL_SOAK_SEED` (the random seed, printed at the start),
@@ -142,11 +148,11 @@ fn say(text: &str) {
 // Finding workers without the pool.
 // ---------------------------------------------------------------------------------------
 
-/// The children of this process, from `/proc/self/task/*/children` (workers are the
-/// children of the pool's spawner thread).
-fn children() -> Vec<i32> {
+/// The children of process `pid`, from `/proc/<pid>/task/*/children` (exec'd workers
+/// are the children of the pool's spawner thread, forked ones of the fork server).
+fn children_of(pid: &str) -> Vec<i32> {
     let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return pids;
     };
     for t in tasks.flatten() {
@@ -162,10 +168,10 @@ fn children() -> Vec<i32> {
     pids
 }
 
-/// Every process whose parent is this one, by a scan of `/proc` (slower than
-/// [`children`], but exact once nothing changes: for the final check).
-fn children_by_scan() -> Vec<(i32, char)> {
-    let me = std::process::id() as i32;
+/// Every process whose parent is `parent`, by a scan of `/proc` (slower than
+/// [`children_of`], but exact once nothing changes: for the final check).
+fn children_by_scan(parent: i32) -> Vec<(i32, char)> {
+    let me = parent;
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -198,14 +204,27 @@ fn started_as_worker(pid: i32) -> bool {
     })
 }
 
+/// Is `pid` (with parent `ppid`) a worker of ours: forked by the fork server `server`, or
+/// exec'd by this process?
+fn is_worker(pid: i32, ppid: i32, server: Option<u32>) -> bool {
+    if server.is_some_and(|s| s as i32 == ppid) {
+        return true;
+    }
+    ppid == std::process::id() as i32 && started_as_worker(pid)
+}
+
 /// The workers of this process's pools now, with their state (`R`, `S`, `T` stopped, ...).
 fn workers() -> Vec<(i32, char)> {
-    let me = std::process::id() as i32;
-    children()
+    let server = kernelpool_pool::fork_server_pid();
+    let mut candidates = children_of("self");
+    if let Some(s) = server {
+        candidates.extend(children_of(&s.to_string()));
+    }
+    candidates
         .into_iter()
         .filter_map(|pid| match stat(pid) {
-            Some((state, ppid)) if ppid == me && !matches!(state, 'Z' | 'X') => {
-                started_as_worker(pid).then_some((pid, state))
+            Some((state, ppid)) if !matches!(state, 'Z' | 'X') => {
+                is_worker(pid, ppid, server).then_some((pid, state))
             }
             _ => None,
         })
@@ -221,12 +240,34 @@ fn signal_worker(pid: i32, sig: Signal) -> bool {
     let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
         return false;
     };
-    let me = std::process::id() as i32;
     match stat(pid) {
-        Some((state, ppid)) if ppid == me && !matches!(state, 'Z' | 'X') => {}
+        Some((state, ppid))
+            if !matches!(state, 'Z' | 'X')
+                && is_worker(pid, ppid, kernelpool_pool::fork_server_pid()) => {}
         _ => return false,
     }
-    started_as_worker(pid) && pidfd_send_signal(&fd, sig).is_ok()
+    pidfd_send_signal(&fd, sig).is_ok()
+}
+
+/// SIGKILLs sent to the fork server (after one, a crash's cause may be unknown).
+static SERVER_KILLS: AtomicU64 = AtomicU64::new(0);
+
+/// SIGKILL the fork server, if one runs (through a pidfd opened before it is checked).
+fn kill_fork_server() -> bool {
+    let Some(pid) = kernelpool_pool::fork_server_pid() else {
+        return false;
+    };
+    let Some(p) = Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+        return false;
+    };
+    if kernelpool_pool::fork_server_pid() != Some(pid) {
+        return false;
+    }
+    SERVER_KILLS.fetch_add(1, Ordering::Relaxed);
+    pidfd_send_signal(&fd, Signal::KILL).is_ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -356,6 +397,10 @@ fn chaos(seed: u64, stop: Arc<AtomicBool>, stats: Arc<Stats>) {
             continue;
         }
         std::thread::sleep(Duration::from_micros(rng.range(1000, 6000)));
+        if rng.chance(0.002) && kill_fork_server() {
+            stats.kills.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let ws = workers();
         if ws.is_empty() {
             continue;
@@ -395,9 +440,11 @@ fn chaos(seed: u64, stop: Arc<AtomicBool>, stats: Arc<Stats>) {
 fn classify_task_error(e: &PoolError, i: usize, t: &mut Tally) {
     assert_eq!(e.task(), Some(i), "an error of task {i} names another: {e}");
     if e.is_crash() {
-        assert_eq!(
-            e.signal(),
-            Some(libc_sigkill()),
+        // A worker of a killed fork server died by SIGKILL too, but only that server
+        // could have reaped it and told.
+        let unknown_ok = SERVER_KILLS.load(Ordering::Relaxed) > 0 && e.signal().is_none();
+        assert!(
+            e.signal() == Some(libc_sigkill()) || unknown_ok,
             "task {i}: a crash other than by SIGKILL: {e}"
         );
         t.crashed += 1;
@@ -430,11 +477,12 @@ fn assert_start_failure(e: &PoolError, what: &str) {
     );
 }
 
-fn build_pool(t: &mut Tally, watchdog: &Watchdog) -> Processes {
+fn build_pool(t: &mut Tally, watchdog: &Watchdog, fork_server: bool) -> Processes {
     let _w = watchdog.watch("building a pool".into());
     for _ in 0..200 {
         match Processes::builder()
             .workers(WORKERS)
+            .fork_server(fork_server)
             .task_timeout(TASK_TIMEOUT)
             .start_timeout(START_TIMEOUT)
             .build()
@@ -691,7 +739,12 @@ fn run_kernel(
         Err(e) => {
             check_kernel_error(&e, &what);
             if e.is_crash() {
-                assert_eq!(e.signal(), Some(libc_sigkill()), "{what}: {e}");
+                // As for a task: unknown only after the fork server was killed.
+                let unknown_ok = SERVER_KILLS.load(Ordering::Relaxed) > 0 && e.signal().is_none();
+                assert!(
+                    e.signal() == Some(libc_sigkill()) || unknown_ok,
+                    "{what}: {e}"
+                );
                 t.kernel_crashed += 1;
                 false
             } else if e.is_timeout() {
@@ -743,10 +796,13 @@ fn chaos_soak() {
         "chaos soak: {secs} s (KERNELPOOL_SOAK_SECS) and at least {MIN_TASKS} tasks, seed \
          {seed} (KERNELPOOL_SOAK_SEED), {WORKERS} workers, task timeout {TASK_TIMEOUT:?}"
     ));
+    let me = std::process::id() as i32;
     assert!(
-        children_by_scan().is_empty(),
+        children_by_scan(me).is_empty(),
         "child processes before the soak"
     );
+    // The fork server (and its socket) stays from the first pool on.
+    drop(Processes::new(1).expect("a first pool, which starts the fork server"));
     let fds_before = open_fds();
 
     let mut serial = HashMap::new();
@@ -764,7 +820,7 @@ fn chaos_soak() {
     let mut rng = Rng(seed);
 
     // The finder sees exactly the pool's workers (no operation runs: `pids` does not wait).
-    let mut pool = build_pool(&mut t, &watchdog);
+    let mut pool = build_pool(&mut t, &watchdog, true);
     let mut pids: Vec<i32> = pool
         .pids()
         .expect("pids")
@@ -816,7 +872,10 @@ fn chaos_soak() {
         };
         if replace {
             let _w = watchdog.watch("dropping a pool".into());
-            drop(std::mem::replace(&mut pool, build_pool(&mut t, &watchdog)));
+            drop(std::mem::replace(
+                &mut pool,
+                build_pool(&mut t, &watchdog, rng.chance(0.7)),
+            ));
         }
     }
     let elapsed = started.elapsed();
@@ -828,7 +887,15 @@ fn chaos_soak() {
     watchdog.stop.store(true, Ordering::Relaxed);
     let _ = watchdog_thread.join();
 
-    let left = children_by_scan();
+    // What is left: children of this process but the fork server, and its children.
+    let server = kernelpool_pool::fork_server_pid().map(|p| p as i32);
+    let mut left: Vec<(i32, char)> = children_by_scan(me)
+        .into_iter()
+        .filter(|c| Some(c.0) != server)
+        .collect();
+    if let Some(s) = server {
+        left.extend(children_by_scan(s));
+    }
     let fds_after = open_fds();
     let kills = stats.kills.load(Ordering::Relaxed);
     let stops = stats.stops.load(Ordering::Relaxed);
@@ -846,7 +913,7 @@ fn chaos_soak() {
          \x20 large values            {}\n\
          \x20 kernel programs run     {} (ok {}, crashed {}, timed out {}, start failures {})\n\
          \x20 start failures          {} in calls, {} building pools; pools built {}\n\
-         \x20 signals sent            {kills} SIGKILL, {stops} SIGSTOP, {} SIGCONT; {} calm spells\n\
+         \x20 signals sent            {kills} SIGKILL ({} of them to the fork server), {stops} SIGSTOP, {} SIGCONT; {} calm spells\n\
          \x20 left behind             {} processes, {} descriptors ({fds_before} before, {fds_after} after)",
         t.calls,
         t.failed_map_calls,
@@ -866,6 +933,7 @@ fn chaos_soak() {
         t.start_failures,
         t.build_failures,
         t.pools_built,
+        SERVER_KILLS.load(Ordering::Relaxed),
         stats.conts.load(Ordering::Relaxed),
         stats.calm_periods.load(Ordering::Relaxed),
         left.len(),

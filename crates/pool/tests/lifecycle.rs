@@ -1,6 +1,8 @@
 //! What a process pool leaves behind: nothing. No descriptors (sockets, memfds), no child
-//! processes, no zombies, after normal use, crashes, timeouts and replacements; and its
-//! workers do not outlive a parent that is killed outright.
+//! processes, no zombies, after normal use, crashes, timeouts and replacements, whether
+//! the fork server forked its workers or they were exec'd; and neither its workers nor the
+//! fork server outlive a parent that is killed outright. The fork server itself stays (one
+//! process, one socket) from the first pool on, with no children once the pools are gone.
 //!
 //! One test per binary: it counts this process's descriptors and children, which other
 //! tests running alongside would disturb.
@@ -24,10 +26,12 @@ fn worker_entry() {
     }
 }
 
-/// The parent that the test kills: starts a pool, prints its workers' pids, waits.
+/// The parent that the test kills: starts a pool, prints its workers' pids and the fork
+/// server's, waits.
 fn orphan_parent() -> ! {
     let pool = Processes::new(2).expect("pool");
-    let pids = pool.pids().expect("pids");
+    let mut pids = pool.pids().expect("pids");
+    pids.push(kernelpool_pool::fork_server_pid().expect("a fork server"));
     println!(
         "{}",
         pids.iter()
@@ -61,9 +65,8 @@ fn fds() -> Vec<String> {
         .collect()
 }
 
-/// Children of this process (zombies included), from /proc/*/stat.
-fn children() -> Vec<(u32, char)> {
-    let me = std::process::id();
+/// Children of process `me` (zombies included), from /proc/*/stat.
+fn children_of(me: u32) -> Vec<(u32, char)> {
     std::fs::read_dir("/proc")
         .expect("/proc")
         .filter_map(|e| {
@@ -79,6 +82,20 @@ fn children() -> Vec<(u32, char)> {
         .collect()
 }
 
+/// The workers of this process's pools (zombies included): children of this process but
+/// the fork server, and the fork server's children.
+fn children() -> Vec<(u32, char)> {
+    let server = kernelpool_pool::fork_server_pid();
+    let mut kids: Vec<_> = children_of(std::process::id())
+        .into_iter()
+        .filter(|c| Some(c.0) != server)
+        .collect();
+    if let Some(s) = server {
+        kids.extend(children_of(s));
+    }
+    kids
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -88,10 +105,36 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn nothing_is_left_behind() {
+    assert!(
+        children_of(std::process::id()).is_empty(),
+        "{:?}",
+        children_of(std::process::id())
+    );
+    // The first pool starts the fork server, which stays.
+    drop(Processes::new(1).expect("pool"));
+    let server = kernelpool_pool::fork_server_pid().expect("a fork server");
+    assert_eq!(
+        children_of(std::process::id()),
+        vec![(server, 'S')],
+        "the fork server, asleep"
+    );
+    for fork_server in [true, false] {
+        leaves_nothing(fork_server);
+    }
+    assert_eq!(
+        kernelpool_pool::fork_server_pid(),
+        Some(server),
+        "the same server"
+    );
+    parent_killed_outright();
+}
+
+fn leaves_nothing(fork_server: bool) {
     let fds_before = fds();
     assert!(children().is_empty(), "{:?}", children());
     {
         let pool = Processes::builder()
+            .fork_server(fork_server)
             .workers(2)
             .task_timeout(Duration::from_millis(300))
             .max_tasks_per_worker(50)
@@ -134,10 +177,12 @@ fn nothing_is_left_behind() {
     assert_eq!(
         fds_after.len(),
         fds_before.len(),
-        "before {fds_before:?}\nafter {fds_after:?}"
+        "fork server {fork_server}: before {fds_before:?}\nafter {fds_after:?}"
     );
+}
 
-    // Workers die with a parent that is killed outright.
+/// Workers and the fork server die with a parent that is killed outright.
+fn parent_killed_outright() {
     let mut parent = std::process::Command::new(std::env::current_exe().expect("exe"))
         .env(ORPHAN_PARENT, "1")
         .stdout(std::process::Stdio::piped())
@@ -151,7 +196,11 @@ fn nothing_is_left_behind() {
         .split_whitespace()
         .map(|p| p.parse().expect("pid"))
         .collect();
-    assert_eq!(workers.len(), 2, "{line:?}");
+    assert_eq!(
+        workers.len(),
+        3,
+        "two workers and the fork server: {line:?}"
+    );
     assert!(workers.iter().all(|&p| alive(p)));
     parent.kill().expect("kill the parent");
     parent.wait().expect("reap the parent");

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// While this file exists, workers started by the test process whose pid it names hang
-/// before they are ready (replacements then never get ready).
+/// While this file exists, exec'd workers started by the test process whose pid it names
+/// hang before they are ready (replacements then never get ready).
 fn hang_marker(pool_pid: u32) -> PathBuf {
     std::env::temp_dir().join(format!("kp-stalls-hang-{pool_pid}"))
 }
@@ -136,11 +136,12 @@ fn a_pool_that_fails_mid_imap_reports_every_task_it_had_taken() {
     let _ = std::fs::remove_file(&marker);
     let pool = Processes::builder()
         .workers(2)
+        .fork_server(false)
         .start_timeout(Duration::from_millis(300))
         .build()
         .expect("pool");
     let pids = pool.pids().expect("pids");
-    // From now on, replacement workers never get ready.
+    // From now on, replacement workers (exec'd) never get ready.
     std::fs::write(&marker, b"").expect("marker");
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
@@ -178,9 +179,12 @@ fn a_pool_that_fails_mid_imap_reports_every_task_it_had_taken() {
     }
 }
 
-fn token_seen_by_a_child(_: u32) -> String {
+fn tokens_seen_by_a_child(_: u32) -> String {
     let out = std::process::Command::new("sh")
-        .args(["-c", "echo ${KERNELPOOL_WORKER:-none}"])
+        .args([
+            "-c",
+            "echo ${KERNELPOOL_WORKER:-none} ${KERNELPOOL_FORK_SERVER:-none}",
+        ])
         .output()
         .expect("sh");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -189,6 +193,61 @@ fn token_seen_by_a_child(_: u32) -> String {
 #[test]
 fn programs_started_by_a_task_do_not_inherit_the_worker_token() {
     let _serial = serial();
-    let pool = Processes::new(1).expect("pool");
-    assert_eq!(pool.apply(token_seen_by_a_child, 0).expect("apply"), "none");
+    for fork_server in [true, false] {
+        let pool = Processes::builder()
+            .workers(1)
+            .fork_server(fork_server)
+            .build()
+            .expect("pool");
+        assert_eq!(
+            pool.apply(tokens_seen_by_a_child, 0).expect("apply"),
+            "none none",
+            "fork server {fork_server}"
+        );
+    }
+}
+
+/// A fork server that stops answering (SIGSTOP) fails the starts that wait for it within
+/// the start timeout; it is then killed, its workers die with it, and the pool that had
+/// them replaces them from a new server.
+#[test]
+fn a_stopped_fork_server_fails_starts_in_time_and_is_replaced() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    assert_eq!(pool.map(triple, 0..10u64).expect("map")[9], 27);
+    let old_workers = pool.pids().expect("pids");
+    let server = kernelpool_pool::fork_server_pid().expect("a fork server");
+    signal(server, rustix::process::Signal::STOP);
+    let t = Instant::now();
+    let e = Processes::builder()
+        .workers(1)
+        .start_timeout(Duration::from_millis(300))
+        .build()
+        .expect_err("a start while the fork server is stopped");
+    assert!(matches!(e, PoolError::Start { .. }), "{e}");
+    assert!(e.to_string().contains("fork server"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // The next start has a new server.
+    let other = Processes::new(1).expect("a pool from a new fork server");
+    let new_server = kernelpool_pool::fork_server_pid().expect("a fork server");
+    assert_ne!(new_server, server);
+    assert_eq!(other.map(triple, 0..4u64).expect("map"), vec![0, 3, 6, 9]);
+    // The first pool's workers died with the old server; it replaces them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old_workers
+        .iter()
+        .any(|&p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = pool
+        .map(triple, 0..100u64)
+        .expect("map after the server died");
+    assert_eq!(r[99], 297);
+    let now = pool.pids().expect("pids");
+    assert!(
+        now.iter().all(|p| !old_workers.contains(p)),
+        "{now:?} {old_workers:?}"
+    );
 }

@@ -18,7 +18,7 @@
 
 use super::scheduler::Engine;
 use super::task::{InlineBytes, Item, Op, Payload};
-use super::worker_handle::{WorkerEnd, WorkerHandle, reap};
+use super::worker_handle::{WorkerEnd, WorkerHandle};
 use crate::control::now_ns;
 use crate::error::{PoolError, WorkerExit};
 use crate::protocol::Outcome;
@@ -112,7 +112,7 @@ impl Engine {
         } = w;
         drop(channel);
         let end = end.unwrap_or(WorkerEnd::ChannelClosed);
-        let status = reap(&mut child, Instant::now() + HANGUP_GRACE);
+        let status = child.reap(Instant::now() + HANGUP_GRACE);
         let cause = status.map_or(WorkerExit::Unknown, WorkerExit::from_status);
         let (cur, running, _) = control.current();
         let culprit = match end {

@@ -8,18 +8,18 @@
 use super::Config;
 use super::faults::{HANGUP_GRACE, convert, deadline_ns};
 use super::task::{Feed, Item, ItemData, Op, OpKind, Payload, add_to_batch};
-use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle, reap};
+use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle};
 use crate::bulk;
 use crate::channel::{Attached, ChannelError, MAX_FRAME};
 use crate::control::{DOORBELL_BYTES, Doorbell, now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
 use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Value};
 use crate::shm::{SharedMemory, ShmInner};
+use crate::spawn::WorkerProcess;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::process::Child;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ pub(crate) struct Engine {
     pub(super) cfg: Arc<Config>,
     pub(super) slots: Vec<Option<WorkerHandle>>,
     /// Workers told to exit (max tasks reached), not yet reaped.
-    retired: Vec<Child>,
+    retired: Vec<WorkerProcess>,
     next_id: u64,
     next_generation: u64,
     /// Buffers sent to workers, to tell them when the pool's side is gone.
@@ -129,11 +129,15 @@ impl Engine {
                             });
                         }
                         WorkerEnd::InitFailed(message) => {
-                            let exit = reap(&mut w.child, Instant::now() + HANGUP_GRACE)
+                            let exit = w
+                                .child
+                                .reap(Instant::now() + HANGUP_GRACE)
                                 .map(WorkerExit::from_status);
                             return Err(init_failed(self.program(), message, exit));
                         }
-                        _ => reap(&mut w.child, Instant::now() + HANGUP_GRACE)
+                        _ => w
+                            .child
+                            .reap(Instant::now() + HANGUP_GRACE)
                             .map(WorkerExit::from_status),
                     };
                     return Err(PoolError::Start {
@@ -649,8 +653,7 @@ impl Engine {
     }
 
     fn reap_retired(&mut self) {
-        self.retired
-            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        self.retired.retain_mut(|c| !c.ended());
     }
 
     /// Give up `op` after a failure of the pool: nothing more of it is sent, answers still
@@ -682,8 +685,7 @@ impl Engine {
                 .is_some_and(|w| w.sent.iter().any(|f| f.generation == op.generation))
             {
                 let mut w = slot.take().expect("checked above");
-                w.kill();
-                let _ = w.child.wait();
+                w.child.kill_and_reap();
             }
         }
     }
@@ -692,7 +694,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         // Closing a channel tells its worker to exit; all are told before any is waited for.
-        let mut children: Vec<Child> = self
+        let mut children: Vec<WorkerProcess> = self
             .slots
             .iter_mut()
             .filter_map(Option::take)
@@ -701,7 +703,7 @@ impl Drop for Engine {
         children.append(&mut self.retired);
         let deadline = Instant::now() + EXIT_GRACE;
         for c in &mut children {
-            reap(c, deadline);
+            c.reap(deadline);
         }
     }
 }

@@ -9,16 +9,14 @@ use crate::error::PoolError;
 use crate::protocol::ToWorker;
 use crate::shm::SharedMemory;
 use crate::shm::ShmInner;
-use crate::spawn;
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use crate::spawn::{self, WorkerProcess};
 use rustix::io::Errno;
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, ExitStatus};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A task sent to a worker and not yet answered.
 #[derive(Debug)]
@@ -57,7 +55,7 @@ pub(super) enum WorkerEnd {
 /// The pool's side of one worker.
 #[derive(Debug)]
 pub(super) struct WorkerHandle {
-    pub child: Child,
+    pub child: WorkerProcess,
     pub pid: u32,
     pub channel: Channel,
     /// What it has sent on the socket that is not handled yet.
@@ -98,13 +96,13 @@ impl WorkerHandle {
         let control = Control::new(shm, true).ok_or_else(|| {
             PoolError::Internal("a control block does not fit in CTRL_BYTES".into())
         })?;
-        let child = spawn::spawn(program.to_path_buf(), OwnedFd::from(theirs)).map_err(|e| {
-            PoolError::Start {
-                program: program.display().to_string(),
-                reason: e.to_string(),
-                exit: None,
-            }
-        })?;
+        let child =
+            spawn::spawn_worker(program, OwnedFd::from(theirs), cfg.start, cfg.start_timeout)
+                .map_err(|e| PoolError::Start {
+                    program: program.display().to_string(),
+                    reason: e.reason,
+                    exit: e.exit.map(crate::error::WorkerExit::from_status),
+                })?;
         let mut w = WorkerHandle {
             pid: child.id(),
             child,
@@ -130,8 +128,7 @@ impl WorkerHandle {
         let block: Attached = w.control.shm().inner().clone();
         let bell: Attached = doorbell.shm().inner().clone();
         if let Err(message) = w.channel.push(&setup, vec![block, bell]) {
-            w.kill();
-            let _ = w.child.wait();
+            w.child.kill_and_reap();
             return Err(PoolError::Protocol {
                 pid: w.pid,
                 message,
@@ -194,46 +191,6 @@ impl WorkerHandle {
     }
 
     pub(super) fn kill(&mut self) {
-        let _ = self.child.kill();
+        self.child.kill();
     }
-}
-
-/// Wait for `child` to end until `deadline`, kill it if it has not, and reap it.
-pub(super) fn reap(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    if let Ok(Some(s)) = child.try_wait() {
-        return Some(s);
-    }
-    let pid = rustix::process::Pid::from_child(child);
-    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-        Ok(pidfd) => loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let ts = Timespec::try_from(left).unwrap_or(Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            });
-            let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
-                Err(Errno::INTR) => continue,
-                _ => break,
-            }
-        },
-        Err(_) => {
-            let mut nap = Duration::from_micros(50);
-            while Instant::now() < deadline {
-                if let Ok(Some(s)) = child.try_wait() {
-                    return Some(s);
-                }
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(Duration::from_millis(5));
-            }
-        }
-    }
-    if let Ok(Some(s)) = child.try_wait() {
-        return Some(s);
-    }
-    let _ = child.kill();
-    child.wait().ok()
 }
