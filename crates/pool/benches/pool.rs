@@ -16,8 +16,15 @@ fn tiny(x: u64) -> u64 {
 }
 
 fn start(c: &mut Criterion) {
+    // Workers forked by the fork server (the default; the first pool started it).
     c.bench_function("processes(2) start+ready+drop", |b| {
         b.iter(|| drop(black_box(Processes::new(2).expect("pool"))))
+    });
+    c.bench_function("processes(2) start+ready+drop, workers exec'd", |b| {
+        b.iter(|| {
+            let pool = Processes::builder().workers(2).fork_server(false).build();
+            drop(black_box(pool.expect("pool")))
+        })
     });
 }
 

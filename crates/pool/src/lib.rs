@@ -18,8 +18,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The process pool re-runs the current executable as its workers, so a program that
-//! uses it calls [`init`] first thing in `main` (as `MPI_Init`):
+//! The process pool's workers are the current executable, run again once as the fork
+//! server (by the first pool) and forked from it for each worker, so a program that uses
+//! it calls [`init`] first thing in `main` (as `MPI_Init`):
 //!
 //! ```no_run
 //! use kernelpool_kernels::{Kernel, KernelName, Lang, Options, programs};
@@ -168,9 +169,11 @@ pub use threads::{Threads, ThreadsBuilder};
 /// once.
 ///
 /// Call it first thing in `main` of every program that starts a [`Processes`] pool
-/// (before any thread is started): the pool starts its workers by running the current
-/// executable again with a token in the environment, and in those processes `init` serves
-/// the pool and exits the process when the pool goes away; it never returns there.
+/// (before any thread is started): the pool runs the current executable again with a
+/// token in the environment, as its fork server (which then forks the workers) or as a
+/// worker, and in those processes `init` serves and exits the process when the pool or
+/// the program goes away; it never returns there. A process that a pool started and that
+/// did not call `init` cannot start pools of its own ([`PoolError::Start`] says why).
 /// Test binaries, whose `main` belongs to the test harness, can call it from a
 /// constructor (`#[ctor::ctor(unsafe)]`).
 pub fn init() {

@@ -61,14 +61,27 @@ pub(crate) fn enter_if_token() {
     }
 }
 
+/// True when a pool started this process (as a worker or as the fork server) and it did
+/// not become one: [`crate::init`] did not run first in `main`. Such a process must not
+/// start pools of its own (each would start the program again, without end).
+pub(crate) fn started_by_a_pool() -> bool {
+    [protocol::TOKEN, crate::fork_server::TOKEN]
+        .iter()
+        .any(|name| token_fd(name).is_some())
+}
+
+/// The descriptor and the pool's pid that the environment variable `name` names, when it
+/// is a token of ours (a socket of that inode is open there).
+fn token_fd(name: &str) -> Option<(i32, i32)> {
+    let token = std::env::var_os(name)?;
+    let (fd, ppid, inode) = parse_token(token.to_str().unwrap_or(""))?;
+    (fd >= 3 && socket_inode(fd) == Some(inode)).then_some((fd, ppid))
+}
+
 /// The socket and the pool's pid that the environment variable `name` names, when it is
 /// a token of ours.
 fn take_token(name: &str) -> Option<(OwnedFd, i32)> {
-    let token = std::env::var_os(name)?;
-    let (fd, ppid, inode) = parse_token(token.to_str().unwrap_or(""))?;
-    if fd < 3 || socket_inode(fd) != Some(inode) {
-        return None;
-    }
+    let (fd, ppid) = token_fd(name)?;
     if single_threaded() {
         // SAFETY: no other thread exists in this process (just checked), so nothing can
         // read or write the environment concurrently.

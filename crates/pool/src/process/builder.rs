@@ -225,7 +225,9 @@ impl ProcessesBuilder {
     ///
     /// # Errors
     /// [`PoolError::InvalidOption`] for an option out of range, [`PoolError::Start`] when
-    /// a worker does not start or is not ready within the start timeout, [`PoolError::Io`]
+    /// a worker does not start or is not ready within the start timeout (or when this
+    /// process is itself one that a pool started and [`init`](crate::init) did not run
+    /// first in `main`), [`PoolError::Io`]
     /// when the current executable cannot be found or a socket cannot be made.
     pub fn build(self) -> Result<Processes, PoolError> {
         if self.workers == 0 {
@@ -266,6 +268,17 @@ impl ProcessesBuilder {
                 "max tasks per worker",
                 "must be at least 1, got 0",
             ));
+        }
+        if crate::worker::started_by_a_pool() {
+            return Err(PoolError::Start {
+                program: std::env::current_exe()
+                    .map_or_else(|_| "this program".into(), |p| p.display().to_string()),
+                reason: "this process was started by a process pool to be its worker (or \
+                         its fork server) and did not become one, so it cannot start a pool \
+                         of its own: kernelpool_pool::init() must run first thing in main"
+                    .into(),
+                exit: None,
+            });
         }
         let init = self
             .init

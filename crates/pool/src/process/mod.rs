@@ -38,8 +38,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 /// [`Executor`](kernelpool_kernels::Executor)) and plain Rust functions (`map`, `starmap`, `imap`, `imap_unordered`,
 /// `apply`, as Python's `multiprocessing.Pool`).
 ///
-/// Workers are this program started again (see [`init`](crate::init)), or the program
-/// given to [`ProcessesBuilder::worker_program`]. A worker that crashes, exits or
+/// Workers are this program, forked by its fork server or started again (see
+/// [`init`](crate::init) and [`ProcessesBuilder::fork_server`]), or the program given to
+/// [`ProcessesBuilder::worker_program`]. A worker that crashes, exits or
 /// overruns the task timeout is reported as an error of the task it was running, and
 /// replaced; the other tasks are not lost, and the pool stays usable. Dropping the pool
 /// tells the workers to exit, waits briefly, kills those still running, and reaps them all.
