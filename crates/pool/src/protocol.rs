@@ -160,6 +160,15 @@ pub(crate) enum FromWorker<'a> {
         #[serde(borrow)]
         outcome: Outcome<'a>,
     },
+    /// The outcomes of tasks `first`, `first + 1`, ... (`count` of them): their postcard
+    /// encodings one after the other (none of them `Sealed`: a result that travels in a
+    /// memfd comes in a `Done` of its own, which carries the descriptor).
+    Results {
+        first: u64,
+        count: u32,
+        #[serde(borrow)]
+        outcomes: Bytes<'a>,
+    },
 }
 
 /// How one task ended in the worker.
@@ -253,6 +262,18 @@ mod tests {
             },
         )
         .unwrap();
+        let mut outcomes = Vec::new();
+        encode_into(&mut outcomes, &Outcome::Value(Bytes(&[4]))).unwrap();
+        encode_into(&mut outcomes, &Outcome::Failed("no".into())).unwrap();
+        push_frame(
+            &mut out,
+            &FromWorker::Results {
+                first: 9,
+                count: 2,
+                outcomes: Bytes(&outcomes),
+            },
+        )
+        .unwrap();
         let mut pos = 0;
         let f1 = next_frame(&out, &mut pos).unwrap().unwrap();
         match postcard::from_bytes::<ToWorker<'_>>(f1).unwrap() {
@@ -277,6 +298,20 @@ mod tests {
                 outcome: Outcome::Value(Bytes(&[1, 2]))
             }
         ));
+        let f3 = next_frame(&out, &mut pos).unwrap().unwrap();
+        let Ok(FromWorker::Results {
+            first: 9,
+            count: 2,
+            outcomes: Bytes(rest),
+        }) = postcard::from_bytes::<FromWorker<'_>>(f3)
+        else {
+            panic!("not the results sent");
+        };
+        let (a, rest) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+        let (b, rest) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+        assert!(matches!(a, Outcome::Value(Bytes(&[4]))));
+        assert!(matches!(b, Outcome::Failed(m) if m == "no"));
+        assert!(rest.is_empty());
         assert!(check_value_size("x", MAX_VALUE).is_ok());
         assert!(check_value_size("x", MAX_VALUE + 1).is_err());
     }

@@ -36,6 +36,10 @@ const LONG_TASK_NS: u64 = 20_000;
 const HOLD_LONG_NS: u64 = 2_000_000;
 /// Flush results once this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
+/// Results of short tasks travel together, this many at most in one frame ...
+const RESULTS_PER_FRAME: u32 = 64;
+/// ... and while their encodings take less than this.
+const RESULTS_BYTES: usize = 16 * 1024;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
 /// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
@@ -175,6 +179,10 @@ struct Worker {
     bufs: HashMap<u64, Mapped>,
     libs: HashMap<(PathBuf, String, KernelName, Lang, protocol::FileId), Kernel>,
     scratch: Vec<u8>,
+    /// Outcomes not yet put into a frame: those of tasks `results.0`, `results.0 + 1`,
+    /// ..., `results.1` of them, encoded one after the other in `result_bytes`.
+    results: (u64, u32),
+    result_bytes: Vec<u8>,
 }
 
 impl Worker {
@@ -192,6 +200,8 @@ impl Worker {
             bufs: HashMap::new(),
             libs: HashMap::new(),
             scratch: Vec::new(),
+            results: (0, 0),
+            result_bytes: Vec::new(),
         }
     }
 
@@ -305,6 +315,7 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        self.push_results()?;
         if self.channel.unsent() > 0 {
             // The pool reads the socket while this blocks on it (it would not see the
             // bytes until the send is over, and a full socket would wait for it).
@@ -338,6 +349,8 @@ impl Worker {
     }
 
     fn push(&mut self, msg: &FromWorker<'_>, sealed: Option<Sealed>) -> Result<(), String> {
+        // Frames go in the order of the tasks they answer.
+        self.push_results()?;
         let fds = sealed.map(|s| vec![Arc::new(s) as _]).unwrap_or_default();
         self.channel
             .push(msg, fds)
@@ -540,8 +553,45 @@ impl Worker {
     /// task that took a while, the next one probably will too, so its result goes at once
     /// (the pool refills the queue as soon as it hears of it).
     fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
-        self.push(&FromWorker::Done { id, outcome }, None)?;
+        let (first, count) = self.results;
+        if count > 0 && first.checked_add(u64::from(count)) != Some(id) {
+            self.push_results()?;
+        }
+        if self.results.1 == 0 {
+            self.results.0 = id;
+        }
+        protocol::encode_into(&mut self.result_bytes, &outcome)
+            .map_err(|e| format!("cannot encode a reply: {e}"))?;
+        self.results.1 += 1;
+        // The outcome of a long task goes into a frame at once (the pool sees it as soon
+        // as it looks), those of short ones a few dozen at a time.
+        if self.results.1 >= RESULTS_PER_FRAME
+            || self.result_bytes.len() >= RESULTS_BYTES
+            || self.last_task_ns >= LONG_TASK_NS
+        {
+            self.push_results()?;
+        }
         self.replied()
+    }
+
+    /// Put the outcomes gathered by [`Worker::reply`] into one frame.
+    fn push_results(&mut self) -> Result<(), String> {
+        let (first, count) = std::mem::take(&mut self.results);
+        if count == 0 {
+            return Ok(());
+        }
+        let msg = FromWorker::Results {
+            first,
+            count,
+            outcomes: Bytes(&self.result_bytes),
+        };
+        let r = self
+            .channel
+            .push(&msg, vec![])
+            .map_err(|e| format!("cannot encode a reply: {e}"));
+        self.result_bytes.clear();
+        shrink(&mut self.result_bytes);
+        r
     }
 
     /// Queue the result of task `id`, which travels in `value`.

@@ -578,6 +578,17 @@ impl Engine {
                     break;
                 }
                 Ok(FromWorker::Done { id, outcome }) => (id, outcome),
+                Ok(FromWorker::Results {
+                    first,
+                    count,
+                    outcomes,
+                }) => {
+                    if let Err(m) = answers(&mut w.sent, op, w.pid, first, count, outcomes.0) {
+                        w.end = Some(WorkerEnd::ProtocolViolation(m));
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     w.end = Some(WorkerEnd::ProtocolViolation(format!(
                         "undecodable message: {e}"
@@ -687,6 +698,44 @@ impl Engine {
             }
         }
     }
+}
+
+/// Take in the outcomes of a worker's tasks `first`, `first + 1`, ... (`count` of them,
+/// encoded one after the other in `bytes`, from a private copy of the frame): each must be
+/// the answer to the next task it holds. `Err` says how the worker broke the protocol.
+fn answers(
+    sent: &mut VecDeque<SentTask>,
+    op: &mut Op,
+    pid: u32,
+    first: u64,
+    count: u32,
+    mut bytes: &[u8],
+) -> Result<(), String> {
+    for k in 0..u64::from(count) {
+        let id = first.wrapping_add(k);
+        let (outcome, rest) = postcard::take_from_bytes::<Outcome<'_>>(bytes)
+            .map_err(|e| format!("undecodable outcome of task {id}: {e}"))?;
+        bytes = rest;
+        if matches!(outcome, Outcome::Sealed { .. }) {
+            return Err(format!(
+                "the result of task {id} came without its descriptor"
+            ));
+        }
+        let Some(f) = sent.pop_front().filter(|f| f.id == id) else {
+            return Err(format!("an answer for task {id}, which it does not hold"));
+        };
+        if f.generation == op.generation {
+            op.outstanding -= 1;
+            op.ready.push_back((f.idx, convert(outcome, f.idx, pid)));
+        }
+    }
+    if !bytes.is_empty() {
+        return Err(format!(
+            "{} bytes after the {count} outcomes of a frame",
+            bytes.len()
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Engine {
