@@ -16,7 +16,7 @@
 //! end ([`Imap::pool_failure`] tells why; arguments not yet taken were never started).
 
 use crate::error::PoolError;
-use crate::process::{Done, Guard, Item, ItemData, Op, OpKind, Payload, Processes};
+use crate::process::{Done, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes};
 use crate::protocol::FnRef;
 use crate::shared_array::{OutputRanges, SharedChunkMut, SharedSlice, SharedVec, collect};
 use bytemuck::Pod;
@@ -56,6 +56,12 @@ fn encode<T: Serialize>(
 }
 
 fn encode_data<T: Serialize>(value: &T) -> Result<ItemData, String> {
+    // Most arguments of tiny tasks fit in place: one encoding and no allocation. (An
+    // encoding that fails here is done again below, which reports the error; the arrays
+    // it named twice are counted once.)
+    if let Some(small) = InlineBytes::encode(value) {
+        return Ok(ItemData::Small(small));
+    }
     // A large argument is encoded straight into the shared memory that carries it.
     if let Ok(len) = postcard::experimental::serialized_size(value) {
         if len > crate::bulk::SEALED_ABOVE && len <= crate::protocol::MAX_VALUE {

@@ -430,11 +430,18 @@ impl Worker {
                     crate::shared_array::worker_unmap(id);
                 }
             }
-            ToWorker::Call { first, fun, args } => {
-                // The frame's descriptors are claimed first, whatever becomes of its tasks.
+            ToWorker::Call {
+                first,
+                fun,
+                count,
+                args,
+            } => {
+                let bad = |m: String| format!("bad message from the pool: {m}");
+                // The frame's descriptors are claimed first, whatever becomes of its tasks
+                // (and the arguments are all checked before any task runs).
                 let mut sealed = VecDeque::new();
-                for arg in &args {
-                    if let Value::Sealed { bytes } = *arg {
+                for arg in protocol::values(args.0, count) {
+                    if let Value::Sealed { bytes } = arg.map_err(bad)? {
                         let fd = self.take_fd("a large argument")?;
                         sealed.push_back(
                             bulk::Mapped::open(fd, bytes as usize)
@@ -443,7 +450,7 @@ impl Worker {
                     }
                 }
                 if !self.same_exe {
-                    for i in 0..args.len() as u64 {
+                    for i in 0..u64::from(count) {
                         self.reply(
                             first + i,
                             Outcome::Failed("this worker runs another executable".into()),
@@ -455,11 +462,12 @@ impl Worker {
                 // the pool's executable (same device and inode, checked in Setup).
                 let (call, f) = unsafe { fun.resolve() };
                 let mut scratch = std::mem::take(&mut self.scratch);
-                for (i, arg) in args.iter().enumerate() {
-                    self.queued = args.len() - i - 1;
+                for (i, arg) in protocol::values(args.0, count).enumerate() {
+                    let arg = arg.map_err(bad)?;
+                    self.queued = count as usize - i - 1;
                     let id = first + i as u64;
                     scratch.clear();
-                    let mapped = match *arg {
+                    let mapped = match arg {
                         Value::Inline(_) => None,
                         Value::Sealed { .. } => {
                             match sealed.pop_front().expect("one per sealed argument") {
