@@ -176,6 +176,8 @@ impl Engine {
             pending: VecDeque::new(),
             outstanding: 0,
             ready: VecDeque::new(),
+            values: VecDeque::new(),
+            value_bytes: Vec::new(),
             exhausted: true,
             stop: false,
         }
@@ -238,7 +240,7 @@ impl Engine {
             w.flush();
         }
         let busy = self.slots.iter().flatten().any(WorkerHandle::busy);
-        let timeout = if !block || !op.ready.is_empty() || !busy {
+        let timeout = if !block || op.has_ready() || !busy {
             Duration::ZERO
         } else {
             self.poll_timeout()
@@ -744,7 +746,13 @@ fn answers(
         };
         if f.generation == op.generation {
             op.outstanding -= 1;
-            op.ready.push_back((f.idx, convert(outcome, f.idx, pid)));
+            match outcome {
+                // A function's value, kept as it came (the caller decodes it).
+                Outcome::Value(v) if matches!(op.kind, OpKind::Call(_)) => {
+                    op.push_value(f.idx, v.0);
+                }
+                outcome => op.ready.push_back((f.idx, convert(outcome, f.idx, pid))),
+            }
         }
     }
     if !bytes.is_empty() {

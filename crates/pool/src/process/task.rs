@@ -168,6 +168,11 @@ pub(crate) struct Op {
     /// Tasks sent and not yet answered.
     pub(super) outstanding: usize,
     pub ready: VecDeque<Done>,
+    /// The values of tasks answered and not yet taken (the common outcome of a function,
+    /// kept as encoded bytes rather than as a `Done` each): (task index, range in
+    /// `value_bytes`). See [`Op::take_value`].
+    pub(super) values: VecDeque<(usize, usize, usize)>,
+    pub(super) value_bytes: Vec<u8>,
     /// No more tasks will come from the feed.
     pub exhausted: bool,
     /// Send nothing more (the operation has failed).
@@ -175,6 +180,42 @@ pub(crate) struct Op {
 }
 
 impl Op {
+    /// Keep the encoded value of task `idx` (copied: `bytes` may be a buffer that is
+    /// reused).
+    pub(super) fn push_value(&mut self, idx: usize, bytes: &[u8]) {
+        if self.values.is_empty() {
+            self.value_bytes.clear();
+            crate::channel::shrink(&mut self.value_bytes);
+        }
+        let start = self.value_bytes.len();
+        self.value_bytes.extend_from_slice(bytes);
+        self.values.push_back((idx, start, bytes.len()));
+    }
+
+    /// The next value received: its task's index and encoded bytes. (The outcomes that
+    /// are not plain values wait in `ready`.)
+    pub(crate) fn take_value(&mut self) -> Option<(usize, &[u8])> {
+        let (idx, start, len) = self.values.pop_front()?;
+        Some((idx, &self.value_bytes[start..start + len]))
+    }
+
+    /// Outcomes wait for the caller.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || !self.values.is_empty()
+    }
+
+    /// The next outcome, from `ready` or the values, for a caller that takes them one at
+    /// a time.
+    pub(crate) fn next_done(&mut self) -> Option<Done> {
+        if let Some(d) = self.ready.pop_front() {
+            return Some(d);
+        }
+        let (idx, bytes) = self.take_value()?;
+        let payload =
+            InlineBytes::new(bytes).map_or_else(|| Payload::Bytes(bytes.to_vec()), Payload::Inline);
+        Some((idx, Ok(payload)))
+    }
+
     pub(crate) fn finished(&self) -> bool {
         self.exhausted && self.pending.is_empty() && self.outstanding == 0
     }
