@@ -183,6 +183,11 @@ struct Worker {
     /// ..., `results.1` of them, encoded one after the other in `result_bytes`.
     results: (u64, u32),
     result_bytes: Vec<u8>,
+    /// When the last task ended, while nothing that takes time (a system call, a wait)
+    /// has happened since: the next task's start and the age of the results are taken
+    /// from it instead of from more readings of the clock (two of the three a tiny task
+    /// would need; on a VM each costs tens of nanoseconds).
+    clock: Option<u64>,
 }
 
 impl Worker {
@@ -202,6 +207,7 @@ impl Worker {
             scratch: Vec::new(),
             results: (0, 0),
             result_bytes: Vec::new(),
+            clock: None,
         }
     }
 
@@ -327,6 +333,7 @@ impl Worker {
                     self.tell_pool(wrote);
                 }
                 self.pending_since = None;
+                self.clock = None;
                 Ok(())
             }
             // The pool is gone: nothing left to do.
@@ -364,6 +371,7 @@ impl Worker {
     }
 
     fn handle(&mut self, frame: &[u8]) -> Result<(), String> {
+        self.clock = None;
         let msg: ToWorker<'_> =
             postcard::from_bytes(frame).map_err(|e| format!("bad message from the pool: {e}"))?;
         match msg {
@@ -486,10 +494,15 @@ impl Worker {
                     };
                     let r = self.task(id, || call(f, arg, &mut scratch));
                     // Unmapped before the reply: the pool may reuse the memory at once.
-                    drop(mapped);
+                    if mapped.is_some() {
+                        drop(mapped);
+                        self.clock = None;
+                    }
                     match r {
                         Ok(Ok(())) if scratch.len() > bulk::SEALED_ABOVE => {
-                            match Sealed::new(&scratch) {
+                            let sealed = Sealed::new(&scratch);
+                            self.clock = None;
+                            match sealed {
                                 Ok(s) => self.reply_sealed(id, s)?,
                                 // Large values never travel in frames.
                                 Err(e) => self.reply(
@@ -542,7 +555,7 @@ impl Worker {
 
     /// Run one task, recording it in the control block; `Err` carries a panic message.
     fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
-        let t0 = now_ns();
+        let t0 = self.clock.take().unwrap_or_else(now_ns);
         if let Some(c) = &self.control {
             c.begin(id, t0);
         }
@@ -550,6 +563,7 @@ impl Worker {
         let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
         IN_TASK.set(false);
         let t1 = now_ns();
+        self.clock = Some(t1);
         if let Some(c) = &self.control {
             c.end(id, t0, t1);
         }
@@ -620,7 +634,7 @@ impl Worker {
     /// of the same frame follow, up to 2 ms, so that a step costs the pool one wake-up
     /// per worker rather than one per chunk; the worker's last tasks report at once.
     fn replied(&mut self) -> Result<(), String> {
-        let now = now_ns();
+        let now = self.clock.unwrap_or_else(now_ns);
         let since = *self.pending_since.get_or_insert(now);
         let age = now.saturating_sub(since);
         let flush = if self.last_task_ns >= LONG_TASK_NS {
