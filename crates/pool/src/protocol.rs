@@ -187,7 +187,12 @@ pub(crate) fn values(bytes: &[u8], count: u32) -> impl Iterator<Item = Result<Va
             )));
         }
         left -= 1;
-        match postcard::take_from_bytes::<Value<'_>>(bytes) {
+        // The common inline argument by hand, anything else (and the errors) by serde.
+        let taken = match take_variant_0_bytes(bytes) {
+            Some((v, r)) => Ok((Value::Inline(Bytes(v)), r)),
+            None => postcard::take_from_bytes::<Value<'_>>(bytes),
+        };
+        match taken {
             Ok((v, r)) => {
                 rest = Ok(r);
                 Some(Ok(v))
@@ -198,6 +203,45 @@ pub(crate) fn values(bytes: &[u8], count: u32) -> impl Iterator<Item = Result<Va
             }
         }
     })
+}
+
+/// A postcard varint at the start of `bytes` and the bytes after it; `None` when there is
+/// no complete one that fits a `u64`.
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let bits = u64::from(b & 0x7f);
+        if i == 9 && b > 1 {
+            return None;
+        }
+        v |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The [`Outcome`] at the start of `bytes` and the bytes after it, as
+/// `postcard::take_from_bytes` gives them; the common `Outcome::Value` is read by hand (a
+/// fraction of serde's cost), anything else by serde, which also reports the errors.
+pub(crate) fn take_outcome(bytes: &[u8]) -> postcard::Result<(Outcome<'_>, &[u8])> {
+    match take_variant_0_bytes(bytes) {
+        Some((value, rest)) => Ok((Outcome::Value(Bytes(value)), rest)),
+        None => postcard::take_from_bytes(bytes),
+    }
+}
+
+/// The encoding of variant 0 holding a byte string (`Outcome::Value`, `Value::Inline`,
+/// which [`push_inline_value`] writes) at the start of `bytes`: the string and the bytes
+/// after it; `None` for anything else.
+fn take_variant_0_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&0, rest) = bytes.split_first()? else {
+        return None;
+    };
+    let (len, rest) = take_varint(rest)?;
+    let value = rest.get(..usize::try_from(len).ok()?)?;
+    Some((value, &rest[value.len()..]))
 }
 
 /// Worker -> pool.
@@ -411,6 +455,59 @@ mod tests {
         assert_eq!(values(&encoded, 3).count(), 3);
         assert!(values(&[9, 9], 1).next().unwrap().is_err());
         assert_eq!(values(&[], 0).count(), 0);
+    }
+
+    #[test]
+    fn outcomes_read_by_hand_are_read_as_serde_reads_them() {
+        let mut encoded = Vec::new();
+        let long = vec![3u8; 20_000];
+        let outcomes = [
+            Outcome::Value(Bytes(b"")),
+            Outcome::Value(Bytes(b"ab")),
+            Outcome::Value(Bytes(&long)),
+            Outcome::Failed("no".into()),
+            Outcome::Sealed { bytes: 7 },
+        ];
+        for o in &outcomes {
+            encode_into(&mut encoded, o).unwrap();
+        }
+        let mut rest = &encoded[..];
+        for o in &outcomes {
+            let (by_hand, after) = take_outcome(rest).unwrap();
+            let (by_serde, after_serde) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+            assert_eq!(format!("{by_hand:?}"), format!("{o:?}"));
+            assert_eq!(format!("{by_hand:?}"), format!("{by_serde:?}"));
+            assert_eq!(after, after_serde);
+            rest = after;
+        }
+        assert!(rest.is_empty());
+        // `Outcome::Value` is written as `push_inline_value` writes.
+        let mut by_hand = Vec::new();
+        push_inline_value(&mut by_hand, &long);
+        let mut by_serde = Vec::new();
+        encode_into(&mut by_serde, &Outcome::Value(Bytes(&long))).unwrap();
+        assert_eq!(by_hand, by_serde);
+        // Cut short, a length too long, a varint that never ends or overflows: errors
+        // (from serde), as serde gives them.
+        for bad in [
+            &[0u8][..],
+            &[0, 5, 1, 2],
+            &[0, 0x80],
+            &[
+                0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1,
+            ],
+        ] {
+            assert!(take_outcome(bad).is_err(), "{bad:?}");
+            assert!(postcard::take_from_bytes::<Outcome<'_>>(bad).is_err());
+        }
+        assert_eq!(
+            take_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Some((u64::MAX, &[][..]))
+        );
+        assert_eq!(
+            take_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None
+        );
     }
 
     #[test]

@@ -582,8 +582,12 @@ impl Worker {
         if self.results.1 == 0 {
             self.results.0 = id;
         }
-        protocol::encode_into(&mut self.result_bytes, &outcome)
-            .map_err(|e| format!("cannot encode a reply: {e}"))?;
+        match outcome {
+            // Written as postcard writes it (see `protocol::take_outcome`), by hand.
+            Outcome::Value(v) => protocol::push_inline_value(&mut self.result_bytes, v.0),
+            outcome => protocol::encode_into(&mut self.result_bytes, &outcome)
+                .map_err(|e| format!("cannot encode a reply: {e}"))?,
+        }
         self.results.1 += 1;
         // The outcome of a long task goes into a frame at once (the pool sees it as soon
         // as it looks), those of short ones a few dozen at a time.

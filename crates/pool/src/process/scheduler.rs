@@ -15,6 +15,7 @@ use crate::control::{DOORBELL_BYTES, Doorbell, now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
 use crate::protocol::{
     Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, push_inline_value, push_sealed_value,
+    take_outcome,
 };
 use crate::shm::{SharedMemory, ShmInner};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -733,8 +734,8 @@ fn answers(
 ) -> Result<(), String> {
     for k in 0..u64::from(count) {
         let id = first.wrapping_add(k);
-        let (outcome, rest) = postcard::take_from_bytes::<Outcome<'_>>(bytes)
-            .map_err(|e| format!("undecodable outcome of task {id}: {e}"))?;
+        let (outcome, rest) =
+            take_outcome(bytes).map_err(|e| format!("undecodable outcome of task {id}: {e}"))?;
         bytes = rest;
         if matches!(outcome, Outcome::Sealed { .. }) {
             return Err(format!(
