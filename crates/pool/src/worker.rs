@@ -38,8 +38,11 @@ const HOLD_LONG_NS: u64 = 2_000_000;
 const FLUSH_BYTES: usize = 256 * 1024;
 /// Results of short tasks travel together, this many at most in one frame ...
 const RESULTS_PER_FRAME: u32 = 64;
-/// ... and while their encodings take less than this.
+/// ... and while their encodings take less than this; results held this long go into
+/// the ring before the next task starts (a task that turns out to be slow does not keep
+/// them from the pool, which takes what is in the ring whenever it looks).
 const RESULTS_BYTES: usize = 16 * 1024;
+const HOLD_RESULTS_NS: u64 = 5_000;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
 /// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
@@ -183,6 +186,8 @@ struct Worker {
     /// ..., `results.1` of them, encoded one after the other in `result_bytes`.
     results: (u64, u32),
     result_bytes: Vec<u8>,
+    /// When the first of them was produced.
+    results_since: u64,
     /// When the last task ended, while nothing that takes time (a system call, a wait)
     /// has happened since: the next task's start and the age of the results are taken
     /// from it instead of from more readings of the clock (two of the three a tiny task
@@ -207,6 +212,7 @@ impl Worker {
             scratch: Vec::new(),
             results: (0, 0),
             result_bytes: Vec::new(),
+            results_since: 0,
             clock: None,
         }
     }
@@ -492,6 +498,7 @@ impl Worker {
                         (Value::Inline(b), None) => b.0,
                         (Value::Sealed { .. }, None) => unreachable!("mapped above"),
                     };
+                    self.push_old_results()?;
                     let r = self.task(id, || call(f, arg, &mut scratch));
                     // Unmapped before the reply: the pool may reuse the memory at once.
                     if mapped.is_some() {
@@ -581,6 +588,7 @@ impl Worker {
         }
         if self.results.1 == 0 {
             self.results.0 = id;
+            self.results_since = self.clock.unwrap_or_else(now_ns);
         }
         match outcome {
             // Written as postcard writes it (see `protocol::take_outcome`), by hand.
@@ -598,6 +606,17 @@ impl Worker {
             self.push_results()?;
         }
         self.replied()
+    }
+
+    /// Before a task: put the outcomes held for [`HOLD_RESULTS_NS`] or more into a frame.
+    fn push_old_results(&mut self) -> Result<(), String> {
+        if self.results.1 > 0 {
+            let now = self.clock.unwrap_or_else(now_ns);
+            if now.saturating_sub(self.results_since) >= HOLD_RESULTS_NS {
+                self.push_results()?;
+            }
+        }
+        Ok(())
     }
 
     /// Put the outcomes gathered by [`Worker::reply`] into one frame.
@@ -760,6 +779,7 @@ impl Worker {
                 for (i, &(begin, end)) in ranges.iter().enumerate() {
                     let id = first + i as u64;
                     self.queued = ranges.len() - i - 1;
+                    self.push_old_results()?;
                     let outcome = match self.task(id, || step.run_chunk(begin..end)) {
                         Ok(Ok(p)) => Outcome::Partial(p),
                         Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },
