@@ -16,7 +16,7 @@
 //! end ([`Imap::pool_failure`] tells why; arguments not yet taken were never started).
 
 use crate::error::PoolError;
-use crate::process::{Done, Guard, Item, ItemData, Op, OpKind, Payload, Processes};
+use crate::process::{Done, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes};
 use crate::protocol::FnRef;
 use crate::shared_array::{OutputRanges, SharedChunkMut, SharedSlice, SharedVec, collect};
 use bytemuck::Pod;
@@ -56,6 +56,12 @@ fn encode<T: Serialize>(
 }
 
 fn encode_data<T: Serialize>(value: &T) -> Result<ItemData, String> {
+    // Most arguments of tiny tasks fit in place: one encoding and no allocation. (An
+    // encoding that fails here is done again below, which reports the error; the arrays
+    // it named twice are counted once.)
+    if let Some(small) = InlineBytes::encode(value) {
+        return Ok(ItemData::Small(small));
+    }
     // A large argument is encoded straight into the shared memory that carries it.
     if let Ok(len) = postcard::experimental::serialized_size(value) {
         if len > crate::bulk::SEALED_ABOVE && len <= crate::protocol::MAX_VALUE {
@@ -383,9 +389,10 @@ impl<'p> Mapper<'p> {
         let mut outputs = OutputRanges::default();
         // Encoded straight into the operation's queue; arguments that cannot be sent
         // are failed tasks.
-        let mut pending = VecDeque::new();
+        let args = args.into_iter();
+        let mut pending = VecDeque::with_capacity(args.size_hint().0);
         let mut unsent = Vec::new();
-        for (i, a) in args.into_iter().enumerate() {
+        for (i, a) in args.enumerate() {
             match encode(i, &a, &mut outputs) {
                 Ok(item) => pending.push_back(item),
                 // Overlapping outputs are a mistake of the call: nothing runs.
@@ -407,6 +414,16 @@ impl<'p> Mapper<'p> {
         op.ready
             .extend(unsent.into_iter().map(|(i, e)| (i, Err(e))));
         loop {
+            while let Some((i, bytes)) = op.take_value() {
+                match decode_value(i, bytes) {
+                    Ok(r) => results[i] = Some(r),
+                    Err(e) => {
+                        if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+                            failed = Some((i, e));
+                        }
+                    }
+                }
+            }
             while let Some(done) = op.ready.pop_front() {
                 match decode(done) {
                     (i, Ok(r)) => results[i] = Some(r),
@@ -523,7 +540,7 @@ where
     /// The next outcome in completion order; `None` when all are out.
     fn next_done(&mut self) -> Option<Done> {
         loop {
-            if let Some(d) = self.op.ready.pop_front() {
+            if let Some(d) = self.op.next_done() {
                 return Some(d);
             }
             if self.op.finished() || self.failure.is_some() {

@@ -102,12 +102,15 @@ pub(crate) enum ToWorker<'a> {
     Map { id: u64, bytes: u64, kind: MapKind },
     /// Forget these buffers and arrays.
     Unmap { ids: Vec<u64> },
-    /// Call a function on each argument; task ids `first`, `first + 1`, ...
+    /// Call a function on each argument; task ids `first`, `first + 1`, ... `args` holds
+    /// the postcard encodings of `count` [`Value`]s one after the other (written by
+    /// [`push_inline_value`] and [`push_sealed_value`]).
     Call {
         first: u64,
         fun: FnRef,
+        count: u32,
         #[serde(borrow)]
-        args: Vec<Value<'a>>,
+        args: Bytes<'a>,
     },
     /// Run a kernel step on each range; task ids `first`, `first + 1`, ...
     /// (The pool encodes its step's kernel and buffer list in place, with no copy per
@@ -143,6 +146,104 @@ pub(crate) enum Value<'a> {
     Sealed { bytes: u64 },
 }
 
+/// Append `v` as a postcard varint.
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Append the postcard encoding of `Value::Inline(Bytes(bytes))` (written by hand: it is
+/// the per-task part of a batch, and the hand-written form costs a fraction of serde's).
+pub(crate) fn push_inline_value(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(0);
+    push_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Append the postcard encoding of `Value::Sealed { bytes }`.
+pub(crate) fn push_sealed_value(out: &mut Vec<u8>, bytes: u64) {
+    out.push(1);
+    push_varint(out, bytes);
+}
+
+/// The `count` values encoded one after the other in `bytes` (a `Call`'s arguments), in
+/// order; `Err` for bytes that are not that.
+pub(crate) fn values(bytes: &[u8], count: u32) -> impl Iterator<Item = Result<Value<'_>, String>> {
+    let mut rest = Ok(bytes);
+    let mut left = count;
+    std::iter::from_fn(move || {
+        let bytes = rest.as_ref().ok()?;
+        if left == 0 {
+            if bytes.is_empty() {
+                return None;
+            }
+            let n = bytes.len();
+            rest = Err(());
+            return Some(Err(format!(
+                "{n} bytes after the {count} arguments of a batch"
+            )));
+        }
+        left -= 1;
+        // The common inline argument by hand, anything else (and the errors) by serde.
+        let taken = match take_variant_0_bytes(bytes) {
+            Some((v, r)) => Ok((Value::Inline(Bytes(v)), r)),
+            None => postcard::take_from_bytes::<Value<'_>>(bytes),
+        };
+        match taken {
+            Ok((v, r)) => {
+                rest = Ok(r);
+                Some(Ok(v))
+            }
+            Err(e) => {
+                rest = Err(());
+                Some(Err(format!("an undecodable argument: {e}")))
+            }
+        }
+    })
+}
+
+/// A postcard varint at the start of `bytes` and the bytes after it; `None` when there is
+/// no complete one that fits a `u64`.
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        let bits = u64::from(b & 0x7f);
+        if i == 9 && b > 1 {
+            return None;
+        }
+        v |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// The [`Outcome`] at the start of `bytes` and the bytes after it, as
+/// `postcard::take_from_bytes` gives them; the common `Outcome::Value` is read by hand (a
+/// fraction of serde's cost), anything else by serde, which also reports the errors.
+pub(crate) fn take_outcome(bytes: &[u8]) -> postcard::Result<(Outcome<'_>, &[u8])> {
+    match take_variant_0_bytes(bytes) {
+        Some((value, rest)) => Ok((Outcome::Value(Bytes(value)), rest)),
+        None => postcard::take_from_bytes(bytes),
+    }
+}
+
+/// The encoding of variant 0 holding a byte string (`Outcome::Value`, `Value::Inline`,
+/// which [`push_inline_value`] writes) at the start of `bytes`: the string and the bytes
+/// after it; `None` for anything else.
+fn take_variant_0_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&0, rest) = bytes.split_first()? else {
+        return None;
+    };
+    let (len, rest) = take_varint(rest)?;
+    let value = rest.get(..usize::try_from(len).ok()?)?;
+    Some((value, &rest[value.len()..]))
+}
+
 /// Worker -> pool.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker<'a> {
@@ -159,6 +260,15 @@ pub(crate) enum FromWorker<'a> {
         id: u64,
         #[serde(borrow)]
         outcome: Outcome<'a>,
+    },
+    /// The outcomes of tasks `first`, `first + 1`, ... (`count` of them): their postcard
+    /// encodings one after the other (none of them `Sealed`: a result that travels in a
+    /// memfd comes in a `Done` of its own, which carries the descriptor).
+    Results {
+        first: u64,
+        count: u32,
+        #[serde(borrow)]
+        outcomes: Bytes<'a>,
     },
 }
 
@@ -236,12 +346,29 @@ mod tests {
             Value::Sealed { bytes: 5 },
             Value::Inline(Bytes(b"")),
         ];
+        let mut encoded = Vec::new();
+        push_inline_value(&mut encoded, b"abc");
+        push_sealed_value(&mut encoded, 5);
+        push_inline_value(&mut encoded, b"");
+        let mut by_serde = Vec::new();
+        for v in &args {
+            encode_into(&mut by_serde, v).unwrap();
+        }
+        assert_eq!(encoded, by_serde, "written as postcard writes them");
+        let mut long = Vec::new();
+        push_inline_value(&mut long, &[7; 300]);
+        push_sealed_value(&mut long, u64::MAX);
+        let mut by_serde = Vec::new();
+        encode_into(&mut by_serde, &Value::Inline(Bytes(&[7; 300]))).unwrap();
+        encode_into(&mut by_serde, &Value::Sealed { bytes: u64::MAX }).unwrap();
+        assert_eq!(long, by_serde);
         push_frame(
             &mut out,
             &ToWorker::Call {
                 first: 7,
                 fun: FnRef { f: -5, call: 9 },
-                args: args.to_vec(),
+                count: 3,
+                args: Bytes(&encoded),
             },
         )
         .unwrap();
@@ -253,11 +380,31 @@ mod tests {
             },
         )
         .unwrap();
+        let mut outcomes = Vec::new();
+        encode_into(&mut outcomes, &Outcome::Value(Bytes(&[4]))).unwrap();
+        encode_into(&mut outcomes, &Outcome::Failed("no".into())).unwrap();
+        push_frame(
+            &mut out,
+            &FromWorker::Results {
+                first: 9,
+                count: 2,
+                outcomes: Bytes(&outcomes),
+            },
+        )
+        .unwrap();
         let mut pos = 0;
         let f1 = next_frame(&out, &mut pos).unwrap().unwrap();
         match postcard::from_bytes::<ToWorker<'_>>(f1).unwrap() {
-            ToWorker::Call { first, fun, args } => {
+            ToWorker::Call {
+                first,
+                fun,
+                count,
+                args,
+            } => {
                 assert_eq!((first, fun), (7, FnRef { f: -5, call: 9 }));
+                let args = values(args.0, count)
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
                 assert!(matches!(
                     args[..],
                     [
@@ -277,8 +424,90 @@ mod tests {
                 outcome: Outcome::Value(Bytes(&[1, 2]))
             }
         ));
+        let f3 = next_frame(&out, &mut pos).unwrap().unwrap();
+        let Ok(FromWorker::Results {
+            first: 9,
+            count: 2,
+            outcomes: Bytes(rest),
+        }) = postcard::from_bytes::<FromWorker<'_>>(f3)
+        else {
+            panic!("not the results sent");
+        };
+        let (a, rest) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+        let (b, rest) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+        assert!(matches!(a, Outcome::Value(Bytes(&[4]))));
+        assert!(matches!(b, Outcome::Failed(m) if m == "no"));
+        assert!(rest.is_empty());
         assert!(check_value_size("x", MAX_VALUE).is_ok());
         assert!(check_value_size("x", MAX_VALUE + 1).is_err());
+    }
+
+    #[test]
+    fn arguments_that_are_not_what_the_count_says_are_refused() {
+        let mut encoded = Vec::new();
+        push_inline_value(&mut encoded, b"ab");
+        push_inline_value(&mut encoded, b"c");
+        assert!(values(&encoded, 2).all(|v| v.is_ok()));
+        assert_eq!(values(&encoded, 2).count(), 2);
+        // One too few announced: the rest is refused; one too many: the missing one is.
+        assert!(values(&encoded, 1).last().unwrap().is_err());
+        assert!(values(&encoded, 3).last().unwrap().is_err());
+        assert_eq!(values(&encoded, 3).count(), 3);
+        assert!(values(&[9, 9], 1).next().unwrap().is_err());
+        assert_eq!(values(&[], 0).count(), 0);
+    }
+
+    #[test]
+    fn outcomes_read_by_hand_are_read_as_serde_reads_them() {
+        let mut encoded = Vec::new();
+        let long = vec![3u8; 20_000];
+        let outcomes = [
+            Outcome::Value(Bytes(b"")),
+            Outcome::Value(Bytes(b"ab")),
+            Outcome::Value(Bytes(&long)),
+            Outcome::Failed("no".into()),
+            Outcome::Sealed { bytes: 7 },
+        ];
+        for o in &outcomes {
+            encode_into(&mut encoded, o).unwrap();
+        }
+        let mut rest = &encoded[..];
+        for o in &outcomes {
+            let (by_hand, after) = take_outcome(rest).unwrap();
+            let (by_serde, after_serde) = postcard::take_from_bytes::<Outcome<'_>>(rest).unwrap();
+            assert_eq!(format!("{by_hand:?}"), format!("{o:?}"));
+            assert_eq!(format!("{by_hand:?}"), format!("{by_serde:?}"));
+            assert_eq!(after, after_serde);
+            rest = after;
+        }
+        assert!(rest.is_empty());
+        // `Outcome::Value` is written as `push_inline_value` writes.
+        let mut by_hand = Vec::new();
+        push_inline_value(&mut by_hand, &long);
+        let mut by_serde = Vec::new();
+        encode_into(&mut by_serde, &Outcome::Value(Bytes(&long))).unwrap();
+        assert_eq!(by_hand, by_serde);
+        // Cut short, a length too long, a varint that never ends or overflows: errors
+        // (from serde), as serde gives them.
+        for bad in [
+            &[0u8][..],
+            &[0, 5, 1, 2],
+            &[0, 0x80],
+            &[
+                0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1,
+            ],
+        ] {
+            assert!(take_outcome(bad).is_err(), "{bad:?}");
+            assert!(postcard::take_from_bytes::<Outcome<'_>>(bad).is_err());
+        }
+        assert_eq!(
+            take_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Some((u64::MAX, &[][..]))
+        );
+        assert_eq!(
+            take_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None
+        );
     }
 
     #[test]

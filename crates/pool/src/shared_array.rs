@@ -26,7 +26,7 @@ use bytemuck::Pod;
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -367,8 +367,17 @@ pub(crate) struct Named {
 }
 
 thread_local! {
-    /// While the pool encodes a task's arguments: the arrays they name.
-    static ENCODING: RefCell<Option<Named>> = const { RefCell::new(None) };
+    /// The pool is encoding a task's arguments (handles may be serialised) ...
+    static ENCODING: Cell<bool> = const { Cell::new(false) };
+    /// ... and these are the arrays they named so far, `NAMED_COUNT` of them (the common
+    /// task that names none costs two flags, not a move of `Named` in and out).
+    static NAMED: RefCell<Named> = const {
+        RefCell::new(Named {
+            arrays: Vec::new(),
+            outputs: Vec::new(),
+        })
+    };
+    static NAMED_COUNT: Cell<usize> = const { Cell::new(0) };
     /// In a worker: the arrays the pool has mapped here, by id.
     static MAPPED: RefCell<HashMap<u64, Arc<ShmInner>>> = RefCell::new(HashMap::new());
 }
@@ -376,9 +385,27 @@ thread_local! {
 /// Run `encode` (the encoding of one task's arguments) and return, with its result, the
 /// arrays the arguments named.
 pub(crate) fn collect<R>(encode: impl FnOnce() -> R) -> (R, Named) {
-    let outer = ENCODING.replace(Some(Named::default()));
+    // An encoding inside an encoding (never done by the pool) gets its own list, and the
+    // outer one's is put back afterwards.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENCODING.set(self.0);
+        }
+    }
+    let restore = Restore(ENCODING.replace(true));
+    let outer_count = NAMED_COUNT.replace(0);
+    let outer = (outer_count > 0).then(|| NAMED.take());
     let r = encode();
-    let mut named = ENCODING.replace(outer).unwrap_or_default();
+    drop(restore);
+    let mut named = if NAMED_COUNT.replace(outer_count) > 0 {
+        NAMED.replace(outer.unwrap_or_default())
+    } else {
+        if let Some(outer) = outer {
+            NAMED.set(outer);
+        }
+        Named::default()
+    };
     named.arrays.sort_by_key(|m| m.id());
     named.arrays.dedup_by_key(|m| m.id());
     (r, named)
@@ -401,21 +428,20 @@ fn serialize_handle<S: Serializer>(
     elem_size: usize,
     writable: bool,
 ) -> Result<S::Ok, S::Error> {
-    let recorded = ENCODING.with_borrow_mut(|named| {
-        let named = named.as_mut()?;
+    if !ENCODING.get() {
+        return Err(S::Error::custom(
+            "a shared array handle can only be sent to the process pool's workers",
+        ));
+    }
+    NAMED.with_borrow_mut(|named| {
         named.arrays.push(mem.clone());
         if writable {
             named
                 .outputs
                 .push((mem.id(), range.start * elem_size..range.end * elem_size));
         }
-        Some(())
     });
-    if recorded.is_none() {
-        return Err(S::Error::custom(
-            "a shared array handle can only be sent to the process pool's workers",
-        ));
-    }
+    NAMED_COUNT.set(NAMED_COUNT.get() + 1);
     Wire {
         id: mem.id(),
         start: range.start as u64,

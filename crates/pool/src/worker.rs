@@ -7,7 +7,9 @@
 //! Tasks run one after the other in the order they arrive. Before each task the worker
 //! records its id and start time in the control block shared with the pool; results are
 //! written back in batches (when no more input is buffered, after 100 µs, or after 256 KiB),
-//! so that many tiny tasks cost few system calls.
+//! so that many tiny tasks cost few system calls, and the outcomes of short tasks travel
+//! up to 64 to a frame (a `Results`), put into the ring before the next task starts once
+//! they are 5 µs old, so that the pool decodes one frame for many tasks.
 
 use crate::bulk::{self, Sealed};
 use crate::channel::{Channel, ChannelError, Received, RecvBuffer, shrink};
@@ -36,6 +38,13 @@ const LONG_TASK_NS: u64 = 20_000;
 const HOLD_LONG_NS: u64 = 2_000_000;
 /// Flush results once this many bytes are waiting.
 const FLUSH_BYTES: usize = 256 * 1024;
+/// Results of short tasks travel together, this many at most in one frame ...
+const RESULTS_PER_FRAME: u32 = 64;
+/// ... and while their encodings take less than this; results held this long go into
+/// the ring before the next task starts (a task that turns out to be slow does not keep
+/// them from the pool, which takes what is in the ring whenever it looks).
+const RESULTS_BYTES: usize = 16 * 1024;
+const HOLD_RESULTS_NS: u64 = 5_000;
 /// How long a worker that has run out of tasks watches for more before it sleeps.
 const SPIN_NS: u64 = 50_000;
 /// Longest it ever spins so: an idle worker sleeps after this (it burns no CPU then).
@@ -197,6 +206,17 @@ struct Worker {
     bufs: HashMap<u64, Mapped>,
     libs: HashMap<(PathBuf, String, KernelName, Lang, protocol::FileId), Kernel>,
     scratch: Vec<u8>,
+    /// Outcomes not yet put into a frame: those of tasks `results.0`, `results.0 + 1`,
+    /// ..., `results.1` of them, encoded one after the other in `result_bytes`.
+    results: (u64, u32),
+    result_bytes: Vec<u8>,
+    /// When the first of them was produced.
+    results_since: u64,
+    /// When the last task ended, while nothing that takes time (a system call, a wait)
+    /// has happened since: the next task's start and the age of the results are taken
+    /// from it instead of from more readings of the clock (two of the three a tiny task
+    /// would need; on a VM each costs tens of nanoseconds).
+    clock: Option<u64>,
 }
 
 impl Worker {
@@ -214,6 +234,10 @@ impl Worker {
             bufs: HashMap::new(),
             libs: HashMap::new(),
             scratch: Vec::new(),
+            results: (0, 0),
+            result_bytes: Vec::new(),
+            results_since: 0,
+            clock: None,
         }
     }
 
@@ -327,6 +351,7 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        self.push_results()?;
         if self.channel.unsent() > 0 {
             // The pool reads the socket while this blocks on it (it would not see the
             // bytes until the send is over, and a full socket would wait for it).
@@ -338,6 +363,7 @@ impl Worker {
                     self.tell_pool(wrote);
                 }
                 self.pending_since = None;
+                self.clock = None;
                 Ok(())
             }
             // The pool is gone: nothing left to do.
@@ -360,6 +386,8 @@ impl Worker {
     }
 
     fn push(&mut self, msg: &FromWorker<'_>, sealed: Option<Sealed>) -> Result<(), String> {
+        // Frames go in the order of the tasks they answer.
+        self.push_results()?;
         let fds = sealed.map(|s| vec![Arc::new(s) as _]).unwrap_or_default();
         self.channel
             .push(msg, fds)
@@ -373,6 +401,7 @@ impl Worker {
     }
 
     fn handle(&mut self, frame: &[u8]) -> Result<(), String> {
+        self.clock = None;
         let msg: ToWorker<'_> =
             postcard::from_bytes(frame).map_err(|e| format!("bad message from the pool: {e}"))?;
         match msg {
@@ -439,11 +468,18 @@ impl Worker {
                     crate::shared_array::worker_unmap(id);
                 }
             }
-            ToWorker::Call { first, fun, args } => {
-                // The frame's descriptors are claimed first, whatever becomes of its tasks.
+            ToWorker::Call {
+                first,
+                fun,
+                count,
+                args,
+            } => {
+                let bad = |m: String| format!("bad message from the pool: {m}");
+                // The frame's descriptors are claimed first, whatever becomes of its tasks
+                // (and the arguments are all checked before any task runs).
                 let mut sealed = VecDeque::new();
-                for arg in &args {
-                    if let Value::Sealed { bytes } = *arg {
+                for arg in protocol::values(args.0, count) {
+                    if let Value::Sealed { bytes } = arg.map_err(bad)? {
                         let fd = self.take_fd("a large argument")?;
                         sealed.push_back(
                             bulk::Mapped::open(fd, bytes as usize)
@@ -452,7 +488,7 @@ impl Worker {
                     }
                 }
                 if !self.same_exe {
-                    for i in 0..args.len() as u64 {
+                    for i in 0..u64::from(count) {
                         self.reply(
                             first + i,
                             Outcome::Failed("this worker runs another executable".into()),
@@ -464,11 +500,12 @@ impl Worker {
                 // the pool's executable (same device and inode, checked in Setup).
                 let (call, f) = unsafe { fun.resolve() };
                 let mut scratch = std::mem::take(&mut self.scratch);
-                for (i, arg) in args.iter().enumerate() {
-                    self.queued = args.len() - i - 1;
+                for (i, arg) in protocol::values(args.0, count).enumerate() {
+                    let arg = arg.map_err(bad)?;
+                    self.queued = count as usize - i - 1;
                     let id = first + i as u64;
                     scratch.clear();
-                    let mapped = match *arg {
+                    let mapped = match arg {
                         Value::Inline(_) => None,
                         Value::Sealed { .. } => {
                             match sealed.pop_front().expect("one per sealed argument") {
@@ -485,12 +522,18 @@ impl Worker {
                         (Value::Inline(b), None) => b.0,
                         (Value::Sealed { .. }, None) => unreachable!("mapped above"),
                     };
+                    self.push_old_results()?;
                     let r = self.task(id, || call(f, arg, &mut scratch));
                     // Unmapped before the reply: the pool may reuse the memory at once.
-                    drop(mapped);
+                    if mapped.is_some() {
+                        drop(mapped);
+                        self.clock = None;
+                    }
                     match r {
                         Ok(Ok(())) if scratch.len() > bulk::SEALED_ABOVE => {
-                            match Sealed::new(&scratch) {
+                            let sealed = Sealed::new(&scratch);
+                            self.clock = None;
+                            match sealed {
                                 Ok(s) => self.reply_sealed(id, s)?,
                                 // Large values never travel in frames.
                                 Err(e) => self.reply(
@@ -543,7 +586,7 @@ impl Worker {
 
     /// Run one task, recording it in the control block; `Err` carries a panic message.
     fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
-        let t0 = now_ns();
+        let t0 = self.clock.take().unwrap_or_else(now_ns);
         if let Some(c) = &self.control {
             c.begin(id, t0);
         }
@@ -551,6 +594,7 @@ impl Worker {
         let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
         IN_TASK.set(false);
         let t1 = now_ns();
+        self.clock = Some(t1);
         if let Some(c) = &self.control {
             c.end(id, t0, t1);
         }
@@ -562,8 +606,61 @@ impl Worker {
     /// task that took a while, the next one probably will too, so its result goes at once
     /// (the pool refills the queue as soon as it hears of it).
     fn reply(&mut self, id: u64, outcome: Outcome<'_>) -> Result<(), String> {
-        self.push(&FromWorker::Done { id, outcome }, None)?;
+        let (first, count) = self.results;
+        if count > 0 && first.checked_add(u64::from(count)) != Some(id) {
+            self.push_results()?;
+        }
+        if self.results.1 == 0 {
+            self.results.0 = id;
+            self.results_since = self.clock.unwrap_or_else(now_ns);
+        }
+        match outcome {
+            // Written as postcard writes it (see `protocol::take_outcome`), by hand.
+            Outcome::Value(v) => protocol::push_inline_value(&mut self.result_bytes, v.0),
+            outcome => protocol::encode_into(&mut self.result_bytes, &outcome)
+                .map_err(|e| format!("cannot encode a reply: {e}"))?,
+        }
+        self.results.1 += 1;
+        // The outcome of a long task goes into a frame at once (the pool sees it as soon
+        // as it looks), those of short ones a few dozen at a time.
+        if self.results.1 >= RESULTS_PER_FRAME
+            || self.result_bytes.len() >= RESULTS_BYTES
+            || self.last_task_ns >= LONG_TASK_NS
+        {
+            self.push_results()?;
+        }
         self.replied()
+    }
+
+    /// Before a task: put the outcomes held for [`HOLD_RESULTS_NS`] or more into a frame.
+    fn push_old_results(&mut self) -> Result<(), String> {
+        if self.results.1 > 0 {
+            let now = self.clock.unwrap_or_else(now_ns);
+            if now.saturating_sub(self.results_since) >= HOLD_RESULTS_NS {
+                self.push_results()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Put the outcomes gathered by [`Worker::reply`] into one frame.
+    fn push_results(&mut self) -> Result<(), String> {
+        let (first, count) = std::mem::take(&mut self.results);
+        if count == 0 {
+            return Ok(());
+        }
+        let msg = FromWorker::Results {
+            first,
+            count,
+            outcomes: Bytes(&self.result_bytes),
+        };
+        let r = self
+            .channel
+            .push(&msg, vec![])
+            .map_err(|e| format!("cannot encode a reply: {e}"));
+        self.result_bytes.clear();
+        shrink(&mut self.result_bytes);
+        r
     }
 
     /// Queue the result of task `id`, which travels in `value`.
@@ -584,7 +681,7 @@ impl Worker {
     /// of the same frame follow, up to 2 ms, so that a step costs the pool one wake-up
     /// per worker rather than one per chunk; the worker's last tasks report at once.
     fn replied(&mut self) -> Result<(), String> {
-        let now = now_ns();
+        let now = self.clock.unwrap_or_else(now_ns);
         let since = *self.pending_since.get_or_insert(now);
         let age = now.saturating_sub(since);
         let flush = if self.last_task_ns >= LONG_TASK_NS {
@@ -706,6 +803,7 @@ impl Worker {
                 for (i, &(begin, end)) in ranges.iter().enumerate() {
                     let id = first + i as u64;
                     self.queued = ranges.len() - i - 1;
+                    self.push_old_results()?;
                     let outcome = match self.task(id, || step.run_chunk(begin..end)) {
                         Ok(Ok(p)) => Outcome::Partial(p),
                         Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },

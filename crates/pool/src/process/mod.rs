@@ -27,7 +27,7 @@ mod worker_handle;
 pub(crate) use builder::Config;
 pub use builder::ProcessesBuilder;
 pub(crate) use scheduler::Engine;
-pub(crate) use task::{Done, Item, ItemData, Op, OpKind, Payload};
+pub(crate) use task::{Done, InlineBytes, Item, ItemData, Op, OpKind, Payload};
 
 use crate::error::PoolError;
 use std::fmt;

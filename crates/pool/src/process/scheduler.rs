@@ -7,13 +7,16 @@
 
 use super::Config;
 use super::faults::{HANGUP_GRACE, convert, deadline_ns};
-use super::task::{Feed, Item, ItemData, Op, OpKind, Payload, add_to_batch};
+use super::task::{Batch, Feed, ItemData, Op, OpKind, Payload};
 use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle};
 use crate::bulk;
-use crate::channel::{Attached, ChannelError, MAX_FRAME};
+use crate::channel::{Attached, ChannelError, MAX_FRAME, shrink};
 use crate::control::{DOORBELL_BYTES, Doorbell, now_ns, spin_until};
 use crate::error::{PoolError, WorkerExit};
-use crate::protocol::{Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, Value};
+use crate::protocol::{
+    Bytes, FnRef, FromWorker, MapKind, Outcome, ToWorker, push_inline_value, push_sealed_value,
+    take_outcome,
+};
 use crate::shm::{SharedMemory, ShmInner};
 use crate::spawn::WorkerProcess;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -69,6 +72,8 @@ pub(crate) struct Engine {
     doorbell: Doorbell,
     /// When the sockets were last polled.
     last_poll: u64,
+    /// The encoded arguments of the batch being sent.
+    args_buf: Vec<u8>,
 }
 
 impl Engine {
@@ -80,6 +85,7 @@ impl Engine {
         let mut engine = Engine {
             doorbell,
             last_poll: 0,
+            args_buf: Vec::new(),
             slots: (0..cfg.workers).map(|_| None).collect(),
             cfg,
             retired: Vec::new(),
@@ -175,6 +181,8 @@ impl Engine {
             pending: VecDeque::new(),
             outstanding: 0,
             ready: VecDeque::new(),
+            values: VecDeque::new(),
+            value_bytes: Vec::new(),
             exhausted: true,
             stop: false,
         }
@@ -237,7 +245,7 @@ impl Engine {
             w.flush();
         }
         let busy = self.slots.iter().flatten().any(WorkerHandle::busy);
-        let timeout = if !block || !op.ready.is_empty() || !busy {
+        let timeout = if !block || op.has_ready() || !busy {
             Duration::ZERO
         } else {
             self.poll_timeout()
@@ -255,20 +263,22 @@ impl Engine {
         }
         let depth = self.depth(op.chunk_len);
         let max_tasks = self.cfg.max_tasks.unwrap_or(u64::MAX);
-        let mut batches: Vec<Vec<Item>> = (0..self.slots.len()).map(|_| Vec::new()).collect();
-        // Bytes of arguments in each batch, and batches that one more would make too
-        // long for a frame (each argument fits in one on its own: see `MAX_VALUE`).
-        let mut bytes = vec![0usize; self.slots.len()];
-        let mut full = vec![false; self.slots.len()];
+        let n = self.slots.len();
+        // Tasks go straight from the queue to the back of each worker's `sent` (their ids
+        // are set below, once each worker's count is known). Per worker: tasks added, their
+        // bytes of arguments and sealed arguments (see `Batch`), and whether one more would
+        // make its frame too long.
+        let mut batches = vec![Batch::default(); n];
+        let mut full = vec![false; n];
         loop {
             let mut best: Option<(usize, usize)> = None;
             for (i, w) in self.slots.iter().enumerate() {
                 let Some(w) = w else { continue };
-                let load = w.sent.len() + batches[i].len();
+                let load = w.sent.len();
                 if w.end.is_some()
                     || full[i]
                     || load >= depth
-                    || w.assigned + batches[i].len() as u64 >= max_tasks
+                    || w.assigned + batches[i].tasks as u64 >= max_tasks
                 {
                     continue;
                 }
@@ -293,26 +303,42 @@ impl Engine {
             if op.pending.is_empty() {
                 break;
             }
-            full[i] = !add_to_batch(
-                &mut batches[i],
-                &mut bytes[i],
-                &mut op.pending,
-                op.chunk_len,
-                BATCH_BYTES,
-            );
+            let w = self.slots[i].as_mut().expect("chosen among live workers");
+            let generation = op.generation;
+            full[i] = !batches[i].take(&mut op.pending, op.chunk_len, BATCH_BYTES, |it| {
+                w.sent.push_back(SentTask {
+                    id: 0,
+                    generation,
+                    idx: it.idx,
+                    data: it.data,
+                    tries: it.tries,
+                    arrays: it.arrays,
+                });
+            });
         }
+        let Engine {
+            slots,
+            shared,
+            next_id,
+            args_buf,
+            ..
+        } = self;
         for (i, batch) in batches.into_iter().enumerate() {
-            if batch.is_empty() {
+            if batch.tasks == 0 {
                 continue;
             }
-            let w = self.slots[i].as_mut().expect("batches go to live workers");
-            let first = self.next_id;
-            self.next_id += batch.len() as u64;
+            let w = slots[i].as_mut().expect("batches go to live workers");
+            let first = *next_id;
+            *next_id += batch.tasks as u64;
+            let from = w.sent.len() - batch.tasks;
+            for (k, f) in w.sent.range_mut(from..).enumerate() {
+                f.id = first + k as u64;
+            }
             let encoded = match &op.kind {
                 OpKind::Call(fun) => {
                     // Shared arrays the batch names that the worker has not mapped yet.
                     let mut r = Ok(());
-                    for shm in batch.iter().flat_map(|it| &it.arrays) {
+                    for shm in w.sent.range(from..).flat_map(|f| &f.arrays) {
                         if r.is_ok() && w.mapped.insert(shm.id()) {
                             let kind = if shm.is_read_only() {
                                 MapKind::ReadOnlyArray
@@ -325,31 +351,33 @@ impl Engine {
                                 kind,
                             };
                             r = w.channel.push(&msg, vec![shm.clone() as Attached]);
-                            self.shared
+                            shared
                                 .entry(shm.id())
                                 .or_insert_with(|| Arc::downgrade(shm));
                         }
                     }
                     let mut fds: Vec<Attached> = Vec::new();
-                    let args = batch
-                        .iter()
-                        .map(|it| match &it.data {
-                            ItemData::Arg(a) => Value::Inline(Bytes(a.as_slice())),
+                    args_buf.clear();
+                    for f in w.sent.range(from..) {
+                        match &f.data {
+                            ItemData::Small(a) => push_inline_value(args_buf, a.as_slice()),
+                            ItemData::Arg(a) => push_inline_value(args_buf, a),
                             ItemData::Sealed(s) => {
                                 fds.push(s.clone());
-                                Value::Sealed {
-                                    bytes: s.len() as u64,
-                                }
+                                push_sealed_value(args_buf, s.len() as u64);
                             }
-                            ItemData::Range(..) => Value::Inline(Bytes(&[])),
-                        })
-                        .collect();
+                            ItemData::Range(..) => push_inline_value(args_buf, &[]),
+                        }
+                    }
                     let msg = ToWorker::Call {
                         first,
                         fun: *fun,
-                        args,
+                        count: batch.tasks as u32,
+                        args: Bytes(args_buf),
                     };
-                    r.and_then(|()| w.channel.push(&msg, fds))
+                    let r = r.and_then(|()| w.channel.push(&msg, fds));
+                    shrink(args_buf);
+                    r
                 }
                 OpKind::Step {
                     kernel,
@@ -366,16 +394,17 @@ impl Engine {
                                 kind: MapKind::Buffer,
                             };
                             r = w.channel.push(&msg, vec![shm.clone() as Attached]);
-                            self.shared
+                            shared
                                 .entry(shm.id())
                                 .or_insert_with(|| Arc::downgrade(shm));
                         }
                     }
-                    let ranges = batch
-                        .iter()
-                        .map(|it| match it.data {
+                    let ranges = w
+                        .sent
+                        .range(from..)
+                        .map(|f| match f.data {
                             ItemData::Range(a, b) => (a, b),
-                            ItemData::Arg(_) | ItemData::Sealed(_) => (0, 0),
+                            ItemData::Small(_) | ItemData::Arg(_) | ItemData::Sealed(_) => (0, 0),
                         })
                         .collect();
                     r.and_then(|()| {
@@ -391,26 +420,18 @@ impl Engine {
                 }
             };
             if let Err(e) = encoded {
+                // Not sent: the worker must not be thought to hold them.
+                w.sent.truncate(from);
                 return Err(PoolError::Protocol {
                     pid: w.pid,
                     message: format!("cannot encode tasks: {e}"),
                 });
             }
-            w.assigned += batch.len() as u64;
-            op.outstanding += batch.len();
-            if w.sent.is_empty() {
+            w.assigned += batch.tasks as u64;
+            op.outstanding += batch.tasks;
+            if from == 0 {
                 // Idle until now: its progress deadline counts from here.
                 w.progress.1 = now_ns();
-            }
-            for (k, it) in batch.into_iter().enumerate() {
-                w.sent.push_back(SentTask {
-                    id: first + k as u64,
-                    generation: op.generation,
-                    idx: it.idx,
-                    data: it.data,
-                    tries: it.tries,
-                    arrays: it.arrays,
-                });
             }
         }
         Ok(())
@@ -582,6 +603,17 @@ impl Engine {
                     break;
                 }
                 Ok(FromWorker::Done { id, outcome }) => (id, outcome),
+                Ok(FromWorker::Results {
+                    first,
+                    count,
+                    outcomes,
+                }) => {
+                    if let Err(m) = answers(&mut w.sent, op, w.pid, first, count, outcomes.0) {
+                        w.end = Some(WorkerEnd::ProtocolViolation(m));
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     w.end = Some(WorkerEnd::ProtocolViolation(format!(
                         "undecodable message: {e}"
@@ -689,6 +721,50 @@ impl Engine {
             }
         }
     }
+}
+
+/// Take in the outcomes of a worker's tasks `first`, `first + 1`, ... (`count` of them,
+/// encoded one after the other in `bytes`, from a private copy of the frame): each must be
+/// the answer to the next task it holds. `Err` says how the worker broke the protocol.
+fn answers(
+    sent: &mut VecDeque<SentTask>,
+    op: &mut Op,
+    pid: u32,
+    first: u64,
+    count: u32,
+    mut bytes: &[u8],
+) -> Result<(), String> {
+    for k in 0..u64::from(count) {
+        let id = first.wrapping_add(k);
+        let (outcome, rest) =
+            take_outcome(bytes).map_err(|e| format!("undecodable outcome of task {id}: {e}"))?;
+        bytes = rest;
+        if matches!(outcome, Outcome::Sealed { .. }) {
+            return Err(format!(
+                "the result of task {id} came without its descriptor"
+            ));
+        }
+        let Some(f) = sent.pop_front().filter(|f| f.id == id) else {
+            return Err(format!("an answer for task {id}, which it does not hold"));
+        };
+        if f.generation == op.generation {
+            op.outstanding -= 1;
+            match outcome {
+                // A function's value, kept as it came (the caller decodes it).
+                Outcome::Value(v) if matches!(op.kind, OpKind::Call(_)) => {
+                    op.push_value(f.idx, v.0);
+                }
+                outcome => op.ready.push_back((f.idx, convert(outcome, f.idx, pid))),
+            }
+        }
+    }
+    if !bytes.is_empty() {
+        return Err(format!(
+            "{} bytes after the {count} outcomes of a frame",
+            bytes.len()
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Engine {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 /// What a task carries.
 #[derive(Debug)]
 pub(crate) enum ItemData {
+    /// The encoded argument of a function, short enough to be kept in place.
+    Small(InlineBytes),
     /// The encoded argument of a function.
     Arg(Vec<u8>),
     /// The encoded argument of a function, in a sealed memfd (kept for retries: the
@@ -22,33 +24,46 @@ pub(crate) enum ItemData {
     Range(u64, u64),
 }
 
-/// Move up to `n` tasks from `pending` to `batch` while the batch's encoded arguments
-/// (`bytes`) stay within `limit` and it names at most [`MAX_FDS_PER_FRAME`] sealed
-/// arguments; a task alone in a batch always goes. False when the next task did not fit:
-/// the batch is full.
-pub(super) fn add_to_batch(
-    batch: &mut Vec<Item>,
-    bytes: &mut usize,
-    pending: &mut VecDeque<Item>,
-    n: usize,
-    limit: usize,
-) -> bool {
-    for _ in 0..n {
-        let Some(size) = pending.front().map(Item::wire_bytes) else {
-            break;
-        };
-        if !batch.is_empty() && *bytes + size > limit {
-            return false;
+/// What one worker's batch holds so far: tasks, bytes of their encoded arguments (about:
+/// see [`Item::wire_bytes`]), and sealed arguments.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Batch {
+    pub tasks: usize,
+    pub bytes: usize,
+    pub sealed: usize,
+}
+
+impl Batch {
+    /// Move up to `n` tasks from `pending` into the batch (`put`) while its encoded
+    /// arguments stay within `limit` bytes and it names at most [`MAX_FDS_PER_FRAME`]
+    /// sealed arguments; a task alone in a batch always goes. False when the next task did
+    /// not fit: the batch is full.
+    pub(super) fn take(
+        &mut self,
+        pending: &mut VecDeque<Item>,
+        n: usize,
+        limit: usize,
+        mut put: impl FnMut(Item),
+    ) -> bool {
+        for _ in 0..n {
+            let Some(next) = pending.front() else {
+                break;
+            };
+            let size = next.wire_bytes();
+            let sealed = usize::from(next.is_sealed());
+            if self.tasks > 0 && self.bytes + size > limit {
+                return false;
+            }
+            if self.sealed + sealed > MAX_FDS_PER_FRAME {
+                return false;
+            }
+            self.tasks += 1;
+            self.bytes += size;
+            self.sealed += sealed;
+            put(pending.pop_front().expect("looked at above"));
         }
-        if pending.front().is_some_and(Item::is_sealed)
-            && batch.iter().filter(|it| it.is_sealed()).count() >= MAX_FDS_PER_FRAME
-        {
-            return false;
-        }
-        *bytes += size;
-        batch.extend(pending.pop_front());
+        true
     }
-    true
 }
 
 /// A task waiting to be sent.
@@ -65,6 +80,7 @@ impl Item {
     /// About how many bytes the task adds to the frame that carries it (at least).
     pub(super) fn wire_bytes(&self) -> usize {
         match &self.data {
+            ItemData::Small(a) => a.as_slice().len() + 10,
             ItemData::Arg(a) => a.len() + 10,
             ItemData::Sealed(_) | ItemData::Range(..) => 20,
         }
@@ -108,6 +124,17 @@ impl InlineBytes {
         Some(inline)
     }
 
+    /// The postcard encoding of `value`, when it fits.
+    pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Option<InlineBytes> {
+        let mut inline = InlineBytes {
+            len: 0,
+            bytes: [0; INLINE_MAX],
+        };
+        let len = postcard::to_slice(value, &mut inline.bytes).ok()?.len();
+        inline.len = u8::try_from(len).ok()?;
+        Some(inline)
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
@@ -141,6 +168,11 @@ pub(crate) struct Op {
     /// Tasks sent and not yet answered.
     pub(super) outstanding: usize,
     pub ready: VecDeque<Done>,
+    /// The values of tasks answered and not yet taken (the common outcome of a function,
+    /// kept as encoded bytes rather than as a `Done` each): (task index, range in
+    /// `value_bytes`). See [`Op::take_value`].
+    pub(super) values: VecDeque<(usize, usize, usize)>,
+    pub(super) value_bytes: Vec<u8>,
     /// No more tasks will come from the feed.
     pub exhausted: bool,
     /// Send nothing more (the operation has failed).
@@ -148,6 +180,42 @@ pub(crate) struct Op {
 }
 
 impl Op {
+    /// Keep the encoded value of task `idx` (copied: `bytes` may be a buffer that is
+    /// reused).
+    pub(super) fn push_value(&mut self, idx: usize, bytes: &[u8]) {
+        if self.values.is_empty() {
+            self.value_bytes.clear();
+            crate::channel::shrink(&mut self.value_bytes);
+        }
+        let start = self.value_bytes.len();
+        self.value_bytes.extend_from_slice(bytes);
+        self.values.push_back((idx, start, bytes.len()));
+    }
+
+    /// The next value received: its task's index and encoded bytes. (The outcomes that
+    /// are not plain values wait in `ready`.)
+    pub(crate) fn take_value(&mut self) -> Option<(usize, &[u8])> {
+        let (idx, start, len) = self.values.pop_front()?;
+        Some((idx, &self.value_bytes[start..start + len]))
+    }
+
+    /// Outcomes wait for the caller.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || !self.values.is_empty()
+    }
+
+    /// The next outcome, from `ready` or the values, for a caller that takes them one at
+    /// a time.
+    pub(crate) fn next_done(&mut self) -> Option<Done> {
+        if let Some(d) = self.ready.pop_front() {
+            return Some(d);
+        }
+        let (idx, bytes) = self.take_value()?;
+        let payload =
+            InlineBytes::new(bytes).map_or_else(|| Payload::Bytes(bytes.to_vec()), Payload::Inline);
+        Some((idx, Ok(payload)))
+    }
+
     pub(crate) fn finished(&self) -> bool {
         self.exhausted && self.pending.is_empty() && self.outstanding == 0
     }
@@ -174,6 +242,13 @@ mod tests {
             &v[..INLINE_MAX]
         );
         assert!(InlineBytes::new(&v).is_none());
+        let small = InlineBytes::encode(&(7u64, "abc")).unwrap();
+        assert_eq!(
+            small.as_slice(),
+            postcard::to_stdvec(&(7u64, "abc")).unwrap()
+        );
+        assert!(InlineBytes::encode(&[1u8; INLINE_MAX]).is_some());
+        assert!(InlineBytes::encode(&[1u8; INLINE_MAX + 1]).is_none());
     }
 
     fn arg(idx: usize, bytes: usize) -> Item {
@@ -192,25 +267,33 @@ mod tests {
             .enumerate()
             .map(|(i, &b)| arg(i, b))
             .collect();
-        let (mut batch, mut bytes) = (Vec::new(), 0);
+        let take = |pending: &mut VecDeque<Item>, n| {
+            let (mut batch, mut got) = (Batch::default(), Vec::new());
+            let fits = batch.take(pending, n, 120, |it| got.push(it.idx));
+            (fits, got, batch)
+        };
         // 90 + 10 fits in 120; the next 100 does not.
-        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
-        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [0]);
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
-        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [1, 2]);
+        let (fits, got, _) = take(&mut pending, 3);
+        assert!(!fits);
+        assert_eq!(got, [0]);
+        let (fits, got, _) = take(&mut pending, 3);
+        assert!(!fits);
+        assert_eq!(got, [1, 2]);
         // A task larger than the limit goes alone.
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        assert!(!add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
-        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [3]);
+        let (fits, got, _) = take(&mut pending, 3);
+        assert!(!fits);
+        assert_eq!(got, [3]);
         // At most `n` tasks, and no more than there are.
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 3, 120));
-        assert_eq!(batch.iter().map(|it| it.idx).collect::<Vec<_>>(), [4]);
+        let (fits, got, _) = take(&mut pending, 3);
+        assert!(fits);
+        assert_eq!(got, [4]);
         assert!(pending.is_empty());
         let mut pending: VecDeque<Item> = (0..5).map(|i| arg(i, 1)).collect();
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        assert!(add_to_batch(&mut batch, &mut bytes, &mut pending, 2, 120));
-        assert_eq!((batch.len(), pending.len(), bytes), (2, 3, 22));
+        let (fits, got, batch) = take(&mut pending, 2);
+        assert!(fits);
+        assert_eq!(
+            (got.len(), pending.len(), batch.tasks, batch.bytes),
+            (2, 3, 2, 22)
+        );
     }
 }
