@@ -7,7 +7,9 @@
 //!
 //! Delivery is at least once for tasks that did not fail: a task that was waiting behind
 //! a task that killed its worker (or whose result had not yet left the worker) is run
-//! again on the replacement.
+//! again on the replacement. Results of short tasks leave a worker together, up to 64 in
+//! one frame, when its queue runs out, after 100 µs, or before a next task once they are
+//! 5 µs old; so a crash can send up to 63 tasks that had finished to run again.
 //!
 //! Errors: a task's own failure carries its index ([`PoolError::task`]). A failure of the
 //! pool itself has none: `map`, `starmap` and `apply` return it as the call's error; the
