@@ -133,9 +133,44 @@ impl ForkedProcess {
         if !self.exited_by(deadline) {
             return None;
         }
-        self.status = fork_server::reap(self.pid, self.server);
+        self.status = fork_server::reap(self.pid, self.server)
+            .or_else(|| exit_from_pidfd(&self.pidfd, Duration::from_millis(20)));
         self.lost = self.status.is_none();
         self.status
+    }
+}
+
+/// The exit status of the process `pidfd` refers to, from the kernel's record of it
+/// (`PIDFD_GET_INFO` with `PIDFD_INFO_EXIT`, Linux 6.15 and later), once some parent has
+/// reaped it: how a worker whose fork server died (and which `init` or a subreaper then
+/// reaped) still reports its cause. Waits up to `patience` for that reaping; `None` when
+/// the kernel keeps no such record, or no one reaped it by then (an `init` that leaves
+/// orphans as zombies: the cause is unknown then).
+fn exit_from_pidfd(pidfd: &OwnedFd, patience: Duration) -> Option<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    let give_up = Instant::now() + patience;
+    let mut nap = Duration::from_micros(20);
+    loop {
+        // SAFETY: `pidfd_info` is plain integers, for which all zeros is a value.
+        let mut info: libc::pidfd_info = unsafe { std::mem::zeroed() };
+        info.mask = u64::from(libc::PIDFD_INFO_EXIT);
+        // SAFETY: PIDFD_GET_INFO reads the request mask from, and writes the answer into,
+        // the `pidfd_info` the pointer points at (its size is encoded in the request
+        // code, and the struct lives through the call); `pidfd` is an open pidfd of ours.
+        let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), libc::PIDFD_GET_INFO, &mut info) };
+        if r != 0 {
+            // Too old a kernel (ENOTTY, EINVAL), or not reaped yet (ESRCH).
+            if Errno::from_io_error(&io::Error::last_os_error()) != Some(Errno::SRCH) {
+                return None;
+            }
+        } else if info.mask & u64::from(libc::PIDFD_INFO_EXIT) != 0 {
+            return Some(ExitStatus::from_raw(info.exit_code));
+        }
+        if Instant::now() >= give_up {
+            return None;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(10));
     }
 }
 
@@ -295,4 +330,42 @@ fn exec_now(program: PathBuf, child_end: OwnedFd, token: &str) -> io::Result<Chi
         .spawn();
     drop(child_end);
     child
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel_at_least(major: u32, minor: u32) -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.trim().split(['.', '-']);
+        let v: Vec<u32> = parts
+            .by_ref()
+            .take(2)
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        v.len() == 2 && (v[0], v[1]) >= (major, minor)
+    }
+
+    #[test]
+    fn the_exit_of_a_reaped_process_is_read_through_its_pidfd() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = Command::new("sh")
+            .args(["-c", "kill -9 $$"])
+            .spawn()
+            .expect("sh");
+        let pidfd = pidfd_open(
+            rustix::process::Pid::from_child(&child),
+            PidfdFlags::empty(),
+        )
+        .expect("pidfd");
+        let status = child.wait().expect("reaped here");
+        assert_eq!(status.signal(), Some(9));
+        let read = exit_from_pidfd(&pidfd, Duration::from_millis(20));
+        if kernel_at_least(6, 15) {
+            assert_eq!(read.and_then(|s| s.signal()), Some(9), "{read:?}");
+        } else {
+            assert_eq!(read, None);
+        }
+    }
 }

@@ -251,3 +251,51 @@ fn a_stopped_fork_server_fails_starts_in_time_and_is_replaced() {
         "{now:?} {old_workers:?}"
     );
 }
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// A fork server killed while its workers run tasks takes the workers with it: those tasks
+/// are crashes, by SIGKILL or of unknown cause (only the dead server could have reaped
+/// them; the kernel tells the cause through the worker's pidfd once `init` has reaped it,
+/// on Linux 6.15 and later, which this VM's `init` does not do promptly), and the tasks
+/// that had not started run on replacements from a new server.
+#[test]
+fn a_killed_fork_server_takes_its_workers_and_their_tasks_are_crashes() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    assert_eq!(pool.map(triple, [1u64]).expect("map"), vec![3]);
+    let server = kernelpool_pool::fork_server_pid().expect("a fork server");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        signal(server, rustix::process::Signal::KILL);
+    });
+    let args = [2_000u64, 2_000, 1, 1, 1, 1];
+    let results: Vec<_> = pool
+        .with_chunksize(1)
+        .imap(sleep_ms, args)
+        .expect("imap")
+        .collect();
+    killer.join().expect("killer");
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(*v, args[i], "task {i}"),
+            Err(e) => {
+                assert!(i < 2, "only the running tasks fail: task {i}: {e}");
+                assert!(e.is_crash(), "task {i}: {e}");
+                assert!(matches!(e.signal(), Some(9) | None), "task {i}: {e}");
+            }
+        }
+    }
+    assert!(
+        results[..2].iter().all(|r| r.is_err()),
+        "the two long tasks ran when the server died: {results:?}"
+    );
+    assert_ne!(
+        kernelpool_pool::fork_server_pid(),
+        Some(server),
+        "a new server"
+    );
+}
