@@ -8,7 +8,9 @@
 //! fake that reports rustfmt and clippy installed, and `apt-get` is a fake that records any
 //! call (`--check` must never make one).
 
-use std::os::unix::fs::PermissionsExt;
+#[path = "support/executable.rs"]
+mod executable;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,8 +41,7 @@ fn lib_dir(files: &[(&str, &[u8])]) -> PathBuf {
 }
 
 fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    executable::write_executable(path, &format!("#!/bin/sh\n{body}\n"));
 }
 
 /// Fake tools: compilers `cc`, `c++`, `fortran` and `valgrind` (each answers `--version`),

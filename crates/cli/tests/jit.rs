@@ -3,6 +3,9 @@
 //! compiler runs on a hit), several processes compiling the same new source at once, the
 //! cache's location and commands, and one-line errors for everything that can go wrong.
 
+#[path = "../../../tests/support/executable.rs"]
+mod executable;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -179,15 +182,13 @@ fn a_builtin_kernel_jitted_under_its_contract_prints_the_reference_output() {
 
 /// A compiler that logs each run to `log` and runs gcc (after `delay` seconds).
 fn logging_cc(path: &Path, log: &Path, delay: &str) {
-    std::fs::write(
+    executable::write_executable(
         path,
-        format!(
+        &format!(
             "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = --version ]; then exec gcc --version; fi\nsleep {delay}\nexec gcc \"$@\"\n",
             log.display()
         ),
-    )
-    .expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
 }
 
 fn log_lines(log: &Path) -> usize {

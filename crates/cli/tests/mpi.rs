@@ -11,6 +11,9 @@
 //! through a null pointer) on the chunks that begin at item `iparam[0]` or later, which
 //! the test picks so that only the last rank owns them. No hook is built into kpool.
 
+#[path = "../../../tests/support/executable.rs"]
+mod executable;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -369,16 +372,10 @@ fn bench_reports_an_mpi_job_that_fails_to_start() {
     let dir = std::env::temp_dir().join(format!("kpool-fake-mpirun-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let fake = dir.join("mpirun");
-    std::fs::write(
+    executable::write_executable(
         &fake,
         "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'fake mpirun: no slots' >&2\nexit 3\n",
-    )
-    .expect("write fake mpirun");
-    std::fs::set_permissions(
-        &fake,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
-    )
-    .expect("chmod");
+    );
     let path = format!(
         "{}:{}",
         dir.display(),

@@ -2,6 +2,10 @@
 //! exit, are killed, hang or panic: the failing task is named with its cause, every other
 //! task's result arrives, and the same pool goes on working.
 
+#[path = "../../../tests/support/executable.rs"]
+mod executable;
+
+use executable::write_executable;
 use kernelpool_kernels::{Buffer, Elem, Executor, Kernel, KernelName, Lang, Step, StepArgs};
 use kernelpool_pool::{PoolError, Processes, SharedMemory, Threads, WorkerExit};
 use std::collections::HashMap;
@@ -827,17 +831,14 @@ fn replacement_workers_that_never_get_ready_are_an_error() {
     let tmp = TempDir::new("ready");
     let dir = &tmp.0;
     let script = dir.join("worker.sh");
-    std::fs::write(
+    write_executable(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nif mkdir '{}' 2>/dev/null; then exec '{}'; fi\nexec sleep 60\n",
             dir.join("started").display(),
             env!("CARGO_BIN_EXE_kpool-worker")
         ),
-    )
-    .expect("script");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    );
     let pool = Processes::builder()
         .workers(1)
         .worker_program(&script)

@@ -2,9 +2,12 @@
 //! wrapper that logs every time it runs.
 #![allow(dead_code)]
 
+#[path = "../../../../tests/support/executable.rs"]
+mod executable;
+
+use executable::write_executable;
 use kernelpool_jit::{Cache, Jit};
 use kernelpool_kernels::Lang;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -79,8 +82,7 @@ pub fn logging_compiler(path: &Path, real: &str, log: &Path, version: &str) {
         log.display()
     );
     let tmp = path.with_extension("new");
-    std::fs::write(&tmp, script).expect("write the wrapper");
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_executable(&tmp, &script);
     std::fs::rename(&tmp, path).expect("install the wrapper");
 }
 
