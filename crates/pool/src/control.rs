@@ -27,6 +27,9 @@ pub(crate) struct ControlBlock {
 }
 
 /// Written by the worker.
+/// The bit of `started_ns` that says it is only a time before the task started.
+const INEXACT: u64 = 1 << 63;
+
 #[repr(C, align(64))]
 struct WorkerSide {
     /// `2 * id + 1` while task `id` runs, `2 * id` once it has finished.
@@ -173,10 +176,13 @@ impl Control {
         unsafe { &*(self.shm.inner().ptr() as *const ControlBlock) }
     }
 
-    /// Worker: task `id` starts now.
-    pub(crate) fn begin(&self, id: u64, now_ns: u64) {
+    /// Worker: task `id` starts now (`exact`), or at some time after `now_ns` that was
+    /// not read (a run of tiny tasks reads the clock only now and then).
+    pub(crate) fn begin(&self, id: u64, now_ns: u64, exact: bool) {
         let b = &self.block().worker;
-        b.started_ns.store(now_ns, Ordering::Relaxed);
+        let inexact = if exact { 0 } else { INEXACT };
+        b.started_ns
+            .store(now_ns & !INEXACT | inexact, Ordering::Relaxed);
         b.cur.store(2 * id + 1, Ordering::Release);
     }
 
@@ -184,9 +190,15 @@ impl Control {
     pub(crate) fn end(&self, id: u64, start_ns: u64, now_ns: u64) {
         let b = &self.block().worker;
         b.cur.store(2 * id, Ordering::Release);
-        b.busy_ns
-            .fetch_add(now_ns.saturating_sub(start_ns), Ordering::Relaxed);
-        b.done.fetch_add(1, Ordering::Relaxed);
+        // The worker is the only writer of its counters: a load and a store each, not a
+        // locked read-modify-write (tasks of a few dozen nanoseconds feel the difference).
+        let busy = b.busy_ns.load(Ordering::Relaxed);
+        b.busy_ns.store(
+            busy.wrapping_add(now_ns.saturating_sub(start_ns)),
+            Ordering::Relaxed,
+        );
+        let done = b.done.load(Ordering::Relaxed);
+        b.done.store(done.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Worker: task `id` is not running any more, without counting it as done (the
@@ -195,11 +207,18 @@ impl Control {
         self.block().worker.cur.store(2 * id, Ordering::Release);
     }
 
-    /// Pool: (task id, running, started at) of the task the worker last started.
-    pub(crate) fn current(&self) -> (u64, bool, u64) {
+    /// Pool: the task the worker last started: (task id, running, started at, whether
+    /// that is when it started or only a time before it).
+    pub(crate) fn current(&self) -> (u64, bool, u64, bool) {
         let b = &self.block().worker;
         let cur = b.cur.load(Ordering::Acquire);
-        (cur / 2, cur % 2 == 1, b.started_ns.load(Ordering::Relaxed))
+        let started = b.started_ns.load(Ordering::Relaxed);
+        (
+            cur / 2,
+            cur % 2 == 1,
+            started & !INEXACT,
+            started & INEXACT == 0,
+        )
     }
 
     /// Pool: (busy nanoseconds, tasks done) so far.
@@ -344,15 +363,16 @@ mod tests {
     #[test]
     fn control_block_reports_the_running_task() {
         let ctrl = Control::new(SharedMemory::new(CTRL_BYTES).unwrap(), false).unwrap();
-        assert_eq!(ctrl.current(), (0, false, 0));
-        ctrl.begin(5, 100);
-        assert_eq!(ctrl.current(), (5, true, 100));
+        assert_eq!(ctrl.current(), (0, false, 0, true));
+        ctrl.begin(5, 100, true);
+        assert_eq!(ctrl.current(), (5, true, 100, true));
         ctrl.end(5, 100, 130);
-        assert_eq!(ctrl.current(), (5, false, 100));
+        assert_eq!(ctrl.current(), (5, false, 100, true));
         assert_eq!(ctrl.totals(), (30, 1));
-        ctrl.begin(6, 200);
+        ctrl.begin(6, 200, false);
+        assert_eq!(ctrl.current(), (6, true, 200, false));
         ctrl.pause(6);
-        assert_eq!(ctrl.current(), (6, false, 200));
+        assert_eq!(ctrl.current(), (6, false, 200, false));
         assert_eq!(ctrl.totals(), (30, 1), "a pause is not a task done");
         ctrl.wrote(false);
         assert_eq!((ctrl.writes(false), ctrl.writes(true)), (1, 0));

@@ -18,9 +18,13 @@
 //! end ([`Imap::pool_failure`] tells why; arguments not yet taken were never started).
 
 use crate::error::PoolError;
-use crate::process::{Done, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes};
+use crate::process::{
+    Done, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes, StoredArgs,
+};
 use crate::protocol::FnRef;
-use crate::shared_array::{OutputRanges, SharedChunkMut, SharedSlice, SharedVec, collect};
+use crate::shared_array::{
+    OutputRanges, SharedChunkMut, SharedSlice, SharedVec, collect, names_arrays,
+};
 use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +59,63 @@ fn encode<T: Serialize>(
         tries: 0,
         arrays: named.arrays,
     })
+}
+
+/// Arguments a `map` encodes at a time, ahead of the workers.
+const ENCODE_AHEAD: usize = 4096;
+
+/// Where [`encode_more`] puts the tasks it encodes.
+struct Queues<'q> {
+    store: &'q mut StoredArgs,
+    pending: &'q mut VecDeque<Item>,
+    failed: &'q mut VecDeque<Done>,
+}
+
+/// Encode up to [`ENCODE_AHEAD`] more arguments of a `map` (task `i` for the `i`-th):
+/// into the store when they can be, else as items, or as failed tasks; and make room for
+/// their results. Whether arguments remain.
+///
+/// # Errors
+/// [`PoolError::OverlappingOutput`] for an output range that overlaps one of an earlier
+/// task (a mistake of the call: no task gets it).
+fn encode_more<T: Serialize, R>(
+    args: &mut impl Iterator<Item = (usize, T)>,
+    to: &mut Queues<'_>,
+    outputs: &mut OutputRanges,
+    results: &mut Vec<Option<R>>,
+) -> Result<bool, PoolError> {
+    for _ in 0..ENCODE_AHEAD {
+        let Some((i, a)) = args.next() else {
+            return Ok(false);
+        };
+        match encode_stored(to.store, i, &a, outputs) {
+            Ok(None) => {}
+            Ok(Some(item)) => to.pending.push_back(item),
+            Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
+            Err((i, e)) => to.failed.push_back((i, Err(e))),
+        }
+        results.push(None);
+    }
+    Ok(true)
+}
+
+/// Encode the argument of task `idx` into `store` (`None`), the common case of a short
+/// argument that names no shared array; or, as [`encode`] does, as an item of its own.
+fn encode_stored<T: Serialize>(
+    store: &mut StoredArgs,
+    idx: usize,
+    value: &T,
+    outputs: &mut OutputRanges,
+) -> Result<Option<Item>, (usize, PoolError)> {
+    let (stored, named) = names_arrays(|| store.push(idx, value));
+    match stored {
+        Ok(true) if !named => return Ok(None),
+        // It names shared arrays: they travel with it (encoded again below).
+        Ok(true) => store.pop(),
+        // Too long to store, or not encodable (the error comes from below).
+        Ok(false) | Err(_) => {}
+    }
+    encode(idx, value, outputs).map(Some)
 }
 
 fn encode_data<T: Serialize>(value: &T) -> Result<ItemData, String> {
@@ -389,33 +450,54 @@ impl<'p> Mapper<'p> {
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
         let mut outputs = OutputRanges::default();
-        // Encoded straight into the operation's queue; arguments that cannot be sent
-        // are failed tasks.
-        let args = args.into_iter();
-        let mut pending = VecDeque::with_capacity(args.size_hint().0);
-        let mut unsent = Vec::new();
-        for (i, a) in args.enumerate() {
-            match encode(i, &a, &mut outputs) {
-                Ok(item) => pending.push_back(item),
-                // Overlapping outputs are a mistake of the call: nothing runs.
-                Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
-                Err(failed) => unsent.push(failed),
-            }
-        }
-        let n = pending.len() + unsent.len();
+        // The first arguments are encoded before the pool is taken (all of them for a short
+        // call), the others while the workers run the first ones: arguments that cannot
+        // be sent are failed tasks.
+        let mut args = args.into_iter().enumerate().fuse();
+        let hint = args.size_hint().0;
+        let mut store = StoredArgs::with_capacity(hint.min(1 << 20));
+        let mut pending = VecDeque::new();
+        let mut ready = VecDeque::new();
+        let mut results: Vec<Option<R>> = Vec::with_capacity(hint.min(1 << 20));
+        let mut queues = Queues {
+            store: &mut store,
+            pending: &mut pending,
+            failed: &mut ready,
+        };
+        let mut more = encode_more(&mut args, &mut queues, &mut outputs, &mut results)?;
+        let n = results.len() + args.size_hint().0;
         let workers = self.pool.config().workers;
         let chunksize = self
             .chunksize
             .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
-        let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
         // The failed task with the lowest index.
         let mut failed: Option<(usize, PoolError)> = None;
         let mut engine = self.pool.lock()?;
         let mut op = engine.new_op(OpKind::Call(fun), chunksize);
         op.pending = pending;
-        op.ready
-            .extend(unsent.into_iter().map(|(i, e)| (i, Err(e))));
+        op.store = store;
+        op.ready = ready;
         loop {
+            if more && op.stored_unsent() < ENCODE_AHEAD / 2 {
+                let mut queues = Queues {
+                    store: &mut op.store,
+                    pending: &mut op.pending,
+                    failed: &mut op.ready,
+                };
+                match encode_more(&mut args, &mut queues, &mut outputs, &mut results) {
+                    Ok(m) => more = m,
+                    Err(e) => {
+                        // No task gets the overlapping range; those sent finish first.
+                        op.halt();
+                        while !op.finished() {
+                            engine.step(&mut op, &mut || None)?;
+                            op.ready.clear();
+                            while op.take_value().is_some() {}
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             while let Some((i, bytes)) = op.take_value() {
                 match decode_value(i, bytes) {
                     Ok(r) => results[i] = Some(r),
@@ -436,25 +518,19 @@ impl<'p> Mapper<'p> {
                     }
                 }
             }
-            if op.finished() {
+            if !more && op.finished() {
                 break;
             }
             engine.step(&mut op, &mut || None)?;
         }
         drop(engine);
-        let mut out = Vec::with_capacity(n);
-        for (i, r) in results.into_iter().enumerate() {
-            match (r, &failed) {
-                (Some(r), _) => out.push(r),
-                (None, Some((j, _))) if *j == i => {
-                    return Err(failed.take().expect("matched above").1);
-                }
-                (None, _) => {
-                    return Err(PoolError::Internal(format!("task {i} produced no result")));
-                }
-            }
+        match (results.iter().position(Option::is_none), failed) {
+            (None, None) => Ok(results.into_iter().flatten().collect()),
+            (Some(i), Some((j, e))) if i == j => Err(e),
+            (Some(i), _) => Err(PoolError::Internal(format!("task {i} produced no result"))),
+            // (A task that failed has no result.)
+            (None, Some((_, e))) => Err(e),
         }
-        Ok(out)
     }
 
     fn start<A, I>(&self, fun: FnRef, args: I) -> Result<Lazy<'p, I::IntoIter>, PoolError>

@@ -411,6 +411,31 @@ pub(crate) fn collect<R>(encode: impl FnOnce() -> R) -> (R, Named) {
     (r, named)
 }
 
+/// Run `encode` as [`collect`] does, for the common encoding that names no array: only
+/// whether it named any (those it named are forgotten: the caller encodes it again with
+/// [`collect`]).
+pub(crate) fn names_arrays<R>(encode: impl FnOnce() -> R) -> (R, bool) {
+    if NAMED_COUNT.get() > 0 {
+        // Inside another encoding (never done by the pool): keep its list apart.
+        let (r, named) = collect(encode);
+        return (r, !named.arrays.is_empty());
+    }
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENCODING.set(self.0);
+        }
+    }
+    let restore = Restore(ENCODING.replace(true));
+    let r = encode();
+    drop(restore);
+    if NAMED_COUNT.replace(0) == 0 {
+        return (r, false);
+    }
+    NAMED.take();
+    (r, true)
+}
+
 /// Worker: the pool has mapped array `id` here.
 pub(crate) fn worker_map(id: u64, mem: Arc<ShmInner>) {
     MAPPED.with_borrow_mut(|m| m.insert(id, mem));
@@ -591,6 +616,15 @@ mod tests {
         assert!(postcard::from_bytes::<(u8, SharedChunkMut<f64>)>(&bytes).is_err());
         worker_unmap(input.mem.id());
         assert!(postcard::from_bytes::<(u8, SharedSlice<f64>)>(&bytes).is_err());
+        // The quick test says whether an encoding names arrays, and leaves nothing behind
+        // for the next one.
+        let (plain, named) = names_arrays(|| postcard::to_stdvec(&(7u8, 9u64)));
+        assert!(plain.is_ok() && !named);
+        let (again, named) = names_arrays(|| postcard::to_stdvec(&(7u8, input.slice(1..3))));
+        assert_eq!((again.unwrap(), named), (bytes, true));
+        let (_, named) = collect(|| postcard::to_stdvec(&9u64));
+        assert!(named.arrays.is_empty());
+        assert!(postcard::to_stdvec(&input).is_err(), "encoding is over");
     }
 
     #[cfg(feature = "ndarray")]

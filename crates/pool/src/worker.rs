@@ -33,6 +33,10 @@ const FLUSH_AFTER_NS: u64 = 100_000;
 /// Send the result of a task that ran this long at once, when the worker is about to
 /// run out of tasks (the pool then refills its queue in time) ...
 const LONG_TASK_NS: u64 = 20_000;
+/// Tasks shorter than this on average are timed a few at a time ...
+const TINY_TASK_NS: u64 = 1_000;
+/// ... up to this many in a row not timed, then one reading of the clock.
+const MAX_STRIDE: u32 = 7;
 /// ... and hold results of long tasks at most this long while more of its frame follow
 /// (every write wakes the pool, which then competes with the workers for the cores).
 const HOLD_LONG_NS: u64 = 2_000_000;
@@ -217,6 +221,10 @@ struct Worker {
     /// from it instead of from more readings of the clock (two of the three a tiny task
     /// would need; on a VM each costs tens of nanoseconds).
     clock: Option<u64>,
+    /// Tasks finished since `clock` was read, and how many may finish before it is read
+    /// again (see [`Worker::task`]).
+    unread: u32,
+    stride: u32,
 }
 
 impl Worker {
@@ -238,6 +246,8 @@ impl Worker {
             result_bytes: Vec::new(),
             results_since: 0,
             clock: None,
+            unread: 0,
+            stride: 0,
         }
     }
 
@@ -585,20 +595,47 @@ impl Worker {
     }
 
     /// Run one task, recording it in the control block; `Err` carries a panic message.
+    ///
+    /// In a run of tiny tasks (under [`TINY_TASK_NS`] each, on average), the clock is read
+    /// after one task in `stride + 1` only (up to [`MAX_STRIDE`] are not timed): the
+    /// others start "some time after" the last reading, as the control block says, and
+    /// count as taking no time; the reading charges the whole run to the task that takes
+    /// it.
     fn task<T>(&mut self, id: u64, body: impl FnOnce() -> T) -> Result<T, String> {
-        let t0 = self.clock.take().unwrap_or_else(now_ns);
+        let t0 = match self.clock.take() {
+            Some(t) => t,
+            None => {
+                self.unread = 0;
+                now_ns()
+            }
+        };
         if let Some(c) = &self.control {
-            c.begin(id, t0);
+            c.begin(id, t0, self.unread == 0);
         }
         IN_TASK.set(true);
         let r = catch_unwind(AssertUnwindSafe(body)).map_err(panic_message);
         IN_TASK.set(false);
+        if self.unread < self.stride {
+            self.unread += 1;
+            self.clock = Some(t0);
+            if let Some(c) = &self.control {
+                c.end(id, t0, t0);
+            }
+            return r;
+        }
         let t1 = now_ns();
+        let per_task = t1.saturating_sub(t0) / (u64::from(self.unread) + 1);
+        self.stride = if per_task < TINY_TASK_NS {
+            (self.stride * 2 + 1).min(MAX_STRIDE)
+        } else {
+            0
+        };
+        self.unread = 0;
         self.clock = Some(t1);
         if let Some(c) = &self.control {
             c.end(id, t0, t1);
         }
-        self.last_task_ns = t1.saturating_sub(t0);
+        self.last_task_ns = per_task;
         r
     }
 
@@ -747,7 +784,7 @@ impl Worker {
         // Getting ready (loading a shared object runs its initialisers) counts as part of
         // the first task, so that a crash or a hang there is that task's, and is timed.
         if let Some(c) = &self.control {
-            c.begin(first, now_ns());
+            c.begin(first, now_ns(), true);
         }
         let kernel = self.kernel(kernel);
         if let Some(c) = &self.control {

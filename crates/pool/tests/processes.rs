@@ -620,6 +620,39 @@ fn the_timeout_counts_from_each_task_start() {
     assert!(t.elapsed() >= Duration::from_millis(480));
 }
 
+/// The same among tiny tasks, which a worker times a few at a time: two 300 ms tasks in a
+/// row after twenty tiny ones, all in one batch, are 600 ms past the last reading of the
+/// clock before them, and neither times out at 500 ms; a 900 ms one among them does.
+#[test]
+fn the_timeout_counts_from_each_task_start_among_tiny_tasks() {
+    let pool = Processes::builder()
+        .workers(1)
+        .task_timeout(Duration::from_millis(500))
+        .build()
+        .expect("pool");
+    // Tiny tasks first: the pool learns they are short and sends them by the hundred.
+    for _ in 0..3 {
+        pool.with_chunksize(1)
+            .map(nap, [0u64; 2000])
+            .expect("warm-up");
+    }
+    let mut naps = vec![0u64; 20];
+    naps.extend([300, 300]);
+    naps.extend([0; 5]);
+    let t = Instant::now();
+    assert_eq!(
+        pool.with_chunksize(1)
+            .map(nap, naps.clone())
+            .expect("no timeout"),
+        naps
+    );
+    assert!(t.elapsed() >= Duration::from_millis(600));
+    naps[21] = 900;
+    let r: Vec<_> = pool.imap(nap, naps).expect("imap").collect();
+    assert!(r[21].as_ref().is_err_and(|e| e.is_timeout()), "{:?}", r[21]);
+    assert_eq!(r.iter().filter(|r| r.is_ok()).count(), 26, "{r:?}");
+}
+
 /// A worker that dies between operations (OOM killer, an operator) is replaced without
 /// any task failing.
 #[test]

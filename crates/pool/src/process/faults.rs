@@ -39,8 +39,16 @@ pub(super) fn deadline_ns(w: &WorkerHandle, t_ns: u64) -> Option<u64> {
     if !w.busy() {
         return None;
     }
-    let (cur, running, started) = w.control.current();
+    let (cur, running, started, exact) = w.control.current();
     if running && w.holds(cur) {
+        // A start the worker did not read (in a run of tiny tasks) may lie well before
+        // the real one, after a long task: the timeout then counts from when the pool
+        // first saw the task running, which is after its start.
+        let started = if exact {
+            started
+        } else {
+            started.max(w.progress.1)
+        };
         Some(started.saturating_add(t_ns))
     } else {
         Some(w.progress.1.saturating_add(t_ns))
@@ -73,7 +81,7 @@ impl Engine {
                 continue;
             };
             if now >= deadline {
-                let (cur, running, _) = w.control.current();
+                let (cur, running, ..) = w.control.current();
                 w.kill();
                 w.end = Some(if running && w.holds(cur) {
                     WorkerEnd::TaskTimedOut { id: cur }
@@ -114,7 +122,7 @@ impl Engine {
         let end = end.unwrap_or(WorkerEnd::ChannelClosed);
         let status = child.reap(Instant::now() + HANGUP_GRACE);
         let cause = status.map_or(WorkerExit::Unknown, WorkerExit::from_status);
-        let (cur, running, _) = control.current();
+        let (cur, running, ..) = control.current();
         let culprit = match end {
             WorkerEnd::TaskTimedOut { id } => Some(id),
             WorkerEnd::ChannelClosed if running => Some(cur),
@@ -123,7 +131,7 @@ impl Engine {
         let timeout = self.cfg.timeout.unwrap_or_default();
         let stalled = matches!(end, WorkerEnd::Stalled);
         let mut requeue = Vec::new();
-        for f in sent {
+        for f in sent.into_tasks() {
             if f.generation != op.generation {
                 continue;
             }
@@ -218,7 +226,7 @@ impl Engine {
 
 /// Record a change of the worker's control block (a task started or finished) as progress.
 fn note_progress(w: &mut WorkerHandle, now: u64) {
-    let (cur, running, _) = w.control.current();
+    let (cur, running, ..) = w.control.current();
     let mark = (2 * cur + running as u64, w.control.totals().1);
     if mark != w.progress.0 {
         w.progress = (mark, now);

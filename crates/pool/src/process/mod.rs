@@ -12,7 +12,8 @@
 //! ready within the start timeout).
 //!
 //! Modules: `builder` (options, start), `step` (kernel steps as an `Executor`), `task`
-//! (tasks, operations and batching), `scheduler` (the loop that sends tasks, waits and
+//! (tasks, operations, the arguments an operation stores, and batching), `sent` (the
+//! tasks a worker holds), `scheduler` (the loop that sends tasks, waits and
 //! reads answers), `worker_handle` (the pool's side of one worker: its process, channel
 //! and control block), `faults` (dead, hung and stalled workers: who is blamed, what runs
 //! again).
@@ -20,6 +21,7 @@
 mod builder;
 mod faults;
 mod scheduler;
+mod sent;
 mod step;
 mod task;
 mod worker_handle;
@@ -27,7 +29,7 @@ mod worker_handle;
 pub(crate) use builder::Config;
 pub use builder::ProcessesBuilder;
 pub(crate) use scheduler::Engine;
-pub(crate) use task::{Done, InlineBytes, Item, ItemData, Op, OpKind, Payload};
+pub(crate) use task::{Done, InlineBytes, Item, ItemData, Op, OpKind, Payload, StoredArgs};
 
 use crate::error::PoolError;
 use std::fmt;

@@ -7,8 +7,9 @@
 
 use super::Config;
 use super::faults::{HANGUP_GRACE, convert, deadline_ns};
-use super::task::{Batch, Feed, ItemData, Op, OpKind, Payload};
-use super::worker_handle::{SentTask, WorkerEnd, WorkerHandle};
+use super::sent::{Sent, SentQueue, SentRun, SentTask};
+use super::task::{Batch, Feed, ItemData, Op, OpKind, Payload, StoredArgs};
+use super::worker_handle::{WorkerEnd, WorkerHandle};
 use crate::bulk;
 use crate::channel::{Attached, ChannelError, MAX_FRAME, shrink};
 use crate::control::{DOORBELL_BYTES, Doorbell, now_ns, spin_until};
@@ -179,6 +180,8 @@ impl Engine {
             kind,
             chunk_len: chunk_len.max(1),
             pending: VecDeque::new(),
+            store: StoredArgs::default(),
+            store_next: 0,
             outstanding: 0,
             ready: VecDeque::new(),
             values: VecDeque::new(),
@@ -270,8 +273,15 @@ impl Engine {
         // make its frame too long.
         let mut batches = vec![Batch::default(); n];
         let mut full = vec![false; n];
+        // Where each worker's records of this batch begin.
+        let marks: Vec<usize> = self
+            .slots
+            .iter()
+            .map(|w| w.as_ref().map_or(0, |w| w.sent.records()))
+            .collect();
         loop {
             let mut best: Option<(usize, usize)> = None;
+            let mut open = 0;
             for (i, w) in self.slots.iter().enumerate() {
                 let Some(w) = w else { continue };
                 let load = w.sent.len();
@@ -282,11 +292,12 @@ impl Engine {
                 {
                     continue;
                 }
+                open += 1;
                 if best.is_none_or(|(_, l)| load < l) {
                     best = Some((i, load));
                 }
             }
-            let Some((i, _)) = best else { break };
+            let Some((i, load)) = best else { break };
             while op.pending.len() < op.chunk_len && !op.exhausted {
                 match feed() {
                     None => op.exhausted = true,
@@ -300,20 +311,62 @@ impl Engine {
                     }
                 }
             }
-            if op.pending.is_empty() {
-                break;
-            }
             let w = self.slots[i].as_mut().expect("chosen among live workers");
             let generation = op.generation;
-            full[i] = !batches[i].take(&mut op.pending, op.chunk_len, BATCH_BYTES, |it| {
-                w.sent.push_back(SentTask {
+            if op.pending.is_empty() {
+                // Stored arguments: a run of consecutive tasks, this worker's share of
+                // those left (whole chunks), as far as its queue, its task limit and its
+                // frame allow.
+                let left = op.store.len() - op.store_next;
+                if left == 0 {
+                    break;
+                }
+                let room = (depth - load).min(
+                    usize::try_from(max_tasks - w.assigned).unwrap_or(usize::MAX)
+                        - batches[i].tasks,
+                );
+                let share = left.div_ceil(open).next_multiple_of(op.chunk_len);
+                let want = share.min(room).max(1).min(left);
+                let batch = &mut batches[i];
+                let first_pos = op.store_next;
+                let first_idx = op.store.idx(first_pos);
+                let mut count = 0;
+                while count < want {
+                    let pos = first_pos + count;
+                    if op.store.idx(pos) != first_idx + count {
+                        break;
+                    }
+                    let size = op.store.span(pos..pos + 1).len();
+                    if batch.tasks > 0 && batch.bytes + size > BATCH_BYTES {
+                        full[i] = true;
+                        break;
+                    }
+                    batch.tasks += 1;
+                    batch.bytes += size;
+                    count += 1;
+                }
+                if count > 0 {
+                    op.store_next += count;
+                    w.sent.push(Sent::Run(SentRun {
+                        first_id: 0,
+                        generation,
+                        first_idx,
+                        first_pos,
+                        count,
+                    }));
+                }
+                continue;
+            }
+            let store = &op.store;
+            full[i] = !batches[i].take(&mut op.pending, store, op.chunk_len, BATCH_BYTES, |it| {
+                w.sent.push(Sent::Task(SentTask {
                     id: 0,
                     generation,
                     idx: it.idx,
                     data: it.data,
                     tries: it.tries,
                     arrays: it.arrays,
-                });
+                }));
             });
         }
         let Engine {
@@ -330,15 +383,19 @@ impl Engine {
             let w = slots[i].as_mut().expect("batches go to live workers");
             let first = *next_id;
             *next_id += batch.tasks as u64;
-            let from = w.sent.len() - batch.tasks;
-            for (k, f) in w.sent.range_mut(from..).enumerate() {
-                f.id = first + k as u64;
-            }
+            let from = marks[i];
+            w.sent.number_from(from, first);
+            let tasks = || {
+                w.sent.records_from(from).filter_map(|r| match r {
+                    Sent::Task(t) => Some(t),
+                    Sent::Run(_) => None,
+                })
+            };
             let encoded = match &op.kind {
                 OpKind::Call(fun) => {
                     // Shared arrays the batch names that the worker has not mapped yet.
                     let mut r = Ok(());
-                    for shm in w.sent.range(from..).flat_map(|f| &f.arrays) {
+                    for shm in tasks().flat_map(|f| &f.arrays) {
                         if r.is_ok() && w.mapped.insert(shm.id()) {
                             let kind = if shm.is_read_only() {
                                 MapKind::ReadOnlyArray
@@ -358,10 +415,21 @@ impl Engine {
                     }
                     let mut fds: Vec<Attached> = Vec::new();
                     args_buf.clear();
-                    for f in w.sent.range(from..) {
+                    for r in w.sent.records_from(from) {
+                        let f = match r {
+                            Sent::Task(f) => f,
+                            Sent::Run(run) => {
+                                let pos = run.first_pos..run.first_pos + run.count;
+                                args_buf.extend_from_slice(op.store.span(pos));
+                                continue;
+                            }
+                        };
                         match &f.data {
                             ItemData::Small(a) => push_inline_value(args_buf, a.as_slice()),
                             ItemData::Arg(a) => push_inline_value(args_buf, a),
+                            ItemData::Stored(pos) => {
+                                args_buf.extend_from_slice(op.store.span(*pos..*pos + 1));
+                            }
                             ItemData::Sealed(s) => {
                                 fds.push(s.clone());
                                 push_sealed_value(args_buf, s.len() as u64);
@@ -399,12 +467,14 @@ impl Engine {
                                 .or_insert_with(|| Arc::downgrade(shm));
                         }
                     }
-                    let ranges = w
-                        .sent
-                        .range(from..)
+                    // (A step's tasks are items, each a range.)
+                    let ranges = tasks()
                         .map(|f| match f.data {
                             ItemData::Range(a, b) => (a, b),
-                            ItemData::Small(_) | ItemData::Arg(_) | ItemData::Sealed(_) => (0, 0),
+                            ItemData::Small(_)
+                            | ItemData::Arg(_)
+                            | ItemData::Sealed(_)
+                            | ItemData::Stored(_) => (0, 0),
                         })
                         .collect();
                     r.and_then(|()| {
@@ -635,23 +705,23 @@ impl Engine {
                 },
                 _ => None,
             };
-            let Some(f) = w.sent.pop_front().filter(|f| f.id == id) else {
+            let Some((generation, idx)) = w.sent.answer(id) else {
                 w.end = Some(WorkerEnd::ProtocolViolation(format!(
                     "an answer for task {id}, which it does not hold"
                 )));
                 break;
             };
-            if f.generation == op.generation {
+            if generation == op.generation {
                 op.outstanding -= 1;
                 let r = match sealed {
                     Some(Ok(m)) => Ok(Payload::Mapped(m)),
                     Some(Err(e)) => Err(PoolError::Codec {
-                        task: f.idx,
+                        task: idx,
                         message: format!("cannot map the result: {e}"),
                     }),
-                    None => convert(outcome, f.idx, w.pid),
+                    None => convert(outcome, idx, w.pid),
                 };
-                op.ready.push_back((f.idx, r));
+                op.ready.push_back((idx, r));
             }
         }
         if matches!(w.end, Some(WorkerEnd::ProtocolViolation(_))) {
@@ -693,10 +763,11 @@ impl Engine {
     /// and not delivered) are returned, in order.
     pub(crate) fn abandon(&mut self, op: &mut Op) -> Vec<usize> {
         let mut lost: Vec<usize> = op.pending.iter().map(|it| it.idx).collect();
+        lost.extend((op.store_next..op.store.len()).map(|pos| op.store.idx(pos)));
         for w in self.slots.iter_mut().flatten() {
-            for f in &w.sent {
-                if f.generation == op.generation {
-                    lost.push(f.idx);
+            for (generation, idx) in w.sent.indices() {
+                if generation == op.generation {
+                    lost.push(idx);
                 }
             }
         }
@@ -714,7 +785,7 @@ impl Engine {
         for slot in &mut self.slots {
             if slot
                 .as_ref()
-                .is_some_and(|w| w.sent.iter().any(|f| f.generation == op.generation))
+                .is_some_and(|w| w.sent.holds_generation(op.generation))
             {
                 let mut w = slot.take().expect("checked above");
                 w.child.kill_and_reap();
@@ -727,7 +798,7 @@ impl Engine {
 /// encoded one after the other in `bytes`, from a private copy of the frame): each must be
 /// the answer to the next task it holds. `Err` says how the worker broke the protocol.
 fn answers(
-    sent: &mut VecDeque<SentTask>,
+    sent: &mut SentQueue,
     op: &mut Op,
     pid: u32,
     first: u64,
@@ -744,17 +815,17 @@ fn answers(
                 "the result of task {id} came without its descriptor"
             ));
         }
-        let Some(f) = sent.pop_front().filter(|f| f.id == id) else {
+        let Some((generation, idx)) = sent.answer(id) else {
             return Err(format!("an answer for task {id}, which it does not hold"));
         };
-        if f.generation == op.generation {
+        if generation == op.generation {
             op.outstanding -= 1;
             match outcome {
                 // A function's value, kept as it came (the caller decodes it).
                 Outcome::Value(v) if matches!(op.kind, OpKind::Call(_)) => {
-                    op.push_value(f.idx, v.0);
+                    op.push_value(idx, v.0);
                 }
-                outcome => op.ready.push_back((f.idx, convert(outcome, f.idx, pid))),
+                outcome => op.ready.push_back((idx, convert(outcome, idx, pid))),
             }
         }
     }

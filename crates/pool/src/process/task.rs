@@ -22,6 +22,9 @@ pub(crate) enum ItemData {
     Sealed(Arc<Sealed>),
     /// The range of a kernel chunk.
     Range(u64, u64),
+    /// The encoded argument of a function, at this position of its operation's
+    /// [`StoredArgs`].
+    Stored(usize),
 }
 
 /// What one worker's batch holds so far: tasks, bytes of their encoded arguments (about:
@@ -41,6 +44,7 @@ impl Batch {
     pub(super) fn take(
         &mut self,
         pending: &mut VecDeque<Item>,
+        store: &StoredArgs,
         n: usize,
         limit: usize,
         mut put: impl FnMut(Item),
@@ -49,7 +53,7 @@ impl Batch {
             let Some(next) = pending.front() else {
                 break;
             };
-            let size = next.wire_bytes();
+            let size = next.wire_bytes(store);
             let sealed = usize::from(next.is_sealed());
             if self.tasks > 0 && self.bytes + size > limit {
                 return false;
@@ -78,16 +82,152 @@ pub(crate) struct Item {
 
 impl Item {
     /// About how many bytes the task adds to the frame that carries it (at least).
-    pub(super) fn wire_bytes(&self) -> usize {
+    pub(super) fn wire_bytes(&self, store: &StoredArgs) -> usize {
         match &self.data {
             ItemData::Small(a) => a.as_slice().len() + 10,
             ItemData::Arg(a) => a.len() + 10,
+            ItemData::Stored(pos) => store.span(*pos..*pos + 1).len(),
             ItemData::Sealed(_) | ItemData::Range(..) => 20,
         }
     }
 
     pub(super) fn is_sealed(&self) -> bool {
         matches!(self.data, ItemData::Sealed(_))
+    }
+}
+
+/// Most bytes of one encoded argument kept in a [`StoredArgs`]; longer ones travel as
+/// items of their own.
+pub(crate) const STORED_MAX: usize = 4096;
+
+/// The encoded arguments of an operation's tasks (most tasks of a `map`), one after the
+/// other, each in the form a `Call` frame carries it (`Value::Inline`, as
+/// [`push_inline_value`](crate::protocol::push_inline_value) writes it): a batch of
+/// consecutive tasks goes out with one copy, and nothing is kept per task but its end and
+/// its index.
+#[derive(Debug, Default)]
+pub(crate) struct StoredArgs {
+    bytes: Vec<u8>,
+    /// Where each stored argument's encoding ends in `bytes`.
+    ends: Vec<usize>,
+    /// The index of each stored argument's task in its operation.
+    idx: Vec<usize>,
+}
+
+/// A postcard output that appends to a `Vec` and refuses to grow it past `limit` bytes.
+struct Bounded<'v> {
+    out: &'v mut Vec<u8>,
+    limit: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.out.len() + data.len() > self.limit {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        if data.len() <= 16 {
+            // A varint or a short string: byte by byte beats a call of memcpy.
+            for &b in data {
+                self.out.push(b);
+            }
+        } else {
+            self.out.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.out.len() >= self.limit {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+impl StoredArgs {
+    /// With room for about `tasks` arguments.
+    pub(crate) fn with_capacity(tasks: usize) -> StoredArgs {
+        StoredArgs {
+            bytes: Vec::with_capacity(tasks.saturating_mul(4)),
+            ends: Vec::with_capacity(tasks),
+            idx: Vec::with_capacity(tasks),
+        }
+    }
+
+    /// Arguments stored.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Encode `value` as the argument of task `idx`. `Ok(false)` (and nothing stored) when
+    /// its encoding is longer than [`STORED_MAX`] bytes; `Err` when it cannot be encoded.
+    pub(crate) fn push<T: serde::Serialize + ?Sized>(
+        &mut self,
+        idx: usize,
+        value: &T,
+    ) -> postcard::Result<bool> {
+        let start = self.bytes.len();
+        // Variant 0 and a one-byte length, set below (two bytes when it is 128 or more).
+        self.bytes.extend_from_slice(&[0, 0]);
+        let out = Bounded {
+            limit: start + 2 + STORED_MAX,
+            out: &mut self.bytes,
+        };
+        match postcard::serialize_with_flavor(value, out) {
+            Ok(()) => {}
+            Err(postcard::Error::SerializeBufferFull) => {
+                self.bytes.truncate(start);
+                return Ok(false);
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                return Err(e);
+            }
+        }
+        let len = self.bytes.len() - start - 2;
+        const _: () = assert!(STORED_MAX < 1 << 14, "a length in at most two varint bytes");
+        if len < 0x80 {
+            self.bytes[start + 1] = len as u8;
+        } else {
+            self.bytes[start + 1] = len as u8 | 0x80;
+            self.bytes.insert(start + 2, (len >> 7) as u8);
+        }
+        self.ends.push(self.bytes.len());
+        self.idx.push(idx);
+        Ok(true)
+    }
+
+    /// Forget the argument stored last.
+    pub(crate) fn pop(&mut self) {
+        if self.ends.pop().is_some() {
+            self.idx.pop();
+            self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+        }
+    }
+
+    /// The encodings of the arguments at positions `pos`, one after the other.
+    pub(super) fn span(&self, pos: std::ops::Range<usize>) -> &[u8] {
+        if pos.is_empty() {
+            return &[];
+        }
+        let start = if pos.start == 0 {
+            0
+        } else {
+            self.ends[pos.start - 1]
+        };
+        &self.bytes[start..self.ends[pos.end - 1]]
+    }
+
+    /// The task index of the argument at `pos`.
+    pub(super) fn idx(&self, pos: usize) -> usize {
+        self.idx[pos]
     }
 }
 
@@ -165,6 +305,11 @@ pub(crate) struct Op {
     /// Tasks per batch (the map family's `chunksize`).
     pub(super) chunk_len: usize,
     pub pending: VecDeque<Item>,
+    /// The arguments of most tasks of a `map` (sent after `pending`, in order, in runs of
+    /// consecutive tasks).
+    pub store: StoredArgs,
+    /// The first position of `store` not sent yet.
+    pub(super) store_next: usize,
     /// Tasks sent and not yet answered.
     pub(super) outstanding: usize,
     pub ready: VecDeque<Done>,
@@ -217,7 +362,17 @@ impl Op {
     }
 
     pub(crate) fn finished(&self) -> bool {
-        self.exhausted && self.pending.is_empty() && self.outstanding == 0
+        self.exhausted && !self.has_unsent() && self.outstanding == 0
+    }
+
+    /// Stored tasks not sent yet.
+    pub(crate) fn stored_unsent(&self) -> usize {
+        self.store.len() - self.store_next
+    }
+
+    /// Tasks wait to be sent.
+    pub(super) fn has_unsent(&self) -> bool {
+        !self.pending.is_empty() || self.store_next < self.store.len()
     }
 
     /// Send nothing more; what is out still completes.
@@ -225,6 +380,7 @@ impl Op {
         self.stop = true;
         self.exhausted = true;
         self.pending.clear();
+        self.store_next = self.store.len();
     }
 }
 
@@ -261,6 +417,42 @@ mod tests {
     }
 
     #[test]
+    fn stored_arguments_are_encoded_as_a_call_carries_them() {
+        let mut store = StoredArgs::default();
+        let values: Vec<Vec<u8>> = [0usize, 1, 125, 126, 127, 128, 300, STORED_MAX - 3]
+            .iter()
+            .map(|&n| vec![7u8; n])
+            .collect();
+        let mut want = Vec::new();
+        let mut before_last = 0;
+        for (i, v) in values.iter().enumerate() {
+            before_last = want.len();
+            assert!(store.push(100 + i, v).unwrap(), "{} bytes", v.len());
+            crate::protocol::push_inline_value(&mut want, &postcard::to_stdvec(v).unwrap());
+        }
+        assert_eq!(store.len(), values.len());
+        assert_eq!(store.span(0..store.len()), &want[..]);
+        assert_eq!(store.idx(3), 103);
+        // One by one, decoded as a worker decodes them.
+        for (pos, v) in values.iter().enumerate() {
+            let one = store.span(pos..pos + 1);
+            let got: Vec<_> = crate::protocol::values(one, 1).collect();
+            let [Ok(crate::protocol::Value::Inline(b))] = &got[..] else {
+                panic!("{got:?}")
+            };
+            assert_eq!(postcard::from_bytes::<Vec<u8>>(b.0).unwrap(), *v);
+        }
+        // Too long: not stored, and nothing of it is left.
+        assert!(!store.push(1, &vec![1u8; STORED_MAX]).unwrap());
+        assert_eq!(store.len(), values.len());
+        assert_eq!(store.span(0..store.len()), &want[..]);
+        // The last one forgotten.
+        store.pop();
+        assert_eq!(store.len(), values.len() - 1);
+        assert_eq!(store.span(0..store.len()), &want[..before_last]);
+    }
+
+    #[test]
     fn batches_stay_within_the_byte_limit() {
         let mut pending: VecDeque<Item> = [90, 90, 5, 200, 1]
             .iter()
@@ -269,7 +461,9 @@ mod tests {
             .collect();
         let take = |pending: &mut VecDeque<Item>, n| {
             let (mut batch, mut got) = (Batch::default(), Vec::new());
-            let fits = batch.take(pending, n, 120, |it| got.push(it.idx));
+            let fits = batch.take(pending, &StoredArgs::default(), n, 120, |it| {
+                got.push(it.idx)
+            });
             (fits, got, batch)
         };
         // 90 + 10 fits in 120; the next 100 does not.

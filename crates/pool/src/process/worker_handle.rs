@@ -2,37 +2,19 @@
 //! tasks it holds, and how it is started and reaped.
 
 use super::Config;
-use super::task::ItemData;
+use super::sent::SentQueue;
 use crate::channel::{Attached, Channel, ChannelError, Received, RecvBuffer};
 use crate::control::{CTRL_BYTES, Control, Doorbell};
 use crate::error::PoolError;
 use crate::protocol::ToWorker;
 use crate::shm::SharedMemory;
-use crate::shm::ShmInner;
 use crate::spawn::{self, WorkerProcess};
 use rustix::io::Errno;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
-
-/// A task sent to a worker and not yet answered.
-#[derive(Debug)]
-pub(super) struct SentTask {
-    /// Wire id (ids of one worker's tasks increase along its queue).
-    pub id: u64,
-    /// The operation it belongs to.
-    pub generation: u64,
-    /// Index of the task in its operation.
-    pub idx: usize,
-    pub data: ItemData,
-    /// Times it went back to the queue because its worker died running another task.
-    pub tries: u8,
-    /// Shared arrays its arguments name.
-    pub arrays: Vec<Arc<ShmInner>>,
-}
 
 /// Why a worker is being replaced.
 #[derive(Debug)]
@@ -64,7 +46,7 @@ pub(super) struct WorkerHandle {
     pub ring_buf: Vec<u8>,
     pub control: Control,
     /// Tasks sent and not answered, in the order the worker runs them.
-    pub sent: VecDeque<SentTask>,
+    pub sent: SentQueue,
     /// Tasks given to it in all.
     pub assigned: u64,
     /// It has said it is ready.
@@ -110,7 +92,7 @@ impl WorkerHandle {
             inbox: RecvBuffer::new(),
             ring_buf: Vec::new(),
             control,
-            sent: VecDeque::new(),
+            sent: SentQueue::default(),
             assigned: 0,
             ready: false,
             mapped: HashSet::new(),
@@ -179,10 +161,9 @@ impl WorkerHandle {
 
     /// Is task `id` one of ours?
     pub(super) fn holds(&self, id: u64) -> bool {
-        match (self.sent.front(), self.sent.back()) {
-            (Some(a), Some(b)) => a.id <= id && id <= b.id,
-            _ => false,
-        }
+        self.sent
+            .id_range()
+            .is_some_and(|(first, last)| first <= id && id <= last)
     }
 
     /// Holds tasks and is not being replaced.
