@@ -179,6 +179,35 @@ fn two_tasks_cannot_get_overlapping_output_ranges() {
     assert!(out.iter().all(|&x| x == 0), "nothing ran");
 }
 
+/// Past the first 4096 tasks of a `map`, arguments are encoded while the first ones run:
+/// an overlap found there still fails the call (after the tasks sent have finished), no
+/// task gets the range twice, and the pool goes on.
+#[test]
+fn an_overlap_found_while_tasks_run_fails_the_call() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(6000).expect("alloc");
+    let mut chunks = out.chunks_mut(1);
+    let mut args: Vec<Alias> = chunks
+        .iter_mut()
+        .map(|c| Alias(std::ptr::NonNull::from(c).cast()))
+        .collect();
+    args[5000] = Alias(args[0].0);
+    let e = pool.map(use_alias, args).expect_err("overlap");
+    match e {
+        PoolError::OverlappingOutput {
+            task: 5000,
+            other: 0,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    drop(chunks);
+    assert_eq!(
+        pool.map(square, 0..10u64).expect("map"),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn a_crash_while_arrays_are_in_flight_loses_nothing_the_parent_owns() {
     let _serial = serial();
@@ -250,4 +279,8 @@ fn no_descriptor_or_mapping_is_left_after_drop() {
     drop(pool);
     // No memfd stays open in this process once everything is dropped.
     assert_eq!(shm_fds(), 0, "memfds left open");
+}
+
+fn square(x: u64) -> u64 {
+    x * x
 }
