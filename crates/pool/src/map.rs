@@ -11,6 +11,10 @@
 //! one frame, when its queue runs out, after 100 µs, or before a next task once they are
 //! 5 µs old; so a crash can send up to 63 tasks that had finished to run again.
 //!
+//! `map` and `starmap` take and encode their arguments 4096 ahead of the workers (the
+//! first ones before any task is sent), keep them once, encoded as a worker reads them,
+//! and send runs of consecutive tasks with one copy.
+//!
 //! Errors: a task's own failure carries its index ([`PoolError::task`]). A failure of the
 //! pool itself has none: `map`, `starmap` and `apply` return it as the call's error; the
 //! lazy iterators yield [`PoolError::PoolFailed`] (index and cause) for every task they had

@@ -109,6 +109,9 @@ impl ProcessesBuilder {
     /// making progress on them (stopped by SIGSTOP or a debugger, frozen): a worker that
     /// exceeds it is killed and replaced. A task that was running is reported as
     /// [`PoolError::TimedOut`]; tasks that had not started run on another worker.
+    /// It counts from the task's start, as the worker's control block says; for a task
+    /// that follows tiny ones in the same batch (a worker times those a few at a time),
+    /// from when the pool first saw it running, which can be a few milliseconds later.
     /// Default: no limit (then a stopped worker holds its tasks until it resumes).
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
