@@ -185,10 +185,8 @@ pub enum PoolError {
         cause: std::sync::Arc<PoolError>,
     },
     /// Two tasks of one call were given overlapping ranges of an output array
-    /// ([`SharedChunkMut`](crate::SharedChunkMut)): no task gets the range a second
-    /// time. `map` fails with it: it has run nothing when the overlap is among its first
-    /// 4096 tasks, and otherwise waits for the tasks already sent (arguments further on are
-    /// encoded while the first tasks run); a lazy iterator yields this for the later task.
+    /// ([`SharedChunkMut`](crate::SharedChunkMut)): `map` runs nothing; a lazy iterator
+    /// yields this for the later task.
     #[error("task {task} was given an output range that overlaps the one of task {other}")]
     OverlappingOutput {
         /// Index of the task refused.

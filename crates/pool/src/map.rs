@@ -11,8 +11,8 @@
 //! one frame, when its queue runs out, after 100 µs, or before a next task once they are
 //! 5 µs old; so a crash can send up to 63 tasks that had finished to run again.
 //!
-//! `map` and `starmap` take and encode their arguments 4096 ahead of the workers (the
-//! first ones before any task is sent), keep them once, encoded as a worker reads them,
+//! `map` and `starmap` take and encode all their arguments before the first task is sent
+//! (the iterator may use the pool itself), keep them once, encoded as a worker reads them,
 //! and send runs of consecutive tasks with one copy.
 //!
 //! Errors: a task's own failure carries its index ([`PoolError::task`]). A failure of the
@@ -63,44 +63,6 @@ fn encode<T: Serialize>(
         tries: 0,
         arrays: named.arrays,
     })
-}
-
-/// Arguments a `map` encodes at a time, ahead of the workers.
-const ENCODE_AHEAD: usize = 4096;
-
-/// Where [`encode_more`] puts the tasks it encodes.
-struct Queues<'q> {
-    store: &'q mut StoredArgs,
-    pending: &'q mut VecDeque<Item>,
-    failed: &'q mut VecDeque<Done>,
-}
-
-/// Encode up to [`ENCODE_AHEAD`] more arguments of a `map` (task `i` for the `i`-th):
-/// into the store when they can be, else as items, or as failed tasks; and make room for
-/// their results. Whether arguments remain.
-///
-/// # Errors
-/// [`PoolError::OverlappingOutput`] for an output range that overlaps one of an earlier
-/// task (a mistake of the call: no task gets it).
-fn encode_more<T: Serialize, R>(
-    args: &mut impl Iterator<Item = (usize, T)>,
-    to: &mut Queues<'_>,
-    outputs: &mut OutputRanges,
-    results: &mut Vec<Option<R>>,
-) -> Result<bool, PoolError> {
-    for _ in 0..ENCODE_AHEAD {
-        let Some((i, a)) = args.next() else {
-            return Ok(false);
-        };
-        match encode_stored(to.store, i, &a, outputs) {
-            Ok(None) => {}
-            Ok(Some(item)) => to.pending.push_back(item),
-            Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
-            Err((i, e)) => to.failed.push_back((i, Err(e))),
-        }
-        results.push(None);
-    }
-    Ok(true)
 }
 
 /// Encode the argument of task `idx` into `store` (`None`), the common case of a short
@@ -454,54 +416,36 @@ impl<'p> Mapper<'p> {
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
         let mut outputs = OutputRanges::default();
-        // The first arguments are encoded before the pool is taken (all of them for a short
-        // call), the others while the workers run the first ones: arguments that cannot
-        // be sent are failed tasks.
-        let mut args = args.into_iter().enumerate().fuse();
-        let hint = args.size_hint().0;
-        let mut store = StoredArgs::with_capacity(hint.min(1 << 20));
+        // Every argument is taken and encoded before the pool is (the caller's iterator
+        // may use the pool itself); most go into the operation's store; arguments that
+        // cannot be sent are failed tasks.
+        let args = args.into_iter();
+        let mut store = StoredArgs::with_capacity(args.size_hint().0.min(1 << 20));
         let mut pending = VecDeque::new();
-        let mut ready = VecDeque::new();
-        let mut results: Vec<Option<R>> = Vec::with_capacity(hint.min(1 << 20));
-        let mut queues = Queues {
-            store: &mut store,
-            pending: &mut pending,
-            failed: &mut ready,
-        };
-        let mut more = encode_more(&mut args, &mut queues, &mut outputs, &mut results)?;
-        let n = results.len() + args.size_hint().0;
+        let mut unsent = VecDeque::new();
+        for (i, a) in args.enumerate() {
+            match encode_stored(&mut store, i, &a, &mut outputs) {
+                Ok(None) => {}
+                Ok(Some(item)) => pending.push_back(item),
+                // Overlapping outputs are a mistake of the call: nothing runs.
+                Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
+                Err((i, e)) => unsent.push_back((i, Err(e))),
+            }
+        }
+        let n = store.len() + pending.len() + unsent.len();
         let workers = self.pool.config().workers;
         let chunksize = self
             .chunksize
             .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
+        let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
         // The failed task with the lowest index.
         let mut failed: Option<(usize, PoolError)> = None;
         let mut engine = self.pool.lock()?;
         let mut op = engine.new_op(OpKind::Call(fun), chunksize);
         op.pending = pending;
         op.store = store;
-        op.ready = ready;
+        op.ready = unsent;
         loop {
-            if more && op.stored_unsent() < ENCODE_AHEAD / 2 {
-                let mut queues = Queues {
-                    store: &mut op.store,
-                    pending: &mut op.pending,
-                    failed: &mut op.ready,
-                };
-                match encode_more(&mut args, &mut queues, &mut outputs, &mut results) {
-                    Ok(m) => more = m,
-                    Err(e) => {
-                        // No task gets the overlapping range; those sent finish first.
-                        op.halt();
-                        while !op.finished() {
-                            engine.step(&mut op, &mut || None)?;
-                            op.ready.clear();
-                            while op.take_value().is_some() {}
-                        }
-                        return Err(e);
-                    }
-                }
-            }
             while let Some((i, bytes)) = op.take_value() {
                 match decode_value(i, bytes) {
                     Ok(r) => results[i] = Some(r),
@@ -522,7 +466,7 @@ impl<'p> Mapper<'p> {
                     }
                 }
             }
-            if !more && op.finished() {
+            if op.finished() {
                 break;
             }
             engine.step(&mut op, &mut || None)?;

@@ -653,6 +653,31 @@ fn the_timeout_counts_from_each_task_start_among_tiny_tasks() {
     assert_eq!(r.iter().filter(|r| r.is_ok()).count(), 26, "{r:?}");
 }
 
+/// The arguments of a `map` may come from the pool itself: they are all taken before the
+/// pool is (thousands of them too).
+#[test]
+fn map_arguments_may_use_the_pool() {
+    let pool = Processes::new(2).expect("pool");
+    let args = (0..6000u64).map(|i| {
+        if i % 1000 == 999 {
+            pool.apply(square, i)
+                .expect("apply while the arguments are taken")
+        } else {
+            i
+        }
+    });
+    let want: Vec<u64> = (0..6000u64)
+        .map(|i| {
+            if i % 1000 == 999 {
+                square(square(i))
+            } else {
+                square(i)
+            }
+        })
+        .collect();
+    assert_eq!(pool.map(square, args).expect("map"), want);
+}
+
 /// A worker that dies between operations (OOM killer, an operator) is replaced without
 /// any task failing.
 #[test]

@@ -179,11 +179,10 @@ fn two_tasks_cannot_get_overlapping_output_ranges() {
     assert!(out.iter().all(|&x| x == 0), "nothing ran");
 }
 
-/// Past the first 4096 tasks of a `map`, arguments are encoded while the first ones run:
-/// an overlap found there still fails the call (after the tasks sent have finished), no
-/// task gets the range twice, and the pool goes on.
+/// An overlap far into a long `map` (its arguments are all encoded before any task is
+/// sent) fails the call as well, and the pool goes on.
 #[test]
-fn an_overlap_found_while_tasks_run_fails_the_call() {
+fn an_overlap_far_into_a_long_map_fails_the_call() {
     let _serial = serial();
     let pool = Processes::new(2).expect("pool");
     let mut out = SharedVec::<u64>::zeroed(6000).expect("alloc");

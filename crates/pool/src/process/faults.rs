@@ -34,12 +34,16 @@ const MAX_START_FAILURES: u32 = 3;
 
 /// When the worker's progress deadline falls (CLOCK_MONOTONIC ns), with the task timeout
 /// `t_ns`: the running task's start plus the timeout, or, when it runs nothing, the last
-/// sign of progress plus the timeout. `None` when it holds nothing.
-pub(super) fn deadline_ns(w: &WorkerHandle, t_ns: u64) -> Option<u64> {
+/// sign of progress plus the timeout, from `current`, a reading of its control block.
+/// `None` when it holds nothing.
+pub(super) fn deadline_ns(
+    w: &WorkerHandle,
+    (cur, running, started, exact): (u64, bool, u64, bool),
+    t_ns: u64,
+) -> Option<u64> {
     if !w.busy() {
         return None;
     }
-    let (cur, running, started, exact) = w.control.current();
     if running && w.holds(cur) {
         // A start the worker did not read (in a run of tiny tasks) may lie well before
         // the real one, after a long task: the timeout then counts from when the pool
@@ -75,13 +79,16 @@ impl Engine {
                 w.end = Some(WorkerEnd::NotReady);
                 continue;
             }
-            note_progress(w, now);
+            // One reading of the control block for all that follows: a task that starts
+            // between two readings would be judged by the last one's deadline.
+            let current = w.control.current();
+            note_progress(w, current, now);
             let Some(t_ns) = t_ns else { continue };
-            let Some(deadline) = deadline_ns(w, t_ns) else {
+            let Some(deadline) = deadline_ns(w, current, t_ns) else {
                 continue;
             };
             if now >= deadline {
-                let (cur, running, ..) = w.control.current();
+                let (cur, running, ..) = current;
                 w.kill();
                 w.end = Some(if running && w.holds(cur) {
                     WorkerEnd::TaskTimedOut { id: cur }
@@ -225,8 +232,7 @@ impl Engine {
 }
 
 /// Record a change of the worker's control block (a task started or finished) as progress.
-fn note_progress(w: &mut WorkerHandle, now: u64) {
-    let (cur, running, ..) = w.control.current();
+fn note_progress(w: &mut WorkerHandle, (cur, running, ..): (u64, bool, u64, bool), now: u64) {
     let mark = (2 * cur + running as u64, w.control.totals().1);
     if mark != w.progress.0 {
         w.progress = (mark, now);

@@ -490,10 +490,17 @@ impl Engine {
                 }
             };
             if let Err(e) = encoded {
-                // Not sent: the worker must not be thought to hold them.
+                // Not sent: neither this worker nor those after it must be thought to
+                // hold what this round gave them.
                 w.sent.truncate(from);
+                let pid = w.pid;
+                for (w, &mark) in slots.iter_mut().zip(&marks).skip(i + 1) {
+                    if let Some(w) = w {
+                        w.sent.truncate(mark);
+                    }
+                }
                 return Err(PoolError::Protocol {
-                    pid: w.pid,
+                    pid,
                     message: format!("cannot encode tasks: {e}"),
                 });
             }
@@ -517,7 +524,7 @@ impl Engine {
         let t_ns = t.as_nanos().min(u64::MAX as u128) as u64;
         let mut wait = MAX_WAIT.as_nanos() as u64;
         for w in self.slots.iter().flatten() {
-            if let Some(deadline) = deadline_ns(w, t_ns) {
+            if let Some(deadline) = deadline_ns(w, w.control.current(), t_ns) {
                 wait = wait.min(deadline.saturating_sub(now));
             }
         }

@@ -365,11 +365,6 @@ impl Op {
         self.exhausted && !self.has_unsent() && self.outstanding == 0
     }
 
-    /// Stored tasks not sent yet.
-    pub(crate) fn stored_unsent(&self) -> usize {
-        self.store.len() - self.store_next
-    }
-
     /// Tasks wait to be sent.
     pub(super) fn has_unsent(&self) -> bool {
         !self.pending.is_empty() || self.store_next < self.store.len()
