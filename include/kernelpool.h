@@ -804,6 +804,21 @@ kp_status kp_processes_builder_task_timeout_ms(struct kp_processes_builder *b, u
 kp_status kp_processes_builder_max_tasks_per_worker(struct kp_processes_builder *b, uint64_t max);
 
 /*
+ Let the calling thread run chunks of built-in kernels' steps too (`on` = 1, the
+ default), on as many workers as leave it a CPU of its own, or keep every chunk in the
+ workers (`on` = 0: full fault isolation; a built-in kernel that crashed in the caller
+ would be this program's crash, and the task timeout does not apply to the caller's
+ chunks). Kernels from shared objects always run in workers.
+
+ # Errors
+ `KP_NULL_ARGUMENT`; `KP_INVALID_ARGUMENT` when `on` is neither 0 nor 1.
+
+ # Safety
+ `b` is NULL or a live builder.
+ */
+kp_status kp_processes_builder_caller_runs_chunks(struct kp_processes_builder *b, int32_t on);
+
+/*
  Start `path` as the worker program instead of this program, for hosts that cannot
  call `kp_init` first in `main` (Python through ctypes). NULL means the generic worker
  `kpool-worker` installed with the library: `$KERNELPOOL_WORKER` when set, else

@@ -147,6 +147,11 @@ class processes_builder {
         check(kp_processes_builder_max_tasks_per_worker(h_.get(), n));
         return *this;
     }
+    /// Whether the calling thread runs chunks of built-in kernels too (default: yes).
+    processes_builder &caller_runs_chunks(bool on) {
+        check(kp_processes_builder_caller_runs_chunks(h_.get(), on ? 1 : 0));
+        return *this;
+    }
     /// The worker program (nullptr: the installed kpool-worker).
     processes_builder &worker_program(const char *path) {
         check(kp_processes_builder_worker_program(h_.get(), path));

@@ -248,6 +248,9 @@ int main(int argc, char **argv) {
     OK(kp_processes_builder_workers(pb, 2));
     OK(kp_processes_builder_chunk(pb, 10));
     OK(kp_processes_builder_max_tasks_per_worker(pb, 50));
+    EXPECT(kp_processes_builder_caller_runs_chunks(pb, 2), KP_INVALID_ARGUMENT, "on is 2, not 0 or 1");
+    /* Every chunk in the workers: the built-in programs below run there only. */
+    OK(kp_processes_builder_caller_runs_chunks(pb, 0));
     if (procs_ok) {
         OK(kp_processes_new(2, &procs));
         OK(kp_processes_builder_build(pb, &procs_chunk));
@@ -260,6 +263,7 @@ int main(int argc, char **argv) {
     builtins(serial, refs);
     builtins(threads, refs);
     if (procs_ok) builtins(procs, refs);
+    if (procs_ok) builtins(procs_chunk, refs);
 
     /* The user's kernel, declared by a signature. */
     kp_buffer_desc bufs[] = {{KP_ELEM_F64, KP_ACCESS_WRITE, KP_LEN_ITEMS, 1}};

@@ -62,6 +62,7 @@ int main(int argc, char **argv) {
     execs.push_back(kernelpool::executor::serial());
     execs.push_back(kernelpool::executor::threads(2, 7));
     execs.push_back(kernelpool::processes_builder().workers(2).chunk(7).build());
+    execs.push_back(kernelpool::processes_builder().workers(2).caller_runs_chunks(false).build());
     kernelpool::executor moved = std::move(execs.back());
     execs.back() = std::move(moved);
     check_true(execs[2].describe() == "processes(2, chunk 7)", "describe: " + execs[2].describe());

@@ -196,7 +196,13 @@ impl ExecSpec {
                 Ok(Box::new(b.build().map_err(|e| e.to_string())?))
             }
             ExecKind::Processes => {
-                let mut b = kernelpool_pool::Processes::builder().workers(self.workers);
+                // `×n` is n processes running chunks, as for threads: the caller takes
+                // part only where the pool then leaves it a CPU in n (all the cores), not
+                // as an (n + 1)-th.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let mut b = kernelpool_pool::Processes::builder()
+                    .workers(self.workers)
+                    .caller_runs_chunks(self.workers >= cores);
                 if let Some(c) = chunk {
                     b = b.chunk(c);
                 }

@@ -119,7 +119,11 @@ fn cells_of_a_group_are_paired_and_ranked() {
     let winners = report.cells.iter().filter(|c| c.winner).count();
     let ranked = report.cells.iter().filter(|c| !c.noisy).count();
     assert_eq!(winners, usize::from(ranked > 0));
-    assert!(report.timing_floor_s > 0.0 && report.timing_floor_s < 1e-3);
+    assert!(
+        report.timing_floor_s > 0.0 && report.timing_floor_s < 1e-3,
+        "timing floor {} s",
+        report.timing_floor_s
+    );
 }
 
 /// A minimal CSV reader (RFC 4180 quotes), enough to count fields.

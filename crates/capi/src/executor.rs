@@ -268,6 +268,41 @@ pub unsafe extern "C" fn kp_processes_builder_max_tasks_per_worker(
     }
 }
 
+/// Let the calling thread run chunks of built-in kernels' steps too (`on` = 1, the
+/// default), on as many workers as leave it a CPU of its own, or keep every chunk in the
+/// workers (`on` = 0: full fault isolation; a built-in kernel that crashed in the caller
+/// would be this program's crash, and the task timeout does not apply to the caller's
+/// chunks). Kernels from shared objects always run in workers.
+///
+/// # Errors
+/// `KP_NULL_ARGUMENT`; `KP_INVALID_ARGUMENT` when `on` is neither 0 nor 1.
+///
+/// # Safety
+/// `b` is NULL or a live builder.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kp_processes_builder_caller_runs_chunks(
+    b: *mut kp_processes_builder,
+    on: i32,
+) -> kp_status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        set(b, |b| {
+            let on = match on {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(fail(
+                        KP_INVALID_ARGUMENT,
+                        format!("caller_runs_chunks: on is {other}, not 0 or 1"),
+                    ));
+                }
+            };
+            b.inner = b.inner.clone().caller_runs_chunks(on);
+            Ok(())
+        })
+    }
+}
+
 /// Start `path` as the worker program instead of this program, for hosts that cannot
 /// call `kp_init` first in `main` (Python through ctypes). NULL means the generic worker
 /// `kpool-worker` installed with the library: `$KERNELPOOL_WORKER` when set, else

@@ -155,7 +155,7 @@ fn shared_output(c: &mut Criterion, pool: &Processes) {
     g.finish();
 }
 
-fn triad(c: &mut Criterion, pool: &Processes, caller: &Processes) {
+fn triad(c: &mut Criterion, pool: &Processes, caller: &Processes, workers_only: &Processes) {
     let n: u64 = std::env::var("KP_BENCH_TRIAD_N")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -165,11 +165,12 @@ fn triad(c: &mut Criterion, pool: &Processes, caller: &Processes) {
     let threads = Threads::new(2).expect("threads");
     let mut g = c.benchmark_group(format!("triad C n={n} (41 steps, time in steps)"));
     g.sample_size(10);
-    let execs: [(&str, &dyn Executor); 4] = [
+    let execs: [(&str, &dyn Executor); 5] = [
         ("serial", &kernelpool_kernels::Serial),
         ("threads(2)", &threads),
         ("processes(2)", pool),
         ("processes(1)+caller", caller),
+        ("processes(2) workers only", workers_only),
     ];
     for (name, exec) in execs {
         g.bench_function(name, |b| {
@@ -188,12 +189,23 @@ fn triad(c: &mut Criterion, pool: &Processes, caller: &Processes) {
 }
 
 /// One kernel step with trivial work on the process pool: the per-step cost that an
-/// iterative program (spectralnorm, STREAM) pays on every step. `processes(1)+caller` is
-/// one worker and the calling thread (`caller_runs_chunks`), the counterpart of
-/// `threads(2)`.
-fn trivial_step_on_processes(c: &mut Criterion, pool: &Processes, caller: &Processes) {
+/// iterative program (spectralnorm, STREAM) pays on every step. The calling thread runs
+/// chunks too (`caller_runs_chunks`, on by default), with as many workers as leave it a
+/// CPU: on 2 CPUs `processes(2)` and `processes(1)+caller` both run a step on one worker
+/// and the caller, the counterpart of `threads(2)`. `workers only` is a pool of 2 with
+/// the caller waiting while they run the chunks.
+fn trivial_step_on_processes(
+    c: &mut Criterion,
+    pool: &Processes,
+    caller: &Processes,
+    workers_only: &Processes,
+) {
     let kernel = Kernel::get(KernelName::Pi, Lang::C);
-    for (name, pool) in [("processes(2)", pool), ("processes(1)+caller", caller)] {
+    for (name, pool) in [
+        ("processes(2)", pool),
+        ("processes(1)+caller", caller),
+        ("processes(2) workers only", workers_only),
+    ] {
         for samples in [2u64, 64] {
             let mut args = StepArgs::new(samples, samples);
             args.iparam[0] = 1234567;
@@ -233,14 +245,19 @@ fn main() {
         .caller_runs_chunks(true)
         .build()
         .expect("pool");
+    let workers_only = Processes::builder()
+        .workers(2)
+        .caller_runs_chunks(false)
+        .build()
+        .expect("pool");
     round_trip(&mut c, &pool);
     tiny_tasks(&mut c, &pool);
-    trivial_step_on_processes(&mut c, &pool, &caller);
+    trivial_step_on_processes(&mut c, &pool, &caller, &workers_only);
     big_arguments(&mut c, &pool);
     shared_arguments(&mut c, &pool);
     shared_output(&mut c, &pool);
-    triad(&mut c, &pool, &caller);
-    drop((pool, caller));
+    triad(&mut c, &pool, &caller, &workers_only);
+    drop((pool, caller, workers_only));
     trivial_parallel_call(&mut c);
     c.final_summary();
 }

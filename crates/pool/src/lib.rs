@@ -118,9 +118,10 @@
 //! polls the sockets at least every 10 ms then, so a worker that dies is seen at once. So
 //! when both sides are awake a step or a round trip costs no system call at all, and an
 //! idle pool burns no CPU (`benches/pool.rs` measures the costs, `tests/idle.rs` the
-//! idle CPU). With [`ProcessesBuilder::caller_runs_chunks`] the calling thread runs chunks
-//! of built-in kernels' steps too, as rayon's calling thread does (off by default: a
-//! crash there is the program's, not a worker's).
+//! idle CPU). The calling thread runs chunks of built-in kernels' steps too, as rayon's
+//! calling thread does, on as many workers as leave it a CPU of its own
+//! ([`ProcessesBuilder::caller_runs_chunks`], on by default; off, every chunk runs in a
+//! worker, for full fault isolation).
 //!
 //! Modules: `threads` (the rayon executor), `shm` (memfd shared memory for buffers),
 //! `bulk` (large values in sealed memfds), `channel` (framed messages and descriptors over

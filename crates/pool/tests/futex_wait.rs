@@ -70,8 +70,10 @@ fn fault_mid_step(
 fn a_worker_killed_while_the_pool_sleeps_on_its_doorbell_is_a_crash_of_its_chunk() {
     let samples = samples_for(3.0);
     let timeout = Duration::from_secs(60);
+    // The chunk runs in the worker, not in the caller.
     let pool = Processes::builder()
         .workers(1)
+        .caller_runs_chunks(false)
         .chunk(samples)
         .task_timeout(timeout)
         .build()
@@ -99,8 +101,10 @@ fn a_worker_killed_while_the_pool_sleeps_on_its_doorbell_is_a_crash_of_its_chunk
 fn a_worker_stopped_while_the_pool_sleeps_on_its_doorbell_times_out_with_its_chunk() {
     let samples = samples_for(6.0);
     let timeout = Duration::from_millis(1500);
+    // The chunk runs in the worker, not in the caller.
     let pool = Processes::builder()
         .workers(1)
+        .caller_runs_chunks(false)
         .chunk(samples)
         .task_timeout(timeout)
         .build()

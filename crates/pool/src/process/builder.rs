@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub start_timeout: Duration,
     /// The caller runs chunks of built-in kernels' steps too.
     pub caller_runs_chunks: bool,
+    /// CPUs this process may run on (when the pool was built).
+    pub cores: usize,
     /// How workers are started.
     pub start: StartMethod,
 }
@@ -63,6 +65,8 @@ pub struct ProcessesBuilder {
     init: Option<Result<(FnRef, Vec<u8>), String>>,
     caller_runs_chunks: bool,
     fork_server: bool,
+    /// CPUs to assume instead of those this process may run on (tests).
+    cores: Option<usize>,
 }
 
 impl Default for ProcessesBuilder {
@@ -76,8 +80,9 @@ impl Default for ProcessesBuilder {
             program: None,
             start_timeout: Duration::from_secs(10),
             init: None,
-            caller_runs_chunks: false,
+            caller_runs_chunks: true,
             fork_server: true,
+            cores: None,
         }
     }
 }
@@ -113,6 +118,8 @@ impl ProcessesBuilder {
     /// that follows tiny ones in the same batch (a worker times those a few at a time),
     /// from when the pool first saw it running, which can be a few milliseconds later.
     /// Default: no limit (then a stopped worker holds its tasks until it resumes).
+    /// The chunks the calling thread runs itself (see
+    /// [`caller_runs_chunks`](Self::caller_runs_chunks)) have no limit.
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -126,19 +133,33 @@ impl ProcessesBuilder {
     }
 
     /// Let the calling thread run chunks of kernel steps too, as rayon's calling thread
-    /// does, instead of sleeping while the workers run them (default: off). It takes the
-    /// chunks no worker has taken yet, from the end of the step, so a step of `c` chunks
-    /// on `w` workers leaves it about `c / (w + 1)` of them; the partials are combined in
-    /// chunk order as always, so the result is the same.
+    /// does, instead of sleeping while the workers run them (default: on). It runs a
+    /// step's last chunks, those no worker has taken yet, so a step of `c` chunks on `w`
+    /// workers leaves it about `c / (w + 1)` of them (a step of one chunk, all of it); the
+    /// partials are combined in chunk order as always, so the result is the same.
+    ///
+    /// A step the caller takes part in is sent to no more workers than leave the caller
+    /// a CPU of its own (at least one worker): on a machine of 2 CPUs a pool of 2 runs it
+    /// on the caller and one worker, as `Threads::new(2)` runs it on the caller and one
+    /// thread, because three processes taking turns on two CPUs would cost more (a
+    /// trivial step about 9-11 µs instead of 3). The other workers run `map` tasks and
+    /// the steps the caller does not take part in.
     ///
     /// Only built-in kernels run in the caller: kernels from shared objects (a user's, a
-    /// JIT-compiled one) always run in workers. Off by default because it gives up the
-    /// pool's fault isolation for the chunks the caller runs: a built-in kernel that
-    /// crashed there would take the program down, where in a worker it is a reported
-    /// error. `Processes` with `workers(n - 1)` and this option is the process pool's
-    /// counterpart of `Threads::new(n)` (the caller and `n - 1` others).
+    /// JIT-compiled one) always run in workers, on all of them. Turn it off for built-in
+    /// kernels too when fault isolation matters more than a few microseconds a step: a
+    /// built-in kernel that crashed in the caller would take the program down, where in
+    /// a worker it is a reported error, and the task timeout does not apply to the
+    /// caller's chunks.
     pub fn caller_runs_chunks(mut self, on: bool) -> Self {
         self.caller_runs_chunks = on;
+        self
+    }
+
+    /// Assume `cores` CPUs instead of those this process may run on.
+    #[cfg(test)]
+    pub(crate) fn cores(mut self, cores: usize) -> Self {
+        self.cores = Some(cores);
         self
     }
 
@@ -316,6 +337,9 @@ impl ProcessesBuilder {
             init,
             start_timeout: self.start_timeout,
             caller_runs_chunks: self.caller_runs_chunks,
+            cores: self
+                .cores
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             start: if self.fork_server && !custom_program {
                 StartMethod::ForkServer
             } else {

@@ -188,6 +188,7 @@ impl Engine {
             value_bytes: Vec::new(),
             exhausted: true,
             stop: false,
+            workers: usize::MAX,
         }
     }
 
@@ -286,6 +287,7 @@ impl Engine {
                 let Some(w) = w else { continue };
                 let load = w.sent.len();
                 if w.end.is_some()
+                    || i >= op.workers
                     || full[i]
                     || load >= depth
                     || w.assigned + batches[i].tasks as u64 >= max_tasks

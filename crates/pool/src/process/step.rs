@@ -14,12 +14,26 @@ use kernelpool_kernels::{
 
 impl Processes {
     /// The chunk size used for a step of `items` items (by default about four chunks per
-    /// worker, the caller counted as one when it runs chunks).
+    /// process that runs the step's chunks; see
+    /// [`ProcessesBuilder::caller_runs_chunks`](crate::ProcessesBuilder::caller_runs_chunks)).
     pub fn chunk_for(&self, items: u64) -> u64 {
-        let runners = self.cfg.workers + usize::from(self.cfg.caller_runs_chunks);
+        let runners = self.step_workers(self.cfg.caller_runs_chunks)
+            + usize::from(self.cfg.caller_runs_chunks);
         self.cfg
             .chunk
             .unwrap_or_else(|| default_chunk(items, runners))
+    }
+
+    /// How many workers a step's chunks go to: all of them, or, when the caller runs
+    /// chunks too, as many as leave it a CPU of its own (at least one).
+    fn step_workers(&self, caller: bool) -> usize {
+        if caller {
+            self.cfg
+                .workers
+                .min(self.cfg.cores.saturating_sub(1).max(1))
+        } else {
+            self.cfg.workers
+        }
     }
 }
 
@@ -174,9 +188,11 @@ impl Executor for Processes {
         let mut failure: Option<(usize, Error)> = None;
         // The caller's share: chunks from the end, which workers take last.
         let caller = self.cfg.caller_runs_chunks && matches!(kernel.origin(), Origin::Builtin);
+        running.op.workers = self.step_workers(caller);
         let mut mine: Vec<Item> = Vec::new();
         if caller {
-            let share = count / (self.cfg.workers + 1);
+            // A step of one chunk is the caller's alone: a worker would cost a round trip.
+            let share = (count / (running.op.workers + 1)).max(usize::from(count == 1));
             let keep = running.op.pending.len() - share;
             mine = running.op.pending.split_off(keep).into();
         }
@@ -280,9 +296,83 @@ pub(super) mod tests {
         crate::init();
     }
 
+    /// Tasks given to each worker of `pool` so far.
+    fn assigned(pool: &Processes) -> Vec<u64> {
+        let engine = pool.lock().expect("engine");
+        engine.slots.iter().flatten().map(|w| w.assigned).collect()
+    }
+
+    fn pi_step(samples: u64) -> Step<'static> {
+        let mut args = StepArgs::new(samples, samples);
+        args.iparam[0] = 99;
+        Step::new(Kernel::get(KernelName::Pi, Lang::C), args, vec![]).expect("step")
+    }
+
+    #[test]
+    fn a_step_the_caller_takes_part_in_goes_to_no_more_workers_than_leave_it_a_cpu() {
+        let serial = kernelpool_kernels::Serial;
+        for (cores, used) in [(1, 1), (2, 1), (3, 2), (8, 3)] {
+            let pool = Processes::builder()
+                .workers(3)
+                .cores(cores)
+                .build()
+                .expect("pool");
+            for samples in [1u64, 2, 7, 64, 1000] {
+                let step = pi_step(samples);
+                assert_eq!(
+                    pool.run(&step).expect("step"),
+                    serial.run(&step).expect("serial"),
+                    "{samples} samples, {cores} cores"
+                );
+            }
+            let given = assigned(&pool);
+            assert!(
+                given[..used].iter().all(|&n| n > 0) && given[used..].iter().all(|&n| n == 0),
+                "{cores} cores: tasks per worker {given:?}, expected the first {used} only"
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_of_one_chunk_runs_in_the_caller_and_without_it_in_a_worker() {
+        for (caller, sent) in [(true, 0), (false, 1)] {
+            let pool = Processes::builder()
+                .workers(2)
+                .caller_runs_chunks(caller)
+                .chunk(1_000_000)
+                .build()
+                .expect("pool");
+            let step = pi_step(1000);
+            assert_eq!(
+                pool.run(&step).expect("step"),
+                kernelpool_kernels::Serial.run(&step).expect("serial")
+            );
+            assert_eq!(assigned(&pool).iter().sum::<u64>(), sent, "caller {caller}");
+        }
+    }
+
+    #[test]
+    fn without_the_caller_a_step_goes_to_every_worker() {
+        let pool = Processes::builder()
+            .workers(3)
+            .cores(2)
+            .caller_runs_chunks(false)
+            .build()
+            .expect("pool");
+        let step = pi_step(10_000);
+        pool.run(&step).expect("step");
+        let given = assigned(&pool);
+        assert!(given.iter().all(|&n| n > 0), "tasks per worker {given:?}");
+    }
+
     #[test]
     fn a_panic_mid_step_stops_the_workers_writing_its_buffers_before_it_unwinds_out() {
-        let pool = Processes::new(2).expect("pool");
+        // Workers only, so that both hold chunks whatever the number of CPUs.
+        let pool = Processes::builder()
+            .workers(2)
+            .caller_runs_chunks(false)
+            .build()
+            .expect("pool");
         let before = pool.pids().expect("pids");
         let n = 4000u64;
         let kernel = Kernel::get(KernelName::Mandelbrot, Lang::C);

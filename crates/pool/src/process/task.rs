@@ -322,6 +322,8 @@ pub(crate) struct Op {
     pub exhausted: bool,
     /// Send nothing more (the operation has failed).
     pub(super) stop: bool,
+    /// How many workers (the first slots) may be given its tasks.
+    pub(super) workers: usize,
 }
 
 impl Op {
