@@ -21,7 +21,7 @@ pub struct kp_executor {
 enum Kind {
     Serial(Serial),
     Threads(Threads),
-    Processes(Processes),
+    Processes(Box<Processes>),
 }
 
 impl kp_executor {
@@ -29,7 +29,7 @@ impl kp_executor {
         match &self.kind {
             Kind::Serial(s) => s,
             Kind::Threads(t) => t,
-            Kind::Processes(p) => p,
+            Kind::Processes(p) => &**p,
         }
     }
 }
@@ -373,7 +373,7 @@ unsafe fn build(b: &kp_processes_builder, out: *mut *mut kp_executor) -> Ret {
     }
     let p = b.inner.clone().build()?;
     // SAFETY: out checked non-null, valid per the caller's contract.
-    unsafe { give(Kind::Processes(p), out) }
+    unsafe { give(Kind::Processes(Box::new(p)), out) }
 }
 
 /// Where the generic worker is: `$KERNELPOOL_WORKER`, or beside this library.

@@ -13,7 +13,9 @@
 //!
 //! `map` and `starmap` take and encode all their arguments before the first task is sent
 //! (the iterator may use the pool itself), keep them once, encoded as a worker reads them,
-//! and send runs of consecutive tasks with one copy.
+//! and send runs of consecutive tasks with one copy. The pool keeps that memory (up to
+//! 16 MiB) for its next call: fresh memory costs a page fault per 4 KiB, about as much as
+//! the encoding into it.
 //!
 //! Errors: a task's own failure carries its index ([`PoolError::task`]). A failure of the
 //! pool itself has none: `map`, `starmap` and `apply` return it as the call's error; the
@@ -420,7 +422,7 @@ impl<'p> Mapper<'p> {
         // may use the pool itself); most go into the operation's store; arguments that
         // cannot be sent are failed tasks.
         let args = args.into_iter();
-        let mut store = StoredArgs::with_capacity(args.size_hint().0.min(1 << 20));
+        let mut store = self.pool.take_args_store(args.size_hint().0.min(1 << 20));
         let mut pending = VecDeque::new();
         let mut unsent = VecDeque::new();
         for (i, a) in args.enumerate() {
@@ -472,6 +474,8 @@ impl<'p> Mapper<'p> {
             engine.step(&mut op, &mut || None)?;
         }
         drop(engine);
+        self.pool
+            .give_back_args_store(std::mem::take(&mut op.store));
         match (results.iter().position(Option::is_none), failed) {
             (None, None) => Ok(results.into_iter().flatten().collect()),
             (Some(i), Some((j, e))) if i == j => Err(e),

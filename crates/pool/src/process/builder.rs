@@ -1,7 +1,7 @@
 //! The options of a process pool, and starting it.
 
-use super::Processes;
 use super::scheduler::Engine;
+use super::{Processes, StoredArgs};
 use crate::error::PoolError;
 use crate::protocol::FnRef;
 use crate::spawn::StartMethod;
@@ -351,6 +351,7 @@ impl ProcessesBuilder {
             engine: Mutex::new(engine),
             holder: AtomicUsize::new(0),
             cfg,
+            spare_args: Mutex::new(StoredArgs::default()),
         })
     }
 }

@@ -53,7 +53,13 @@ pub struct Processes {
     /// Token of the thread holding `engine` (0 when free), to refuse re-entry.
     holder: AtomicUsize,
     cfg: Arc<Config>,
+    /// The memory of the last `map`'s stored arguments, for the next one (fresh memory
+    /// costs a page fault per 4 KiB, about as much as encoding into it).
+    spare_args: Mutex<StoredArgs>,
 }
+
+/// Most memory of stored arguments a pool keeps between calls.
+const SPARE_ARGS_MAX: usize = 16 << 20;
 
 impl fmt::Debug for Processes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +134,29 @@ impl Processes {
     ///
     /// # Errors
     /// [`PoolError::Busy`] when this very thread holds it already (an `imap` iterator).
+    /// Room for the stored arguments of a call of about `tasks` tasks (the memory of an
+    /// earlier call's, when it is not in use).
+    pub(crate) fn take_args_store(&self, tasks: usize) -> StoredArgs {
+        let mut store = self
+            .spare_args
+            .try_lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        store.clear();
+        store.reserve(tasks);
+        store
+    }
+
+    /// Keep `store`'s memory for the next call (unless it is large).
+    pub(crate) fn give_back_args_store(&self, mut store: StoredArgs) {
+        if store.capacity_bytes() <= SPARE_ARGS_MAX {
+            store.clear();
+            if let Ok(mut s) = self.spare_args.try_lock() {
+                *s = store;
+            }
+        }
+    }
+
     pub(crate) fn lock(&self) -> Result<Guard<'_>, PoolError> {
         let me = thread_token();
         let engine = match self.engine.try_lock() {

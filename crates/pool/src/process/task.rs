@@ -108,10 +108,13 @@ pub(crate) const STORED_MAX: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct StoredArgs {
     bytes: Vec<u8>,
-    /// Where each stored argument's encoding ends in `bytes`.
-    ends: Vec<usize>,
-    /// The index of each stored argument's task in its operation.
+    /// Where each stored argument's encoding ends in `bytes` (which is kept under 4 GiB).
+    ends: Vec<u32>,
+    /// The index of each stored argument's task in its operation, from position
+    /// `diverged_at` on; before it, a task's index is its position (a `map` stores
+    /// nearly all its arguments, in order, so this usually stays empty).
     idx: Vec<usize>,
+    diverged_at: Option<usize>,
 }
 
 /// A postcard output that appends to a `Vec` and refuses to grow it past `limit` bytes.
@@ -152,13 +155,25 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
 }
 
 impl StoredArgs {
-    /// With room for about `tasks` arguments.
-    pub(crate) fn with_capacity(tasks: usize) -> StoredArgs {
-        StoredArgs {
-            bytes: Vec::with_capacity(tasks.saturating_mul(4)),
-            ends: Vec::with_capacity(tasks),
-            idx: Vec::with_capacity(tasks),
-        }
+    /// Make room for about `tasks` more arguments.
+    pub(crate) fn reserve(&mut self, tasks: usize) {
+        self.bytes.reserve(tasks.saturating_mul(4));
+        self.ends.reserve(tasks);
+    }
+
+    /// Forget every argument, keeping the memory (for the next operation).
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.idx.clear();
+        self.diverged_at = None;
+    }
+
+    /// Bytes of memory it holds.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.ends.capacity() * std::mem::size_of::<u32>()
+            + self.idx.capacity() * std::mem::size_of::<usize>()
     }
 
     /// Arguments stored.
@@ -174,6 +189,10 @@ impl StoredArgs {
         value: &T,
     ) -> postcard::Result<bool> {
         let start = self.bytes.len();
+        if start + 3 + STORED_MAX > u32::MAX as usize {
+            // Full: the ends are 32-bit.
+            return Ok(false);
+        }
         // Variant 0 and a one-byte length, set below (two bytes when it is 128 or more).
         self.bytes.extend_from_slice(&[0, 0]);
         let out = Bounded {
@@ -199,16 +218,29 @@ impl StoredArgs {
             self.bytes[start + 1] = len as u8 | 0x80;
             self.bytes.insert(start + 2, (len >> 7) as u8);
         }
-        self.ends.push(self.bytes.len());
-        self.idx.push(idx);
+        let pos = self.ends.len();
+        // (Less than 4 GiB: checked above.)
+        self.ends.push(self.bytes.len() as u32);
+        if self.diverged_at.is_some() {
+            self.idx.push(idx);
+        } else if idx != pos {
+            self.diverged_at = Some(pos);
+            self.idx.push(idx);
+        }
         Ok(true)
     }
 
     /// Forget the argument stored last.
     pub(crate) fn pop(&mut self) {
         if self.ends.pop().is_some() {
-            self.idx.pop();
-            self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+            if self.diverged_at.is_some() {
+                self.idx.pop();
+                if self.idx.is_empty() {
+                    self.diverged_at = None;
+                }
+            }
+            self.bytes
+                .truncate(self.ends.last().map_or(0, |&e| e as usize));
         }
     }
 
@@ -220,14 +252,17 @@ impl StoredArgs {
         let start = if pos.start == 0 {
             0
         } else {
-            self.ends[pos.start - 1]
+            self.ends[pos.start - 1] as usize
         };
-        &self.bytes[start..self.ends[pos.end - 1]]
+        &self.bytes[start..self.ends[pos.end - 1] as usize]
     }
 
     /// The task index of the argument at `pos`.
     pub(super) fn idx(&self, pos: usize) -> usize {
-        self.idx[pos]
+        match self.diverged_at {
+            Some(d) if pos >= d => self.idx[pos - d],
+            _ => pos,
+        }
     }
 }
 
@@ -447,6 +482,34 @@ mod tests {
         store.pop();
         assert_eq!(store.len(), values.len() - 1);
         assert_eq!(store.span(0..store.len()), &want[..before_last]);
+    }
+
+    #[test]
+    fn stored_arguments_keep_their_task_indices() {
+        let mut store = StoredArgs::default();
+        store.reserve(8);
+        // In order: each index is its position.
+        for i in 0..3 {
+            assert!(store.push(i, &(i as u64)).unwrap());
+        }
+        // Task 3 went elsewhere (an item of its own): 4 and 5 are at positions 3 and 4.
+        assert!(store.push(4, &4u64).unwrap());
+        assert!(store.push(5, &5u64).unwrap());
+        let idx = |s: &StoredArgs| (0..s.len()).map(|p| s.idx(p)).collect::<Vec<_>>();
+        assert_eq!(idx(&store), [0, 1, 2, 4, 5]);
+        store.pop();
+        assert_eq!(idx(&store), [0, 1, 2, 4]);
+        store.pop();
+        assert_eq!(idx(&store), [0, 1, 2]);
+        assert!(store.push(3, &3u64).unwrap());
+        assert_eq!(idx(&store), [0, 1, 2, 3]);
+        // Kept for another operation: empty, its memory kept.
+        let held = store.capacity_bytes();
+        store.clear();
+        assert_eq!((store.len(), store.capacity_bytes()), (0, held));
+        assert!(store.push(7, &7u64).unwrap());
+        assert_eq!(idx(&store), [7]);
+        assert_eq!(store.span(0..1), [0, 1, 7]);
     }
 
     #[test]
