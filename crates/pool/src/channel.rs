@@ -472,6 +472,11 @@ impl Channel {
     pub(crate) fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()
     }
+
+    /// Descriptors have been received that no frame has claimed yet.
+    pub(crate) fn has_fds(&self) -> bool {
+        !self.fds.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -486,15 +486,19 @@ impl Worker {
             } => {
                 let bad = |m: String| format!("bad message from the pool: {m}");
                 // The frame's descriptors are claimed first, whatever becomes of its tasks
-                // (and the arguments are all checked before any task runs).
+                // (and the arguments are all checked before any task runs). Without
+                // descriptors received (a frame from the ring, as nearly all are), there
+                // is nothing to claim: a large argument would be an error when reached.
                 let mut sealed = VecDeque::new();
-                for arg in protocol::values(args.0, count) {
-                    if let Value::Sealed { bytes } = arg.map_err(bad)? {
-                        let fd = self.take_fd("a large argument")?;
-                        sealed.push_back(
-                            bulk::Mapped::open(fd, bytes as usize)
-                                .map_err(|e| format!("cannot map the argument: {e}")),
-                        );
+                if self.channel.has_fds() {
+                    for arg in protocol::values(args.0, count) {
+                        if let Value::Sealed { bytes } = arg.map_err(bad)? {
+                            let fd = self.take_fd("a large argument")?;
+                            sealed.push_back(
+                                bulk::Mapped::open(fd, bytes as usize)
+                                    .map_err(|e| format!("cannot map the argument: {e}")),
+                            );
+                        }
                     }
                 }
                 if !self.same_exe {
@@ -517,8 +521,16 @@ impl Worker {
                     scratch.clear();
                     let mapped = match arg {
                         Value::Inline(_) => None,
-                        Value::Sealed { .. } => {
-                            match sealed.pop_front().expect("one per sealed argument") {
+                        Value::Sealed { bytes } => {
+                            let m = match sealed.pop_front() {
+                                Some(m) => m,
+                                None => bulk::Mapped::open(
+                                    self.take_fd("a large argument")?,
+                                    bytes as usize,
+                                )
+                                .map_err(|e| format!("cannot map the argument: {e}")),
+                            };
+                            match m {
                                 Ok(m) => Some(m),
                                 Err(e) => {
                                     self.reply(id, Outcome::Failed(Cow::Owned(e)))?;
