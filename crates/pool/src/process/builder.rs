@@ -119,7 +119,9 @@ impl ProcessesBuilder {
     /// from when the pool first saw it running, which can be a few milliseconds later.
     /// Default: no limit (then a stopped worker holds its tasks until it resumes).
     /// The chunks the calling thread runs itself (see
-    /// [`caller_runs_chunks`](Self::caller_runs_chunks)) have no limit.
+    /// [`caller_runs_chunks`](Self::caller_runs_chunks)) have no limit, and while it runs
+    /// one the pool does not look at its workers: a worker's overrun (or death) is then
+    /// seen when that chunk ends, up to one chunk late.
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
