@@ -197,8 +197,8 @@ impl ExecSpec {
             }
             ExecKind::Processes => {
                 // `×n` is n processes running chunks, as for threads: the caller takes
-                // part only where the pool then leaves it a CPU in n (all the cores), not
-                // as an (n + 1)-th.
+                // part only at n = all the cores (the pool then runs a built-in kernel's
+                // steps on the caller and cores - 1 workers), not as an (n + 1)-th.
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let mut b = kernelpool_pool::Processes::builder()
                     .workers(self.workers)

@@ -101,7 +101,8 @@ pub struct kp_processes_builder {
 }
 
 /// A process pool with default options into `*out`: `workers` worker processes (0: one
-/// per CPU), no task timeout. Its workers are this program started again, so `main`
+/// per CPU), no task timeout, the calling thread running chunks of built-in kernels too
+/// (see `kp_processes_builder_caller_runs_chunks`). Its workers are this program started again, so `main`
 /// must call `kp_init(argc, argv)` first; a host that cannot uses a builder with
 /// `kp_processes_builder_worker_program`.
 ///
@@ -202,7 +203,7 @@ pub unsafe extern "C" fn kp_processes_builder_workers(
 }
 
 /// Items per chunk of a kernel step (at least 1; the default cuts about four chunks per
-/// worker).
+/// process that runs the step's chunks, the calling thread included when it takes part).
 ///
 /// # Errors
 /// `KP_NULL_ARGUMENT`.
@@ -223,9 +224,10 @@ pub unsafe extern "C" fn kp_processes_builder_chunk(
     }
 }
 
-/// Longest one task (a chunk) may run, in milliseconds (at least 1), counted from its
-/// start; a worker that overruns it is killed and replaced, and the call returns
-/// `KP_TIMED_OUT`. Default: no limit.
+/// Longest one task (a chunk) may run in a worker, in milliseconds (at least 1), counted
+/// from its start; a worker that overruns it is killed and replaced, and the call returns
+/// `KP_TIMED_OUT`. Default: no limit. The chunks of built-in kernels that the calling
+/// thread runs itself (see `kp_processes_builder_caller_runs_chunks`) have no limit.
 ///
 /// # Errors
 /// `KP_NULL_ARGUMENT`.

@@ -56,7 +56,9 @@
 //! once the chunks still running have finished (nothing writes into its buffers after it
 //! returns).
 //!
-//! The worker is replaced and the pool stays usable. The other tasks the dead worker held
+//! The worker is replaced and the pool stays usable. (The chunks of built-in kernels that
+//! the calling thread runs itself, by default, are not isolated: see
+//! [`ProcessesBuilder::caller_runs_chunks`].) The other tasks the dead worker held
 //! run again elsewhere (one whose workers died under it three times, running other tasks,
 //! is reported as crashed too); `imap` and `imap_unordered` yield every task's own
 //! result, `map` the error of the first failed task. An error of the pool itself (workers

@@ -486,9 +486,10 @@ impl Worker {
             } => {
                 let bad = |m: String| format!("bad message from the pool: {m}");
                 // The frame's descriptors are claimed first, whatever becomes of its tasks
-                // (and the arguments are all checked before any task runs). Without
+                // (the arguments are all decoded before any task runs then). Without
                 // descriptors received (a frame from the ring, as nearly all are), there
-                // is nothing to claim: a large argument would be an error when reached.
+                // is nothing to claim: the arguments are decoded as their tasks come, and
+                // a large argument would be an error when reached.
                 let mut sealed = VecDeque::new();
                 if self.channel.has_fds() {
                     for arg in protocol::values(args.0, count) {

@@ -897,8 +897,10 @@ fn replacement_workers_that_never_get_ready_are_an_error() {
             env!("CARGO_BIN_EXE_kpool-worker")
         ),
     );
+    // Every chunk in the worker: the step must need a replacement to finish.
     let pool = Processes::builder()
         .workers(1)
+        .caller_runs_chunks(false)
         .worker_program(&script)
         .start_timeout(Duration::from_millis(500))
         .build()

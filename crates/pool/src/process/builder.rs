@@ -95,8 +95,10 @@ impl ProcessesBuilder {
         self
     }
 
-    /// Items per chunk of a kernel step (at least 1; default [`default_chunk`](kernelpool_kernels::default_chunk): about four
-    /// chunks per worker).
+    /// Items per chunk of a kernel step (at least 1; default
+    /// [`default_chunk`](kernelpool_kernels::default_chunk): about four chunks per process
+    /// that runs the step's chunks, the caller included when it takes part; see
+    /// [`Processes::chunk_for`]).
     pub fn chunk(mut self, chunk: u64) -> Self {
         self.chunk = Some(chunk);
         self

@@ -130,10 +130,6 @@ impl Processes {
         &self.cfg
     }
 
-    /// Lock the pool for one operation.
-    ///
-    /// # Errors
-    /// [`PoolError::Busy`] when this very thread holds it already (an `imap` iterator).
     /// Room for the stored arguments of a call of about `tasks` tasks (the memory of an
     /// earlier call's, when it is not in use).
     pub(crate) fn take_args_store(&self, tasks: usize) -> StoredArgs {
@@ -157,6 +153,10 @@ impl Processes {
         }
     }
 
+    /// Lock the pool for one operation.
+    ///
+    /// # Errors
+    /// [`PoolError::Busy`] when this very thread holds it already (an `imap` iterator).
     pub(crate) fn lock(&self) -> Result<Guard<'_>, PoolError> {
         let me = thread_token();
         let engine = match self.engine.try_lock() {

@@ -13,12 +13,20 @@ use kernelpool_kernels::{
 };
 
 impl Processes {
-    /// The chunk size used for a step of `items` items (by default about four chunks per
-    /// process that runs the step's chunks; see
+    /// The chunk size used for a step of `items` items of a built-in kernel (by default
+    /// about four chunks per process that runs the step's chunks, the caller counted when
+    /// it takes part; see
     /// [`ProcessesBuilder::caller_runs_chunks`](crate::ProcessesBuilder::caller_runs_chunks)).
+    /// A kernel from a shared object runs on every worker, without the caller, and its
+    /// chunks are sized for them.
     pub fn chunk_for(&self, items: u64) -> u64 {
-        let runners = self.step_workers(self.cfg.caller_runs_chunks)
-            + usize::from(self.cfg.caller_runs_chunks);
+        self.chunk_of(items, self.cfg.caller_runs_chunks)
+    }
+
+    /// The chunk size of a step of `items` items that the caller takes part in
+    /// (`caller`) or not.
+    fn chunk_of(&self, items: u64, caller: bool) -> u64 {
+        let runners = self.step_workers(caller) + usize::from(caller);
         self.cfg
             .chunk
             .unwrap_or_else(|| default_chunk(items, runners))
@@ -104,9 +112,11 @@ impl Executor for Processes {
     }
 
     /// Refuses a step cut into more than [`MAX_CHUNKS`](kernelpool_kernels::MAX_CHUNKS)
-    /// chunks at this pool's chunk size.
+    /// chunks at this pool's chunk size (the smaller of a built-in kernel's and a shared
+    /// object's).
     fn check_items(&self, items: u64) -> kernelpool_kernels::Result<()> {
-        chunk_count(items, self.chunk_for(items)).map(drop)
+        let chunk = self.chunk_of(items, false).min(self.chunk_for(items));
+        chunk_count(items, chunk).map(drop)
     }
 
     fn alloc(&self, elem: Elem, len: usize, what: &str) -> kernelpool_kernels::Result<Buffer> {
@@ -154,7 +164,8 @@ impl Executor for Processes {
         if items == 0 {
             return Ok(Partial::identity(name));
         }
-        let chunk = self.chunk_for(items);
+        let caller = self.cfg.caller_runs_chunks && matches!(kernel.origin(), Origin::Builtin);
+        let chunk = self.chunk_of(items, caller);
         let count = chunk_count(items, chunk)? as usize;
         let range = |i: usize| chunk_range(items, chunk, i as u64);
 
@@ -187,7 +198,6 @@ impl Executor for Processes {
         let mut parts: Vec<Option<Partial>> = vec![None; count];
         let mut failure: Option<(usize, Error)> = None;
         // The caller's share: chunks from the end, which workers take last.
-        let caller = self.cfg.caller_runs_chunks && matches!(kernel.origin(), Origin::Builtin);
         running.op.workers = self.step_workers(caller);
         let mut mine: Vec<Item> = Vec::new();
         if caller {
@@ -331,6 +341,25 @@ pub(super) mod tests {
                 "{cores} cores: tasks per worker {given:?}, expected the first {used} only"
             );
         }
+    }
+
+    #[test]
+    fn chunks_are_sized_for_the_processes_that_run_them() {
+        let pool = Processes::builder()
+            .workers(3)
+            .cores(2)
+            .build()
+            .expect("pool");
+        // A built-in kernel: the caller and one worker; a shared object's: three workers.
+        assert_eq!(pool.chunk_for(1200), default_chunk(1200, 2));
+        assert_eq!(pool.chunk_of(1200, false), default_chunk(1200, 3));
+        let off = Processes::builder()
+            .workers(3)
+            .cores(2)
+            .caller_runs_chunks(false)
+            .build()
+            .expect("pool");
+        assert_eq!(off.chunk_for(1200), default_chunk(1200, 3));
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl StoredArgs {
     }
 
     /// Encode `value` as the argument of task `idx`. `Ok(false)` (and nothing stored) when
-    /// its encoding is longer than [`STORED_MAX`] bytes; `Err` when it cannot be encoded.
+    /// its encoding is longer than [`STORED_MAX`] bytes or the store is full (4 GiB);
+    /// `Err` when it cannot be encoded.
     pub(crate) fn push<T: serde::Serialize + ?Sized>(
         &mut self,
         idx: usize,
