@@ -20,6 +20,8 @@ use std::time::Duration;
 pub(crate) struct ControlBlock {
     worker: WorkerSide,
     pool: PoolSide,
+    /// Written by both.
+    claim: ClaimWord,
     /// Frames to the worker.
     to_worker: RingIndex,
     /// Frames to the pool.
@@ -58,6 +60,15 @@ struct PoolSide {
     sent: AtomicU32,
     /// Set when the pool has let the worker go (it is to exit).
     closed: AtomicU32,
+}
+
+/// Who owns the worker's step chunks: the last one the worker started, or one the pool
+/// took back before it started (see [`Control::claim`] and [`Control::take_back`]).
+/// `(id + 1) << 1` for task `id` started by the worker, `| 1` for task `id` taken back by
+/// the pool; 0 for neither. It only grows.
+#[repr(C, align(64))]
+struct ClaimWord {
+    word: AtomicU64,
 }
 
 /// Bytes of data of each ring.
@@ -205,6 +216,52 @@ impl Control {
     /// preparation of a step, recorded as its first task, is over).
     pub(crate) fn pause(&self, id: u64) {
         self.block().worker.cur.store(2 * id, Ordering::Release);
+    }
+
+    /// Worker: may step task `id` (its chunks are claimed in increasing id order) run?
+    /// `false` when the pool took it back ([`Control::take_back`]): it must not run, the
+    /// pool's caller runs it.
+    pub(crate) fn claim(&self, id: u64) -> bool {
+        let w = &self.block().claim.word;
+        let mine = (id + 1) << 1;
+        let mut cur = w.load(Ordering::Acquire);
+        loop {
+            if cur == mine | 1 {
+                // Taken back: passed over now, so that the pool may take back another.
+                w.store(mine, Ordering::Release);
+                return false;
+            }
+            if cur >> 1 > id {
+                // A later task is taken back (only one at a time is): this one cannot be.
+                return true;
+            }
+            match w.compare_exchange_weak(cur, mine, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Pool: take step task `id` back from the worker, unless it has started it (or a
+    /// later one), or has not yet passed over the last task taken back. After `true` the
+    /// worker skips it (see [`Control::claim`]) and answers it as taken back.
+    pub(crate) fn take_back(&self, id: u64) -> bool {
+        let w = &self.block().claim.word;
+        let mut cur = w.load(Ordering::Acquire);
+        loop {
+            if cur & 1 == 1 || cur >> 1 > id {
+                return false;
+            }
+            match w.compare_exchange_weak(
+                cur,
+                ((id + 1) << 1) | 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     /// Pool: the task the worker last started: (task id, running, started at, whether
@@ -378,5 +435,49 @@ mod tests {
         assert_eq!((ctrl.writes(false), ctrl.writes(true)), (1, 0));
         assert!(!spin_until(10_000, || ctrl.writes(true) > 0));
         assert!(spin_until(10_000, || ctrl.writes(false) > 0));
+    }
+
+    #[test]
+    fn a_step_task_runs_in_the_worker_or_is_taken_back_never_both() {
+        let pool = Control::new(SharedMemory::new(CTRL_BYTES).unwrap(), false).unwrap();
+        let worker = &pool;
+        assert!(worker.claim(0), "nothing taken back yet");
+        assert!(!pool.take_back(0), "started");
+        assert!(pool.take_back(2), "not started");
+        assert!(!pool.take_back(4), "one taken back at a time");
+        assert!(worker.claim(1), "an earlier task than the one taken back");
+        assert!(!pool.take_back(1), "started");
+        assert!(!pool.take_back(2), "taken back once");
+        assert!(!worker.claim(2), "taken back");
+        assert!(worker.claim(3), "a later task");
+        assert!(!pool.take_back(3), "started");
+        assert!(pool.take_back(7));
+        assert!(!pool.take_back(9), "7 not passed over yet");
+        assert!(worker.claim(5) && worker.claim(6) && !worker.claim(7) && worker.claim(8));
+        assert!(pool.take_back(9) && !worker.claim(9));
+        // Both sides at once, many times: each task has exactly one owner.
+        let shm = SharedMemory::new(CTRL_BYTES).unwrap();
+        let pool = Control::new(shm, false).unwrap();
+        let (ran, took) = std::thread::scope(|s| {
+            let w = s.spawn(|| {
+                (0..20_000u64)
+                    .filter(|&id| pool.claim(id))
+                    .collect::<Vec<_>>()
+            });
+            let p = s.spawn(|| {
+                (0..20_000u64)
+                    .filter(|&id| id % 3 == 0 && pool.take_back(id))
+                    .collect::<Vec<_>>()
+            });
+            (w.join().unwrap(), p.join().unwrap())
+        });
+        let mut all: Vec<u64> = ran.iter().chain(&took).copied().collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..20_000).collect::<Vec<_>>(),
+            "{} taken back",
+            took.len()
+        );
     }
 }

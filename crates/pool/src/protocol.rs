@@ -289,6 +289,9 @@ pub(crate) enum Outcome<'a> {
     KernelFailed { code: i32 },
     /// Anything else (argument could not be decoded, step could not be rebuilt, ...).
     Failed(Cow<'a, str>),
+    /// A step's chunk that the pool took back before it started (see
+    /// [`Control::take_back`](crate::control::Control::take_back)): it did not run here.
+    TakenBack,
 }
 
 /// Append a postcard encoding of `value` to `out` (no frame).

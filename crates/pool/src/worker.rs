@@ -854,6 +854,11 @@ impl Worker {
                     let id = first + i as u64;
                     self.queued = ranges.len() - i - 1;
                     self.push_old_results()?;
+                    // The pool's caller may have taken it back (it runs it itself).
+                    if self.control.as_ref().is_some_and(|c| !c.claim(id)) {
+                        self.reply(id, Outcome::TakenBack)?;
+                        continue;
+                    }
                     let outcome = match self.task(id, || step.run_chunk(begin..end)) {
                         Ok(Ok(p)) => Outcome::Partial(p),
                         Ok(Err(Error::KernelFailed { code, .. })) => Outcome::KernelFailed { code },

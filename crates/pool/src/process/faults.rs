@@ -261,5 +261,10 @@ pub(super) fn convert(outcome: Outcome<'_>, task: usize, pid: u32) -> Result<Pay
             chunk: None,
             message: m.into_owned(),
         }),
+        // (The answers to tasks taken back belong to no operation and never come here.)
+        Outcome::TakenBack => Err(PoolError::Protocol {
+            pid,
+            message: format!("task {task} was skipped as taken back, which it was not"),
+        }),
     }
 }

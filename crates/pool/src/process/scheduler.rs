@@ -75,6 +75,9 @@ pub(crate) struct Engine {
     last_poll: u64,
     /// The encoded arguments of the batch being sent.
     args_buf: Vec<u8>,
+    /// Chunks of steps taken back from workers so far.
+    #[cfg(test)]
+    pub(super) taken_back: u64,
 }
 
 impl Engine {
@@ -95,6 +98,8 @@ impl Engine {
             shared: HashMap::new(),
             avg_ns: None,
             start_failures: 0,
+            #[cfg(test)]
+            taken_back: 0,
         };
         engine.fill_slots()?;
         engine.wait_ready()?;
@@ -244,6 +249,12 @@ impl Engine {
         self.reap_retired();
         self.retire_spent();
         self.fill_slots()?;
+        // Answers that came while the caller was away (running chunks of its own) free
+        // room in workers' queues before more is sent: otherwise a worker that finished
+        // its queue meanwhile would wait for the caller's next round.
+        if self.news() {
+            self.take_in(op);
+        }
         self.dispatch(op, feed)?;
         for w in self.slots.iter_mut().flatten() {
             w.flush();

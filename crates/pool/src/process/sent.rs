@@ -7,6 +7,11 @@ use crate::shm::ShmInner;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// The operation of a step's task that the pool took back from its worker before it
+/// started ([`Control::take_back`](crate::control::Control::take_back)): it belongs to no
+/// operation any more, so its answer is ignored and it is never sent again.
+pub(super) const TAKEN_BACK: u64 = u64::MAX - 1;
+
 /// A task sent to a worker and not yet answered.
 #[derive(Debug)]
 pub(super) struct SentTask {
@@ -122,6 +127,14 @@ impl SentQueue {
         let first = self.records.front()?.first_id();
         let last = self.records.back()?;
         Some((first, last.first_id() + last.tasks() as u64 - 1))
+    }
+
+    /// The last task held, when it is a task of its own (not of a run).
+    pub(super) fn last_task_mut(&mut self) -> Option<&mut SentTask> {
+        match self.records.back_mut()? {
+            Sent::Task(t) => Some(t),
+            Sent::Run(_) => None,
+        }
     }
 
     /// Holds a task of operation `generation`.

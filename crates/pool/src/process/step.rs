@@ -2,6 +2,7 @@
 //! in shared memory that each worker maps once; only the kernel's portable name, the step's
 //! arguments, buffer ids and chunk ranges cross the channel.
 
+use super::sent::TAKEN_BACK;
 use super::task::{Item, ItemData, Op, OpKind, Payload};
 use super::{Engine, Processes};
 use crate::error::{PoolError, StepChunk};
@@ -42,6 +43,42 @@ impl Processes {
         } else {
             self.cfg.workers
         }
+    }
+}
+
+impl Engine {
+    /// Take back from a worker the last chunk of step `op` it holds and has not started,
+    /// when it holds another before it (which it runs meanwhile): the caller, out of
+    /// chunks of its own, runs it instead of waiting for the worker to get to it.
+    fn take_back(&mut self, op: &mut Op) -> Option<Item> {
+        for w in self.slots.iter_mut().flatten() {
+            if w.end.is_some() || !w.ready || w.sent.len() < 2 {
+                continue;
+            }
+            let control = &w.control;
+            let Some(t) = w.sent.last_task_mut() else {
+                continue;
+            };
+            let ItemData::Range(a, b) = t.data else {
+                continue;
+            };
+            if t.generation != op.generation || !control.take_back(t.id) {
+                continue;
+            }
+            t.generation = TAKEN_BACK;
+            op.outstanding -= 1;
+            #[cfg(test)]
+            {
+                self.taken_back += 1;
+            }
+            return Some(Item {
+                idx: t.idx,
+                data: ItemData::Range(a, b),
+                tries: 0,
+                arrays: Vec::new(),
+            });
+        }
+        None
     }
 }
 
@@ -207,6 +244,10 @@ impl Executor for Processes {
             mine = running.op.pending.split_off(keep).into();
         }
         while !running.op.finished() || !mine.is_empty() {
+            if caller && failure.is_none() && mine.is_empty() && running.op.pending.is_empty() {
+                // Out of chunks: rather than wait, take back one a worker has not started.
+                mine.extend(running.engine.take_back(&mut running.op));
+            }
             // With chunks of its own to run, the caller only sends and takes in.
             let block = mine.is_empty() && (!caller || running.op.pending.is_empty());
             running.engine.round(&mut running.op, &mut || None, block)?;
@@ -316,6 +357,108 @@ pub(super) mod tests {
         let mut args = StepArgs::new(samples, samples);
         args.iparam[0] = 99;
         Step::new(Kernel::get(KernelName::Pi, Lang::C), args, vec![]).expect("step")
+    }
+
+    #[test]
+    fn a_chunk_its_worker_has_not_started_is_taken_back_and_runs_only_in_the_caller() {
+        take_back_one_chunk(false);
+    }
+
+    #[test]
+    fn a_chunk_taken_back_from_a_worker_that_dies_is_not_run_again() {
+        take_back_one_chunk(true);
+    }
+
+    /// A step of two chunks on one worker: the second is taken back while the worker runs
+    /// the first; when `kill`, the worker is killed then.
+    fn take_back_one_chunk(kill: bool) {
+        let pool = Processes::builder()
+            .workers(1)
+            .cores(2)
+            .build()
+            .expect("pool");
+        let pid = pool.pids().expect("pids");
+        // Chunk 0 keeps the worker busy (tens of milliseconds); chunk 1 waits behind it.
+        let (big, total) = (40_000_000u64, 40_001_000u64);
+        let step = pi_step(total);
+        let mut engine = pool.lock().expect("engine");
+        let kind = OpKind::Step {
+            kernel: kernel_ref(step.kernel()).expect("portable"),
+            args: *step.args(),
+            bufs: Vec::new(),
+            shms: Vec::new(),
+        };
+        let mut op = engine.new_op(kind, 1);
+        op.pending.extend(
+            [(0, big), (big, total)]
+                .into_iter()
+                .enumerate()
+                .map(|(idx, (a, b))| Item {
+                    idx,
+                    data: ItemData::Range(a, b),
+                    tries: 0,
+                    arrays: Vec::new(),
+                }),
+        );
+        engine.round(&mut op, &mut || None, false).expect("round");
+        assert!(op.pending.is_empty(), "both chunks went to the worker");
+        let w = engine.slots.iter().flatten().next().expect("a worker");
+        let (first, _) = w.sent.id_range().expect("two tasks held");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while w.control.current().0 != first || !w.control.current().1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chunk 0 never started"
+            );
+            std::thread::yield_now();
+        }
+        let item = engine.take_back(&mut op).expect("chunk 1 taken back");
+        assert!(matches!(item.data, ItemData::Range(a, b) if (a, b) == (big, total)));
+        assert!(engine.take_back(&mut op).is_none(), "chunk 0 runs already");
+        let mut parts = [None, Some(step.run_chunk(big..total).expect("chunk 1"))];
+        if kill {
+            engine.slots[0].as_mut().expect("the worker").kill();
+        }
+        while !op.finished() {
+            engine.round(&mut op, &mut || None, true).expect("round");
+            while let Some((i, r)) = op.ready.pop_front() {
+                match r {
+                    Ok(Payload::Partial(p)) => {
+                        assert!(parts[i].replace(p).is_none(), "chunk {i} ran twice");
+                    }
+                    // The chunk it was running is the crash's; the one taken back is not
+                    // the worker's any more.
+                    Err(PoolError::Crashed { task: 0, .. }) if kill => {
+                        parts[0] = Some(step.run_chunk(0..big).expect("chunk 0"));
+                    }
+                    other => panic!("chunk {i}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(engine.taken_back, 1);
+        assert!(
+            op.ready.is_empty() && op.pending.is_empty(),
+            "nothing runs again"
+        );
+        drop(engine);
+        let serial = kernelpool_kernels::Serial.run(&step).expect("serial");
+        let mut total_partial = Partial::identity(KernelName::Pi);
+        for p in parts {
+            total_partial.combine(KernelName::Pi, &p.expect("every chunk ran"));
+        }
+        assert_eq!(total_partial, serial);
+        // The worker passed over the chunk taken back, and goes on serving steps.
+        for _ in 0..20 {
+            assert_eq!(
+                pool.run(&pi_step(5000)).expect("step"),
+                kernelpool_kernels::Serial
+                    .run(&pi_step(5000))
+                    .expect("serial")
+            );
+        }
+        if !kill {
+            assert_eq!(pool.pids().expect("pids"), pid, "no worker was replaced");
+        }
     }
 
     #[test]
