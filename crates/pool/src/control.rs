@@ -455,29 +455,52 @@ mod tests {
         assert!(!pool.take_back(9), "7 not passed over yet");
         assert!(worker.claim(5) && worker.claim(6) && !worker.claim(7) && worker.claim(8));
         assert!(pool.take_back(9) && !worker.claim(9));
-        // Both sides at once, many times: each task has exactly one owner.
-        let shm = SharedMemory::new(CTRL_BYTES).unwrap();
-        let pool = Control::new(shm, false).unwrap();
-        let (ran, took) = std::thread::scope(|s| {
-            let w = s.spawn(|| {
-                (0..20_000u64)
-                    .filter(|&id| pool.claim(id))
-                    .collect::<Vec<_>>()
+        // Both sides at once, the pool always going for the worker's next task: each
+        // task has exactly one owner.
+        const TASKS: u64 = 5_000;
+        let mut taken = 0;
+        for _ in 0..20 {
+            let shm = SharedMemory::new(CTRL_BYTES).unwrap();
+            let pool = Control::new(shm, false).unwrap();
+            let start = std::sync::Barrier::new(2);
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let (ran, took) = std::thread::scope(|s| {
+                let w = s.spawn(|| {
+                    start.wait();
+                    let ran: Vec<u64> = (0..TASKS)
+                        .filter(|&id| {
+                            // A task takes a moment, as a chunk does.
+                            (0..50).for_each(|_| std::hint::spin_loop());
+                            pool.claim(id)
+                        })
+                        .collect();
+                    done.store(true, Ordering::Release);
+                    ran
+                });
+                let p = s.spawn(|| {
+                    start.wait();
+                    let mut took = Vec::new();
+                    while !done.load(Ordering::Acquire) {
+                        // The id after the last one started or taken back.
+                        let next = pool.block().claim.word.load(Ordering::Acquire) >> 1;
+                        if next < TASKS && pool.take_back(next) {
+                            took.push(next);
+                        }
+                    }
+                    took
+                });
+                (w.join().unwrap(), p.join().unwrap())
             });
-            let p = s.spawn(|| {
-                (0..20_000u64)
-                    .filter(|&id| id % 3 == 0 && pool.take_back(id))
-                    .collect::<Vec<_>>()
-            });
-            (w.join().unwrap(), p.join().unwrap())
-        });
-        let mut all: Vec<u64> = ran.iter().chain(&took).copied().collect();
-        all.sort_unstable();
-        assert_eq!(
-            all,
-            (0..20_000).collect::<Vec<_>>(),
-            "{} taken back",
-            took.len()
-        );
+            taken += took.len();
+            let mut all: Vec<u64> = ran.iter().chain(&took).copied().collect();
+            all.sort_unstable();
+            assert_eq!(
+                all,
+                (0..TASKS).collect::<Vec<_>>(),
+                "{} taken back",
+                took.len()
+            );
+        }
+        assert!(taken > 0, "the pool never took a task back");
     }
 }

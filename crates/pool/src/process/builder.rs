@@ -140,7 +140,11 @@ impl ProcessesBuilder {
     /// does, instead of sleeping while the workers run them (default: on). It runs a
     /// step's last chunks, those no worker has taken yet, so a step of `c` chunks on `w`
     /// workers leaves it about `c / (w + 1)` of them (a step of one chunk, all of it); the
-    /// partials are combined in chunk order as always, so the result is the same.
+    /// partials are combined in chunk order as always, so the result is the same. Out of
+    /// chunks of its own, it takes back the last chunk a worker holds and has not
+    /// started, rather than wait for that worker to get to it (a word in the worker's
+    /// control block, changed by compare-and-swap from either side, makes sure exactly
+    /// one of them runs it).
     ///
     /// A step the caller takes part in is sent to no more workers than leave the caller
     /// a CPU of its own (at least one worker): on a machine of 2 CPUs a pool of 2 runs it

@@ -249,10 +249,12 @@ impl Engine {
         self.reap_retired();
         self.retire_spent();
         self.fill_slots()?;
-        // Answers that came while the caller was away (running chunks of its own) free
-        // room in workers' queues before more is sent: otherwise a worker that finished
-        // its queue meanwhile would wait for the caller's next round.
-        if self.news() {
+        // A round that does not wait comes between chunks the caller runs itself: the
+        // answers that came meanwhile free room in workers' queues before more is sent
+        // (otherwise a worker that finished its queue meanwhile would wait for the
+        // caller's next round, a chunk later). (Taken in here before a waiting round too,
+        // they slowed `map` of tiny tasks: 3.5-5.3 against 7.5-7.9 M tasks/s.)
+        if !block && self.news() {
             self.take_in(op);
         }
         self.dispatch(op, feed)?;

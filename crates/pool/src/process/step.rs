@@ -414,7 +414,10 @@ pub(super) mod tests {
         }
         let item = engine.take_back(&mut op).expect("chunk 1 taken back");
         assert!(matches!(item.data, ItemData::Range(a, b) if (a, b) == (big, total)));
-        assert!(engine.take_back(&mut op).is_none(), "chunk 0 runs already");
+        assert!(
+            engine.take_back(&mut op).is_none(),
+            "the last chunk held is taken back already"
+        );
         let mut parts = [None, Some(step.run_chunk(big..total).expect("chunk 1"))];
         if kill {
             engine.slots[0].as_mut().expect("the worker").kill();
@@ -440,6 +443,14 @@ pub(super) mod tests {
             op.ready.is_empty() && op.pending.is_empty(),
             "nothing runs again"
         );
+        if !kill {
+            // The worker's answer to the chunk taken back: it did not run it.
+            while engine.slots[0].as_ref().is_some_and(|w| !w.sent.is_empty()) {
+                engine.round(&mut op, &mut || None, true).expect("round");
+            }
+            let w = engine.slots[0].as_ref().expect("the same worker");
+            assert_eq!(w.control.totals().1, 1, "the worker ran one chunk");
+        }
         drop(engine);
         let serial = kernelpool_kernels::Serial.run(&step).expect("serial");
         let mut total_partial = Partial::identity(KernelName::Pi);
