@@ -11,9 +11,11 @@
 //! one frame, when its queue runs out, after 100 µs, or before a next task once they are
 //! 5 µs old; so a crash can send up to 63 tasks that had finished to run again.
 //!
-//! `map` and `starmap` take and encode all their arguments before the first task is sent
-//! (the iterator may use the pool itself), keep them once, encoded as a worker reads them,
-//! and send runs of consecutive tasks with one copy. The pool keeps that memory (up to
+//! `map` and `starmap` take all their arguments before the pool is (the iterator may use
+//! the pool itself), as Python's `Pool.map` makes a list of its iterable, and check that no
+//! two name overlapping output ranges; they encode the first thousand before the first
+//! task is sent and the rest while workers run those, keep them once, encoded as a worker
+//! reads them, and send runs of consecutive tasks with one copy. The pool keeps that memory (up to
 //! 16 MiB) for its next call: fresh memory costs a page fault per 4 KiB, about as much as
 //! the encoding into it.
 //!
@@ -84,6 +86,28 @@ fn encode_stored<T: Serialize>(
         Ok(false) | Err(_) => {}
     }
     encode(idx, value, outputs).map(Some)
+}
+
+/// Arguments of a `map` encoded before its first task is sent; the rest are encoded
+/// while workers run those, this many between two looks at the workers.
+const ENCODED_FIRST: usize = 1024;
+const ENCODED_PER_ROUND: usize = 512;
+
+/// The call's mistake when two arguments name overlapping output ranges (before anything
+/// runs): the arguments are walked as if encoded (without writing), and only those that
+/// name shared arrays a second time, to learn which.
+fn check_outputs<T: Serialize>(args: &[T]) -> Result<(), PoolError> {
+    let mut outputs = OutputRanges::default();
+    for (i, a) in args.iter().enumerate() {
+        let size = |a: &T| postcard::experimental::serialized_size(a);
+        if let (_, true) = names_arrays(|| size(a)) {
+            let (_, named) = collect(|| size(a));
+            if let Some(other) = outputs.claim(i, &named.outputs) {
+                return Err(PoolError::OverlappingOutput { task: i, other });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn encode_data<T: Serialize>(value: &T) -> Result<ItemData, String> {
@@ -417,24 +441,38 @@ impl<'p> Mapper<'p> {
         args: impl IntoIterator<Item = T>,
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
+        // Every argument is taken before the pool is (the caller's iterator may use the
+        // pool itself), as Python's `Pool.map` makes a list of its iterable.
+        let args: Vec<T> = args.into_iter().collect();
+        let n = args.len();
+        // Overlapping output ranges are a mistake of the call: nothing runs.
+        check_outputs(&args)?;
+        // Most arguments go into the operation's store; arguments that cannot be sent are
+        // failed tasks. The first are encoded before the first task is sent, the rest
+        // while workers run those.
         let mut outputs = OutputRanges::default();
-        // Every argument is taken and encoded before the pool is (the caller's iterator
-        // may use the pool itself); most go into the operation's store; arguments that
-        // cannot be sent are failed tasks.
-        let args = args.into_iter();
-        let mut store = self.pool.take_args_store(args.size_hint().0.min(1 << 20));
+        let mut store = self.pool.take_args_store(n.min(1 << 20));
         let mut pending = VecDeque::new();
         let mut unsent = VecDeque::new();
-        for (i, a) in args.enumerate() {
-            match encode_stored(&mut store, i, &a, &mut outputs) {
-                Ok(None) => {}
-                Ok(Some(item)) => pending.push_back(item),
-                // Overlapping outputs are a mistake of the call: nothing runs.
-                Err((_, e @ PoolError::OverlappingOutput { .. })) => return Err(e),
-                Err((i, e)) => unsent.push_back((i, Err(e))),
+        let mut encoded = 0;
+        let mut encode_more = |store: &mut StoredArgs,
+                               pending: &mut VecDeque<Item>,
+                               unsent: &mut VecDeque<Done>,
+                               count: usize| {
+            let end = (encoded + count).min(n);
+            for (i, a) in args.iter().enumerate().take(end).skip(encoded) {
+                match encode_stored(store, i, a, &mut outputs) {
+                    Ok(None) => {}
+                    Ok(Some(item)) => pending.push_back(item),
+                    // (An overlap here means an argument named other output ranges
+                    // when encoded than when checked: it is not sent.)
+                    Err((i, e)) => unsent.push_back((i, Err(e))),
+                }
             }
-        }
-        let n = store.len() + pending.len() + unsent.len();
+            encoded = end;
+            encoded < n
+        };
+        let mut more = encode_more(&mut store, &mut pending, &mut unsent, ENCODED_FIRST);
         let workers = self.pool.config().workers;
         let chunksize = self
             .chunksize
@@ -467,6 +505,18 @@ impl<'p> Mapper<'p> {
                         }
                     }
                 }
+            }
+            if more {
+                // Encode the next arguments, then send what workers have room for and
+                // take in what they answered, without waiting.
+                more = encode_more(
+                    &mut op.store,
+                    &mut op.pending,
+                    &mut op.ready,
+                    ENCODED_PER_ROUND,
+                );
+                engine.round(&mut op, &mut || None, false)?;
+                continue;
             }
             if op.finished() {
                 break;

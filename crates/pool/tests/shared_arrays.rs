@@ -161,6 +161,80 @@ fn use_alias(_: Alias) -> u8 {
     0
 }
 
+/// An argument that serialises one output range the first two times (when `map` checks
+/// the call's ranges) and another after (when it encodes the argument to send it).
+struct Fickle {
+    serialised: std::cell::Cell<u32>,
+    checked: std::ptr::NonNull<SharedChunkMut<'static, u64>>,
+    sent: std::ptr::NonNull<SharedChunkMut<'static, u64>>,
+}
+
+impl Fickle {
+    fn new(checked: *mut SharedChunkMut<'_, u64>, sent: *mut SharedChunkMut<'_, u64>) -> Fickle {
+        Fickle {
+            serialised: std::cell::Cell::new(0),
+            checked: std::ptr::NonNull::new(checked).expect("a range").cast(),
+            sent: std::ptr::NonNull::new(sent).expect("a range").cast(),
+        }
+    }
+}
+
+impl Serialize for Fickle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.serialised.get();
+        self.serialised.set(n + 1);
+        let range = if n < 2 { self.checked } else { self.sent };
+        // SAFETY: the pointers are to ranges that outlive the call (see the test).
+        unsafe { range.as_ref() }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fickle {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // In the worker: the one range it was sent.
+        let range = Box::leak(Box::new(SharedChunkMut::<'static, u64>::deserialize(d)?));
+        let p = std::ptr::NonNull::from(range);
+        Ok(Fickle {
+            serialised: std::cell::Cell::new(0),
+            checked: p,
+            sent: p,
+        })
+    }
+}
+
+fn write_seven(f: Fickle) -> usize {
+    // SAFETY: the range leaked by `deserialize`, this task's own.
+    let range = unsafe { &mut *f.sent.as_ptr() };
+    range.iter_mut().for_each(|x| *x = 7);
+    range.offset()
+}
+
+#[test]
+fn an_argument_that_names_other_ranges_when_sent_than_when_checked_is_not_sent() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(3).expect("alloc");
+    let mut chunks = out.chunks_mut(1);
+    let [c0, c1, c2] = &mut chunks[..] else {
+        panic!("three ranges")
+    };
+    // Checked: ranges 0, 1, 2. Sent: task 0 names range 1, which task 1 names too. (The
+    // three ranges live in `chunks` until after the call.)
+    let [p0, p1, p2] = [c0, c1, c2].map(|c| c as *mut SharedChunkMut<'_, u64>);
+    let args = vec![
+        Fickle::new(p0, p1),
+        Fickle::new(p1, p1),
+        Fickle::new(p2, p2),
+    ];
+    match pool.map(write_seven, args).expect_err("an overlap") {
+        PoolError::OverlappingOutput { task: 1, other: 0 } => {}
+        other => panic!("{other:?}"),
+    }
+    drop(chunks);
+    // Task 1 was not sent; tasks 0 (into range 1) and 2 ran.
+    assert_eq!(&out[..], &[0, 7, 7]);
+}
+
 #[test]
 fn two_tasks_cannot_get_overlapping_output_ranges() {
     let _serial = serial();
