@@ -173,7 +173,9 @@ impl Processes {
 
     /// `f` on every argument, in parallel; results in argument order. When tasks fail,
     /// every task still runs and the error of the first failed one (by index) is
-    /// returned; use [`imap`](Processes::imap) to get each task's own result.
+    /// returned; use [`imap`](Processes::imap) to get each task's own result. `args` is
+    /// taken whole before the first task is sent (it may use the pool itself), as
+    /// Python's `Pool.map` makes a list of its iterable; `imap` takes it lazily.
     ///
     /// ```no_run
     /// fn square(x: u64) -> u64 {
