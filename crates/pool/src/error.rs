@@ -186,7 +186,9 @@ pub enum PoolError {
     },
     /// Two tasks of one call were given overlapping ranges of an output array
     /// ([`SharedChunkMut`](crate::SharedChunkMut)): `map` runs nothing; a lazy iterator
-    /// yields this for the later task.
+    /// yields this for the later task. (An argument whose `Serialize` names other ranges
+    /// each time is checked as it is sent: `map` then fails only the later task, which is
+    /// not sent.)
     #[error("task {task} was given an output range that overlaps the one of task {other}")]
     OverlappingOutput {
         /// Index of the task refused.

@@ -11,8 +11,8 @@
 //! one frame, when its queue runs out, after 100 µs, or before a next task once they are
 //! 5 µs old; so a crash can send up to 63 tasks that had finished to run again.
 //!
-//! `map` and `starmap` take all their arguments before the pool is (the iterator may use
-//! the pool itself), as Python's `Pool.map` makes a list of its iterable, and check that no
+//! `map` and `starmap` take all their arguments before the pool is locked (the iterator
+//! may use the pool itself), as Python's `Pool.map` makes a list of its iterable, and check that no
 //! two name overlapping output ranges; they encode the first thousand before the first
 //! task is sent and the rest while workers run those, keep them once, encoded as a worker
 //! reads them, and send runs of consecutive tasks with one copy. The pool keeps that memory (up to
@@ -27,7 +27,7 @@
 
 use crate::error::PoolError;
 use crate::process::{
-    Done, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes, StoredArgs,
+    Done, Engine, Guard, InlineBytes, Item, ItemData, Op, OpKind, Payload, Processes, StoredArgs,
 };
 use crate::protocol::FnRef;
 use crate::shared_array::{
@@ -101,9 +101,13 @@ fn check_outputs<T: Serialize>(args: &[T]) -> Result<(), PoolError> {
     for (i, a) in args.iter().enumerate() {
         let size = |a: &T| postcard::experimental::serialized_size(a);
         if let (_, true) = names_arrays(|| size(a)) {
-            let (_, named) = collect(|| size(a));
-            if let Some(other) = outputs.claim(i, &named.outputs) {
-                return Err(PoolError::OverlappingOutput { task: i, other });
+            // (An argument that cannot be encoded, or is too large to send, is a failed
+            // task of its own and holds no range.)
+            let (len, named) = collect(|| size(a));
+            if len.is_ok_and(|len| len <= crate::protocol::MAX_VALUE) {
+                if let Some(other) = outputs.claim(i, &named.outputs) {
+                    return Err(PoolError::OverlappingOutput { task: i, other });
+                }
             }
         }
     }
@@ -175,7 +179,11 @@ impl Processes {
     /// every task still runs and the error of the first failed one (by index) is
     /// returned; use [`imap`](Processes::imap) to get each task's own result. `args` is
     /// taken whole before the first task is sent (it may use the pool itself), as
-    /// Python's `Pool.map` makes a list of its iterable; `imap` takes it lazily.
+    /// Python's `Pool.map` makes a list of its iterable; `imap` takes it lazily. The
+    /// arguments are encoded while the first tasks run, so past the first thousand or so
+    /// their `Serialize` runs while the call holds the pool: it must not use the pool (that
+    /// is [`PoolError::Busy`] for the task), nor wait for a thread that does (which would
+    /// wait for this call).
     ///
     /// ```no_run
     /// fn square(x: u64) -> u64 {
@@ -371,6 +379,22 @@ impl Processes {
     }
 }
 
+/// A `map` whose tasks are out: if it ends before they are all back (a failure of the
+/// pool, or a panic that unwinds through the call), the workers holding them are killed
+/// and reaped before the call returns, so that no task writes its output range after.
+struct RunningCall<'e> {
+    engine: &'e mut Engine,
+    op: Op,
+}
+
+impl Drop for RunningCall<'_> {
+    fn drop(&mut self) {
+        if !self.op.finished() {
+            self.engine.abort(&self.op);
+        }
+    }
+}
+
 impl<'p> Mapper<'p> {
     fn check(&self) -> Result<(), PoolError> {
         if self.chunksize == Some(0) {
@@ -443,27 +467,34 @@ impl<'p> Mapper<'p> {
         args: impl IntoIterator<Item = T>,
     ) -> Result<Vec<R>, PoolError> {
         self.check()?;
-        // Every argument is taken before the pool is (the caller's iterator may use the
-        // pool itself), as Python's `Pool.map` makes a list of its iterable.
+        // Every argument is taken before the pool is locked (the caller's iterator may use
+        // the pool itself), as Python's `Pool.map` makes a list of its iterable.
         let args: Vec<T> = args.into_iter().collect();
         let n = args.len();
         // Overlapping output ranges are a mistake of the call: nothing runs.
         check_outputs(&args)?;
+        let workers = self.pool.config().workers;
+        let chunksize = self
+            .chunksize
+            .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
         // Most arguments go into the operation's store; arguments that cannot be sent are
         // failed tasks. The first are encoded before the first task is sent, the rest
-        // while workers run those.
+        // while workers run those, in whole chunks; each is dropped once encoded.
+        let first = ENCODED_FIRST
+            .max(2 * workers * chunksize)
+            .next_multiple_of(chunksize);
+        let per_round = ENCODED_PER_ROUND.next_multiple_of(chunksize);
         let mut outputs = OutputRanges::default();
         let mut store = self.pool.take_args_store(n.min(1 << 20));
         let mut pending = VecDeque::new();
         let mut unsent = VecDeque::new();
-        let mut encoded = 0;
+        let mut args = args.into_iter().enumerate();
         let mut encode_more = |store: &mut StoredArgs,
                                pending: &mut VecDeque<Item>,
                                unsent: &mut VecDeque<Done>,
                                count: usize| {
-            let end = (encoded + count).min(n);
-            for (i, a) in args.iter().enumerate().take(end).skip(encoded) {
-                match encode_stored(store, i, a, &mut outputs) {
+            for (i, a) in args.by_ref().take(count) {
+                match encode_stored(store, i, &a, &mut outputs) {
                     Ok(None) => {}
                     Ok(Some(item)) => pending.push_back(item),
                     // (An overlap here means an argument named other output ranges
@@ -471,14 +502,9 @@ impl<'p> Mapper<'p> {
                     Err((i, e)) => unsent.push_back((i, Err(e))),
                 }
             }
-            encoded = end;
-            encoded < n
+            args.len() > 0
         };
-        let mut more = encode_more(&mut store, &mut pending, &mut unsent, ENCODED_FIRST);
-        let workers = self.pool.config().workers;
-        let chunksize = self
-            .chunksize
-            .unwrap_or_else(|| n.div_ceil(4 * workers).max(1));
+        let mut more = encode_more(&mut store, &mut pending, &mut unsent, first);
         let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
         // The failed task with the lowest index.
         let mut failed: Option<(usize, PoolError)> = None;
@@ -487,6 +513,14 @@ impl<'p> Mapper<'p> {
         op.pending = pending;
         op.store = store;
         op.ready = unsent;
+        // Whatever happens below (a pool failure, or a panic in an argument's `Serialize`
+        // or a result's `Deserialize`), no task of this call may go on running once it has
+        // returned: its output ranges are the caller's again.
+        let mut running = RunningCall {
+            engine: &mut engine,
+            op,
+        };
+        let op = &mut running.op;
         loop {
             while let Some((i, bytes)) = op.take_value() {
                 match decode_value(i, bytes) {
@@ -509,25 +543,21 @@ impl<'p> Mapper<'p> {
                 }
             }
             if more {
-                // Encode the next arguments, then send what workers have room for and
-                // take in what they answered, without waiting.
-                more = encode_more(
-                    &mut op.store,
-                    &mut op.pending,
-                    &mut op.ready,
-                    ENCODED_PER_ROUND,
-                );
-                engine.round(&mut op, &mut || None, false)?;
+                // Send what workers have room for and take in what they answered, without
+                // waiting, then encode the next arguments.
+                running.engine.round(op, &mut || None, false)?;
+                more = encode_more(&mut op.store, &mut op.pending, &mut op.ready, per_round);
                 continue;
             }
             if op.finished() {
                 break;
             }
-            engine.step(&mut op, &mut || None)?;
+            running.engine.step(op, &mut || None)?;
         }
+        let store = std::mem::take(&mut op.store);
+        drop(running);
         drop(engine);
-        self.pool
-            .give_back_args_store(std::mem::take(&mut op.store));
+        self.pool.give_back_args_store(store);
         match (results.iter().position(Option::is_none), failed) {
             (None, None) => Ok(results.into_iter().flatten().collect()),
             (Some(i), Some((j, e))) if i == j => Err(e),

@@ -10,7 +10,8 @@
 //!   In a worker it is a `&[T]` over the same pages, mapped read-only: a task that writes
 //!   into it faults, which is reported as a crash of that task.
 //! - [`SharedChunkMut<T>`]: one task's own range of an output array; the pool refuses a
-//!   call whose tasks would get overlapping ranges.
+//!   call whose tasks would get overlapping ranges, and never sends a task a range that
+//!   overlaps one it sent to another task of the call.
 //!
 //! `T` is plain data ([`bytemuck::Pod`]: integers, floats, `#[repr(C)]` structs of them).
 //!

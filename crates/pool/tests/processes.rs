@@ -171,6 +171,11 @@ fn fault_case(fault: Fault, expect: impl Fn(&PoolError)) {
         let err = mapper.map(faulty, tasks(fault)).expect_err("map must fail");
         assert_eq!(err.task(), Some(BAD), "{err}");
         expect(&err);
+        // The same, far into a long map: among the arguments encoded while tasks run.
+        let long = (0..5000).map(|i| (if i == 3000 { fault } else { Fault::None }, i));
+        let err = mapper.map(faulty, long).expect_err("map must fail");
+        assert_eq!(err.task(), Some(3000), "{err}");
+        expect(&err);
 
         // The same pool still works.
         assert_eq!(
@@ -245,7 +250,8 @@ fn panic_is_reported_and_the_worker_survives() {
     fault_case(Fault::Panic, |e| {
         assert!(e.is_panic() && !e.is_crash(), "{e}");
         assert!(
-            matches!(e, PoolError::Panicked { message, .. } if message.contains("boom at 7")),
+            matches!(e, PoolError::Panicked { message, task, .. }
+                if message.contains(&format!("boom at {task}"))),
             "{e}"
         );
     });

@@ -161,78 +161,162 @@ fn use_alias(_: Alias) -> u8 {
     0
 }
 
-/// An argument that serialises one output range the first two times (when `map` checks
-/// the call's ranges) and another after (when it encodes the argument to send it).
+/// An output range, as a pointer (the only way to hand two tasks the same range).
+type RangePtr = std::ptr::NonNull<SharedChunkMut<'static, u64>>;
+
+/// An argument that serialises some output ranges the first two times (when `map` checks
+/// the call's ranges) and others after (when it encodes the argument to send it).
 struct Fickle {
-    serialised: std::cell::Cell<u32>,
-    checked: std::ptr::NonNull<SharedChunkMut<'static, u64>>,
-    sent: std::ptr::NonNull<SharedChunkMut<'static, u64>>,
+    serialised: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    checked: Vec<RangePtr>,
+    sent: Vec<RangePtr>,
+    /// Panic instead, when serialised to be sent.
+    panics: bool,
 }
 
 impl Fickle {
-    fn new(checked: *mut SharedChunkMut<'_, u64>, sent: *mut SharedChunkMut<'_, u64>) -> Fickle {
+    fn new(
+        checked: &[*mut SharedChunkMut<'_, u64>],
+        sent: &[*mut SharedChunkMut<'_, u64>],
+    ) -> Fickle {
+        let ptrs = |p: &[*mut SharedChunkMut<'_, u64>]| {
+            p.iter()
+                .map(|&p| std::ptr::NonNull::new(p).expect("a range").cast())
+                .collect()
+        };
         Fickle {
-            serialised: std::cell::Cell::new(0),
-            checked: std::ptr::NonNull::new(checked).expect("a range").cast(),
-            sent: std::ptr::NonNull::new(sent).expect("a range").cast(),
+            serialised: Default::default(),
+            checked: ptrs(checked),
+            sent: ptrs(sent),
+            panics: false,
         }
     }
 }
 
 impl Serialize for Fickle {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = self.serialised.get();
-        self.serialised.set(n + 1);
-        let range = if n < 2 { self.checked } else { self.sent };
+        let n = self
+            .serialised
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 2 || !self.panics, "a panic in Serialize");
+        let ranges = if n < 2 { &self.checked } else { &self.sent };
         // SAFETY: the pointers are to ranges that outlive the call (see the test).
-        unsafe { range.as_ref() }.serialize(s)
+        s.collect_seq(ranges.iter().map(|r| unsafe { r.as_ref() }))
     }
 }
 
 impl<'de> Deserialize<'de> for Fickle {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // In the worker: the one range it was sent.
-        let range = Box::leak(Box::new(SharedChunkMut::<'static, u64>::deserialize(d)?));
-        let p = std::ptr::NonNull::from(range);
+        // In the worker: the ranges it was sent.
+        let ranges = Vec::<SharedChunkMut<'static, u64>>::deserialize(d)?;
+        let sent: Vec<RangePtr> = ranges
+            .into_iter()
+            .map(|r| std::ptr::NonNull::from(Box::leak(Box::new(r))))
+            .collect();
         Ok(Fickle {
-            serialised: std::cell::Cell::new(0),
-            checked: p,
-            sent: p,
+            serialised: Default::default(),
+            checked: sent.clone(),
+            sent,
+            panics: false,
         })
     }
 }
 
 fn write_seven(f: Fickle) -> usize {
-    // SAFETY: the range leaked by `deserialize`, this task's own.
-    let range = unsafe { &mut *f.sent.as_ptr() };
-    range.iter_mut().for_each(|x| *x = 7);
-    range.offset()
+    for r in &f.sent {
+        // SAFETY: a range leaked by `deserialize`, this task's own.
+        unsafe { &mut *r.as_ptr() }.iter_mut().for_each(|x| *x = 7);
+    }
+    f.sent.len()
+}
+
+/// A `map` of `tasks` tasks, each writing its own element, but task `fickle` checked with
+/// its own element and sent with task `fickle - 1`'s and the spare last element.
+fn overlap_found_when_sent(tasks: usize, fickle: usize) {
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(tasks + 1).expect("alloc");
+    let mut chunks = out.chunks_mut(1);
+    // (The ranges live in `chunks` until after the call.)
+    let ptrs: Vec<*mut SharedChunkMut<'_, u64>> = chunks.iter_mut().map(|c| c as *mut _).collect();
+    let args: Vec<Fickle> = (0..tasks)
+        .map(|i| {
+            if i == fickle {
+                Fickle::new(&[ptrs[i]], &[ptrs[i - 1], ptrs[tasks]])
+            } else {
+                Fickle::new(&[ptrs[i]], &[ptrs[i]])
+            }
+        })
+        .collect();
+    let serialised = args[fickle].serialised.clone();
+    match pool.map(write_seven, args).expect_err("an overlap") {
+        PoolError::OverlappingOutput { task, other } => {
+            assert_eq!((task, other), (fickle, fickle - 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        serialised.load(std::sync::atomic::Ordering::Relaxed) >= 3,
+        "checked twice, then sent"
+    );
+    drop(chunks);
+    // Every other task ran; the fickle one was not sent (it would have written the last
+    // element), and no task wrote its own element.
+    for (i, &x) in out.iter().enumerate() {
+        let want = if i == fickle || i == tasks { 0 } else { 7 };
+        assert_eq!(x, want, "element {i}");
+    }
+}
+
+fn slowly_write_seven(f: Fickle) -> usize {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    write_seven(f)
+}
+
+#[test]
+fn a_panic_in_an_arguments_serialize_stops_the_calls_tasks_before_it_unwinds_out() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(3000).expect("alloc");
+    let mut chunks = out.chunks_mut(1);
+    let args: Vec<Fickle> = chunks
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = c as *mut SharedChunkMut<'_, u64>;
+            let mut f = Fickle::new(&[c], &[c]);
+            // Encoded while the first thousand tasks (1 ms each) run.
+            f.panics = i == 2000;
+            f
+        })
+        .collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map(slowly_write_seven, args)
+    }));
+    assert!(r.is_err(), "the panic came through");
+    drop(chunks);
+    let written = |out: &SharedVec<u64>| out.iter().filter(|&&x| x == 7).count();
+    let now = written(&out);
+    assert!(now < 2000, "{now} tasks ran: the panic came before most");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        written(&out),
+        now,
+        "tasks of the call went on writing after it unwound"
+    );
+    // The pool is whole again.
+    assert_eq!(
+        pool.map(square, 0..10u64).expect("map"),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn an_argument_that_names_other_ranges_when_sent_than_when_checked_is_not_sent() {
     let _serial = serial();
-    let pool = Processes::new(2).expect("pool");
-    let mut out = SharedVec::<u64>::zeroed(3).expect("alloc");
-    let mut chunks = out.chunks_mut(1);
-    let [c0, c1, c2] = &mut chunks[..] else {
-        panic!("three ranges")
-    };
-    // Checked: ranges 0, 1, 2. Sent: task 0 names range 1, which task 1 names too. (The
-    // three ranges live in `chunks` until after the call.)
-    let [p0, p1, p2] = [c0, c1, c2].map(|c| c as *mut SharedChunkMut<'_, u64>);
-    let args = vec![
-        Fickle::new(p0, p1),
-        Fickle::new(p1, p1),
-        Fickle::new(p2, p2),
-    ];
-    match pool.map(write_seven, args).expect_err("an overlap") {
-        PoolError::OverlappingOutput { task: 1, other: 0 } => {}
-        other => panic!("{other:?}"),
-    }
-    drop(chunks);
-    // Task 1 was not sent; tasks 0 (into range 1) and 2 ran.
-    assert_eq!(&out[..], &[0, 7, 7]);
+    // Among the arguments encoded before the first task is sent, and among those encoded
+    // while tasks run.
+    overlap_found_when_sent(3, 1);
+    overlap_found_when_sent(3000, 2000);
 }
 
 #[test]
