@@ -233,7 +233,9 @@ impl Processes {
     /// A lazy iterator of `f` on each argument, in argument order: arguments are taken
     /// from `args` as workers have room, and each task yields its own result (a failed
     /// task does not hide the others). Default chunksize 1. The pool serves nothing else
-    /// until the iterator is finished or dropped. Item `i` is always task `i`'s: when the
+    /// until the iterator is finished or dropped. Dropped early, it leaves the tasks it
+    /// had sent to finish (their results are discarded), except when they write output
+    /// ranges ([`SharedChunkMut`]): the workers holding those are killed (and replaced). Item `i` is always task `i`'s: when the
     /// pool itself fails, each task taken and not yet delivered yields
     /// [`PoolError::PoolFailed`] and the iterator ends ([`Imap::pool_failure`]).
     ///
@@ -643,6 +645,17 @@ struct Lazy<'p, I: Iterator> {
     /// The pool itself failed (a worker could not be started): the tasks taken are
     /// reported as not run, and the iterator ends.
     failure: Option<Arc<PoolError>>,
+}
+
+/// A lazy iterator dropped before its tasks are all back leaves them to finish (their
+/// answers belong to no call), except tasks that write output ranges: the borrow of those
+/// ends with the iterator, so the workers holding them are killed and reaped first.
+impl<I: Iterator> Drop for Lazy<'_, I> {
+    fn drop(&mut self) {
+        if !self.op.finished() && !self.outputs.is_empty() {
+            self.engine.abort(&self.op);
+        }
+    }
 }
 
 impl<I: Iterator> Lazy<'_, I>

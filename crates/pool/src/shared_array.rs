@@ -571,6 +571,11 @@ pub(crate) struct OutputRanges {
 }
 
 impl OutputRanges {
+    /// No range was given out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.taken.is_empty()
+    }
+
     /// Record the outputs of task `task`; the task that already holds an overlapping
     /// range, if one does.
     pub(crate) fn claim(&mut self, task: usize, outputs: &[(u64, Range<usize>)]) -> Option<usize> {

@@ -310,6 +310,34 @@ fn a_panic_in_an_arguments_serialize_stops_the_calls_tasks_before_it_unwinds_out
     );
 }
 
+fn slowly_fill(mut part: SharedChunkMut<u64>) -> usize {
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    part.iter_mut().for_each(|x| *x = 7);
+    part.offset()
+}
+
+#[test]
+fn an_imap_dropped_early_stops_its_tasks_that_write_output_ranges() {
+    let _serial = serial();
+    let pool = Processes::new(2).expect("pool");
+    let mut out = SharedVec::<u64>::zeroed(200).expect("alloc");
+    let mut it = pool.imap(slowly_fill, out.chunks_mut(1)).expect("imap");
+    assert_eq!(it.next().expect("one").expect("ok"), 0);
+    drop(it);
+    let written = |out: &SharedVec<u64>| out.iter().filter(|&&x| x == 7).count();
+    let now = written(&out);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        written(&out),
+        now,
+        "tasks of the iterator went on writing after its drop"
+    );
+    assert_eq!(
+        pool.map(square, 0..10u64).expect("map"),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn an_argument_that_names_other_ranges_when_sent_than_when_checked_is_not_sent() {
     let _serial = serial();
